@@ -1,0 +1,67 @@
+// swift-tools-version:5.10
+// stm-analyze: effective receptive fields and invariance of spatial token mixers, on the CPU.
+import PackageDescription
+
+/// Release builds drop bounds checks in the numeric kernels; debug builds keep them.
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "stm-analyze",
+    products: [
+        .executable(name: "stm-analyze", targets: ["stm-analyze"]),
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "Models", targets: ["Models"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
+        .library(name: "Analysis", targets: ["Analysis"]),
+        .library(name: "Rendering", targets: ["Rendering"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, reached through pkg-config (Debian's -dev packages).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CFreeType", pkgConfig: "freetype2",
+                       providers: [.apt(["libfreetype-dev"])]),
+
+        // Tensor core: float32 NHWC tensors, primitive ops with forward and backward, reverse-mode tape.
+        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: fast),
+        // Checkpoint readers: torch.save zip archives (pickle interpreted, never executed) and safetensors.
+        .target(name: "Checkpoint", swiftSettings: fast),
+        // Models: architecture configs, presets, block registry, the five mixers, strict loading.
+        .target(name: "Models", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: fast),
+        // Imaging: JPEG/PNG codecs and Pillow-exact resampling, crops and affine transforms.
+        .target(name: "Imaging", dependencies: ["CPNG", "CJPEG"], swiftSettings: fast),
+        // Rendering: colour maps, heatmaps with colour bars, line plots, text through FreeType.
+        .target(name: "Rendering", dependencies: ["Imaging", "CFreeType"], swiftSettings: fast),
+        // Analysis: classification, ERF maps and ratios, invariance protocols.
+        .target(name: "Analysis",
+                dependencies: ["TensorCore", "Checkpoint", "Models", "Imaging", "Rendering"],
+                swiftSettings: fast),
+        // The thin command-line front end.
+        .executableTarget(
+            name: "stm-analyze",
+            dependencies: [
+                "TensorCore", "Checkpoint", "Models", "Imaging", "Rendering", "Analysis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fast),
+
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Checkpoint"]),
+        .testTarget(name: "RenderingTests", dependencies: ["Rendering", "Imaging"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoint"]),
+        .testTarget(name: "AnalysisTests",
+                    dependencies: ["Analysis", "Models", "TensorCore", "Checkpoint", "Imaging"]),
+        .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Imaging"]),
+    ]
+)

@@ -1,0 +1,124 @@
+// Checkpoint: the safetensors format, read and written. An 8-byte little-endian header length, a JSON
+// header naming each tensor's dtype, shape and byte range, then the raw little-endian data. Writing
+// goes to a temporary file that is renamed into place, so a failed write never leaves half a file.
+// Reads float and integer dtypes (widened to float32); writes float32 only.
+
+import Foundation
+
+/// Reader and writer for `.safetensors` files.
+public enum SafeTensors {
+    /// True when `bytes` start like a safetensors file (a plausible header length followed by `{`).
+    public static func looksLike(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 9 else { return false }
+        var n: UInt64 = 0
+        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        return n > 1 && n < 100_000_000 && bytes[8] == UInt8(ascii: "{")
+    }
+
+    /// Reads every tensor of the file, in the order of their data offsets.
+    /// - Returns: the tensors and the header's `__metadata__` strings.
+    public static func read(path: String) throws -> (tensors: [(String, TensorRecord)], metadata: [String: String]) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file",
+                                  hint: "check the path")
+        }
+        return try parse([UInt8](data), path: path)
+    }
+
+    /// Reads the tensors of the file into a dictionary.
+    public static func readDictionary(path: String) throws -> [String: TensorRecord] {
+        Dictionary(try read(path: path).tensors, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Parses an in-memory safetensors file. `path` is used in error messages only.
+    public static func parse(_ bytes: [UInt8], path: String) throws -> (tensors: [(String, TensorRecord)], metadata: [String: String]) {
+        guard bytes.count >= 8 else { throw CheckpointError(path, "too short to be a safetensors file (\(bytes.count) bytes)") }
+        var n: UInt64 = 0
+        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard n <= UInt64(bytes.count - 8) else {
+            throw CheckpointError(path, "safetensors header claims \(n) bytes but the file has \(bytes.count - 8) after the length",
+                                  hint: "the file is truncated or not safetensors")
+        }
+        let headerBytes = Data(bytes[8..<(8 + Int(n))])
+        guard let json = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any] else {
+            throw CheckpointError(path, "safetensors header is not a JSON object")
+        }
+        let dataStart = 8 + Int(n)
+        let dataCount = bytes.count - dataStart
+        var metadata: [String: String] = [:]
+        var entries: [(String, TensorRecord, Int)] = []
+        for (name, value) in json {
+            if name == "__metadata__" {
+                if let m = value as? [String: Any] { for (k, v) in m { metadata[k] = "\(v)" } }
+                continue
+            }
+            guard let info = value as? [String: Any],
+                  let dtypeName = info["dtype"] as? String,
+                  let shapeAny = info["shape"] as? [Any],
+                  let offsets = info["data_offsets"] as? [Any], offsets.count == 2 else {
+                throw CheckpointError(path, "tensor '\(name)' has a malformed header entry")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw CheckpointError(path, "tensor '\(name)' has unsupported dtype \(dtypeName)")
+            }
+            let shape = shapeAny.compactMap { ($0 as? NSNumber)?.intValue }
+            guard shape.count == shapeAny.count, shape.allSatisfy({ $0 >= 0 }) else {
+                throw CheckpointError(path, "tensor '\(name)' has a malformed shape")
+            }
+            let o = offsets.compactMap { ($0 as? NSNumber)?.intValue }
+            guard o.count == 2, o[0] >= 0, o[1] >= o[0], o[1] <= dataCount else {
+                throw CheckpointError(path, "tensor '\(name)' has data offsets outside the file",
+                                      hint: "the file is truncated")
+            }
+            let count = shape.reduce(1, *)
+            guard count * dtype.size == o[1] - o[0] else {
+                throw CheckpointError(path, "tensor '\(name)' of shape \(shape) and dtype \(dtypeName) does not fill its \(o[1] - o[0]) bytes")
+            }
+            let values = bytes.withUnsafeBytes { raw in
+                decodeElements(raw.baseAddress! + dataStart + o[0], dtype: dtype, count: count)
+            }
+            entries.append((name, TensorRecord(dtype: dtype, shape: shape, values: values), o[0]))
+        }
+        entries.sort { $0.2 != $1.2 ? $0.2 < $1.2 : $0.0 < $1.0 }
+        return (entries.map { ($0.0, $0.1) }, metadata)
+    }
+
+    /// Writes float32 tensors, in the given order, atomically (temporary file, then rename).
+    public static func write(path: String, tensors: [(String, TensorRecord)], metadata: [String: String] = [:]) throws {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for (name, t) in tensors {
+            let bytes = t.count * 4
+            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
+            offset += bytes
+        }
+        var headerData = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while (headerData.count + 8) % 8 != 0 { headerData.append(UInt8(ascii: " ")) }
+        var out = Data(capacity: 8 + headerData.count + offset)
+        var n = UInt64(headerData.count).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(headerData)
+        for (_, t) in tensors {
+            t.values.withUnsafeBufferPointer { p in
+                p.withMemoryRebound(to: UInt8.self) { out.append($0) }  // x86-64 and arm64 are little-endian
+            }
+        }
+        try writeAtomically(out, to: path)
+    }
+}
+
+/// Writes `data` to a temporary file beside `path` and renames it into place.
+public func writeAtomically(_ data: Data, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    let dir = url.deletingLastPathComponent().path
+    let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
+    guard FileManager.default.createFile(atPath: tmp, contents: data) else {
+        throw CheckpointError(path, "cannot be written", hint: "check that \(dir) exists and is writable")
+    }
+    if rename(tmp, path) != 0 {
+        let err = String(cString: strerror(errno))
+        unlink(tmp)
+        throw CheckpointError(path, "cannot be written: \(err)")
+    }
+}
