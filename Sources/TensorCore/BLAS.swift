@@ -1,0 +1,54 @@
+// TensorCore: the matrix product, through OpenBLAS's cblas_sgemm (row-major). Everything that is a
+// matrix product in the models (linear layers, 1x1 and im2col convolutions, attention) comes here.
+// Also reports which OpenBLAS kernels were picked. A slow reference product sits beside it for tests.
+
+import CBLAS
+
+/// `C[M,N] = alpha * op(A) * op(B) + beta * C`, row-major, with leading dimensions (strides of rows).
+/// `op(A)` is `[M,K]` (A stored `[K,M]` when `transA`), `op(B)` is `[K,N]` (B stored `[N,K]` when `transB`).
+@inlinable
+public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                 alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                 b: UnsafePointer<Float>, ldb: Int,
+                 beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+        return
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// The straightforward triple loop (accumulating in Double), for testing `gemm`.
+public func referenceGemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                          alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                          b: UnsafePointer<Float>, ldb: Int,
+                          beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    for i in 0..<m {
+        for j in 0..<n {
+            var s = 0.0
+            for p in 0..<k {
+                let av = transA ? a[p * lda + i] : a[i * lda + p]
+                let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
+                s += Double(av) * Double(bv)
+            }
+            let prior = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+            c[i * ldc + j] = Float(Double(alpha) * s + prior)
+        }
+    }
+}
+
+/// Facts about the linked OpenBLAS.
+public enum BLASInfo {
+    /// The kernel family OpenBLAS chose at load time (e.g. "Haswell", "SkylakeX").
+    public static var coreName: String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
+    }
+    /// The build configuration string.
+    public static var config: String {
+        guard let p = openblas_get_config() else { return "unknown" }
+        return String(cString: p)
+    }
+}

@@ -1,0 +1,89 @@
+// TensorCore ops: element-wise activations and the softmax, with their gradient rules.
+// GELU is the exact (erf) form PyTorch's nn.GELU uses; no tanh approximation is offered.
+//
+// Shape key: any shape; softmax works over the last dimension (M rows of L entries).
+
+import Foundation
+
+/// Exact GELU: x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)). Keeps x for the backward.
+public func gelu(_ x: Tensor) -> Tensor {
+    let out = Tensor(uninitializedShape: x.shape)
+    let xp = x.data, op = out.data
+    let n = x.count
+    parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 20)) { r in
+        for i in r {
+            let v = xp[i]
+            op[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752))
+        }
+    }
+    return Tape.record(out, inputs: [x]) { dOut in
+        // d/dx = Phi(x) + x * phi(x)
+        let dx = Tensor(uninitializedShape: x.shape)
+        let dp = dOut.data, dxp = dx.data, xp = x.data
+        parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 30)) { r in
+            for i in r {
+                let v = xp[i]
+                let cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
+                let pdf = 0.39894228040143268 * expf(-0.5 * v * v)
+                dxp[i] = dp[i] * (cdf + v * pdf)
+            }
+        }
+        return [dx]
+    }
+}
+
+/// max(x, 0).
+public func relu(_ x: Tensor) -> Tensor {
+    let out = Tensor(uninitializedShape: x.shape)
+    let xp = x.data, op = out.data
+    let n = x.count
+    parallelFor(n, grain: grainFor(n, minimum: 8192)) { r in
+        for i in r { op[i] = max(xp[i], 0) }
+    }
+    return Tape.record(out, inputs: [x]) { dOut in
+        let dx = Tensor(uninitializedShape: x.shape)
+        let dp = dOut.data, dxp = dx.data, xp = x.data
+        parallelFor(n, grain: grainFor(n, minimum: 8192)) { r in
+            for i in r { dxp[i] = xp[i] > 0 ? dp[i] : 0 }
+        }
+        return [dx]
+    }
+}
+
+/// Softmax over the last dimension. Keeps its output for the backward.
+public func softmax(_ x: Tensor) -> Tensor {
+    let l = x.lastDim
+    let m = x.count / max(l, 1)
+    let out = Tensor(uninitializedShape: x.shape)
+    let xp = x.data, op = out.data
+    parallelFor(m, grain: grainFor(m, cost: 4 * l)) { r in
+        for i in r { softmaxRow(xp + i * l, op + i * l, l) }
+    }
+    return Tape.record(out, inputs: [x]) { dOut in
+        let dx = Tensor(uninitializedShape: x.shape)
+        let dp = dOut.data, dxp = dx.data, op = out.data
+        parallelFor(m, grain: grainFor(m, cost: 4 * l)) { r in
+            for i in r { softmaxBackwardRow(op + i * l, dp + i * l, dxp + i * l, l) }
+        }
+        return [dx]
+    }
+}
+
+/// softmax of one row: o = exp(x - max) / sum.
+@inlinable
+func softmaxRow(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ l: Int) {
+    var mx = -Float.greatestFiniteMagnitude
+    for j in 0..<l { mx = max(mx, x[j]) }
+    var s: Float = 0
+    for j in 0..<l { let e = expf(x[j] - mx); o[j] = e; s += e }
+    let inv = 1 / s
+    for j in 0..<l { o[j] *= inv }
+}
+
+/// Gradient of softmax for one row: dx = p * (d - sum(d * p)).
+@inlinable
+func softmaxBackwardRow(_ p: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ l: Int) {
+    var dot: Float = 0
+    for j in 0..<l { dot += d[j] * p[j] }
+    for j in 0..<l { dx[j] = p[j] * (d[j] - dot) }
+}

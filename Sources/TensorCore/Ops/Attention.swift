@@ -1,0 +1,121 @@
+// TensorCore op: multi-head scaled dot-product attention, fused. Queries, keys and values are read
+// straight from their projection outputs through strided GEMMs (no head split or permute copies);
+// the output is written with heads already merged. Constant logit terms (relative-position bias,
+// shift or padding masks) are added before the softmax; a differentiable logit term (HaloNet's
+// query-dependent relative logits) may be added too and receives a gradient. The forward keeps the
+// softmax probabilities for the backward. Dropout and causal masks are not provided.
+//
+// Shape key: B sequences (images x windows), Lq queries, Lk keys, Hd heads, Dk query/key width
+// per head, Dv value width per head.
+
+import Foundation
+
+/// One of q, k, v: a tensor [B, L, width] and the column where this role's heads start
+/// (so q, k and v may all live in one fused projection output).
+public struct AttentionOperand {
+    public var tensor: Tensor
+    public var offset: Int
+    public init(_ tensor: Tensor, offset: Int = 0) {
+        self.tensor = tensor
+        self.offset = offset
+    }
+}
+
+/// Constant terms added to the attention logits.
+public struct AttentionBias {
+    /// [Hd, Lq, Lk], the same for every sequence (e.g. Swin's relative position bias).
+    public var perHead: Tensor?
+    /// [G, Lq, Lk]; sequence b uses group b % G (e.g. Swin's shifted-window mask, HaloNet's padding mask).
+    public var perGroup: Tensor?
+    public init(perHead: Tensor? = nil, perGroup: Tensor? = nil) {
+        self.perHead = perHead
+        self.perGroup = perGroup
+    }
+}
+
+/// softmax(scale * q kᵀ + bias + logits) v, per head.
+/// - Parameters:
+///   - q: [B, Lq, ≥ offset + Hd*Dk]; k: [B, Lk, ≥ offset + Hd*Dk]; v: [B, Lk, ≥ offset + Hd*Dv].
+///   - logits: optional differentiable term [B, Hd, Lq, Lk].
+/// - Returns: [B, Lq, Hd*Dv].
+public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
+                      heads: Int, keyWidth dk: Int, valueWidth dv: Int, scale: Float,
+                      bias: AttentionBias = AttentionBias(), logits: Tensor? = nil) -> Tensor {
+    let qt = q.tensor, kt = k.tensor, vt = v.tensor
+    precondition(qt.rank == 3 && kt.rank == 3 && vt.rank == 3, "attention: q, k, v must be [B, L, width]")
+    let b = qt.shape[0], lq = qt.shape[1], lk = kt.shape[1]
+    precondition(kt.shape[0] == b && vt.shape[0] == b && vt.shape[1] == lk, "attention: batch or key counts differ")
+    let ldq = qt.shape[2], ldk = kt.shape[2], ldv = vt.shape[2]
+    precondition(q.offset + heads * dk <= ldq && k.offset + heads * dk <= ldk && v.offset + heads * dv <= ldv,
+                 "attention: heads do not fit the operand widths")
+    if let p = bias.perHead { precondition(p.count == heads * lq * lk, "attention: perHead bias must be [\(heads),\(lq),\(lk)]") }
+    let groups = bias.perGroup.map { $0.count / (lq * lk) } ?? 1
+    if let g = bias.perGroup { precondition(g.count == groups * lq * lk && groups > 0, "attention: perGroup bias must be [G,\(lq),\(lk)]") }
+    if let l = logits { precondition(l.count == b * heads * lq * lk, "attention: logits must be [\(b),\(heads),\(lq),\(lk)]") }
+
+    let ldo = heads * dv
+    let out = Tensor(uninitializedShape: [b, lq, ldo])
+    let probs = Tensor(uninitializedShape: [b, heads, lq, lk])  // kept for the backward
+    let qp = qt.data + q.offset, kp = kt.data + k.offset, vp = vt.data + v.offset
+    let pp = probs.data, op = out.data
+    let headBias: UnsafeMutablePointer<Float>? = bias.perHead?.data
+    let groupBias: UnsafeMutablePointer<Float>? = bias.perGroup?.data
+    let extra: UnsafeMutablePointer<Float>? = logits?.data
+    let block = lq * lk
+    parallelFor(b * heads, grain: grainFor(b * heads, cost: block * (dk + dv) * 2)) { r in
+        for bh in r {
+            let s = bh / heads, h = bh % heads
+            let sp = pp + bh * block
+            gemm(transB: true, m: lq, n: lk, k: dk, alpha: scale, a: qp + s * lq * ldq + h * dk, lda: ldq,
+                 b: kp + s * lk * ldk + h * dk, ldb: ldk, c: sp, ldc: lk)
+            if let headBias { let src = headBias + h * block; for i in 0..<block { sp[i] += src[i] } }
+            if let groupBias { let src = groupBias + (s % groups) * block; for i in 0..<block { sp[i] += src[i] } }
+            if let extra { let src = extra + bh * block; for i in 0..<block { sp[i] += src[i] } }
+            for i in 0..<lq { softmaxRow(sp + i * lk, sp + i * lk, lk) }
+            gemm(m: lq, n: dv, k: lk, a: sp, lda: lk, b: vp + s * lk * ldv + h * dv, ldb: ldv,
+                 c: op + s * lq * ldo + h * dv, ldc: ldo)
+        }
+    }
+
+    var inputs = [qt, kt, vt]
+    if let logits { inputs.append(logits) }
+    let (qOff, kOff, vOff) = (q.offset, k.offset, v.offset)
+    return Tape.record(out, inputs: inputs) { dOut in
+        // Gradient buffers, one per distinct operand tensor (q, k, v may share one).
+        let same = { (a: Tensor, c: Tensor) in a.storage === c.storage }
+        let dq = Tensor(shape: qt.shape, repeating: 0)
+        let dk_ = same(kt, qt) ? dq : Tensor(shape: kt.shape, repeating: 0)
+        let dv_ = same(vt, qt) ? dq : (same(vt, kt) ? dk_ : Tensor(shape: vt.shape, repeating: 0))
+        let dLogits = logits.map { _ in Tensor(uninitializedShape: [b, heads, lq, lk]) }
+        let dqp = dq.data + qOff, dkp = dk_.data + kOff, dvp = dv_.data + vOff
+        // Read the kept tensors through the closure's own references so they stay alive until now.
+        let qp = qt.data + qOff, kp = kt.data + kOff, vp = vt.data + vOff, pp = probs.data
+        let dop = dOut.data
+        let dlp: UnsafeMutablePointer<Float>? = dLogits?.data
+        let scratch = Tensor(uninitializedShape: [b * heads, block])
+        let dsAll = scratch.data
+        parallelFor(b * heads, grain: grainFor(b * heads, cost: block * (2 * dk + 2 * dv))) { r in
+            for bh in r {
+                let s = bh / heads, h = bh % heads
+                let p = pp + bh * block
+                let ds = dsAll + bh * block
+                let dO = dop + s * lq * ldo + h * dv
+                // dP = dO · vᵀ
+                gemm(transB: true, m: lq, n: lk, k: dv, a: dO, lda: ldo, b: vp + s * lk * ldv + h * dv, ldb: ldv, c: ds, ldc: lk)
+                // dS = P * (dP - rowsum(dP * P))
+                for i in 0..<lq { softmaxBackwardRow(p + i * lk, ds + i * lk, ds + i * lk, lk) }
+                if let dlp { (dlp + bh * block).update(from: ds, count: block) }
+                // dq = scale * dS · k ; dk = scale * dSᵀ · q ; dv = Pᵀ · dO
+                gemm(m: lq, n: dk, k: lk, alpha: scale, a: ds, lda: lk, b: kp + s * lk * ldk + h * dk, ldb: ldk,
+                     c: dqp + s * lq * ldq + h * dk, ldc: ldq)
+                gemm(transA: true, m: lk, n: dk, k: lq, alpha: scale, a: ds, lda: lk, b: qp + s * lq * ldq + h * dk, ldb: ldq,
+                     c: dkp + s * lk * ldk + h * dk, ldc: ldk)
+                gemm(transA: true, m: lk, n: dv, k: lq, a: p, lda: lk, b: dO, ldb: ldo,
+                     c: dvp + s * lk * ldv + h * dv, ldc: ldv)
+            }
+        }
+        var grads: [Tensor?] = [dq, same(kt, qt) ? nil : dk_, (same(vt, qt) || same(vt, kt)) ? nil : dv_]
+        if logits != nil { grads.append(dLogits) }
+        return grads
+    }
+}

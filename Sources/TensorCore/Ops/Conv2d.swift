@@ -1,0 +1,177 @@
+// TensorCore ops: dense 2-D convolution (im2col + GEMM) and depth-wise convolution (direct), in
+// channels-last layout, each with its input-gradient rule beside it. Dense convolution covers the
+// stem and transitions (3x3, stride 2, pad 1) and PVT's spatial reduction (kernel = stride = r).
+// Groups other than 1 and C (depth-wise) are not needed by the models and not provided.
+//
+// Shape key: N batch, H/W input height/width, Ho/Wo output height/width, C input channels,
+// O output channels, KH/KW kernel height/width.
+
+/// Output extent of a convolution along one axis.
+@inlinable public func convOutputSize(_ size: Int, kernel: Int, stride: Int, pad: Int) -> Int {
+    (size + 2 * pad - kernel) / stride + 1
+}
+
+/// Dense convolution. x [N,H,W,C]; weight [O, KH*KW*C] in (O, KH, KW, C) order (see
+/// `convWeightOHWI`); bias [O] or nil -> [N,Ho,Wo,O].
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
+                   kernel: (Int, Int), stride: Int, pad: Int) -> Tensor {
+    precondition(x.rank == 4, "conv2d: input must be [N,H,W,C], got \(x.shape)")
+    let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (kh, kw) = kernel
+    let kdim = kh * kw * c
+    precondition(weight.rank == 2 && weight.shape[1] == kdim, "conv2d: weight \(weight.shape) does not fit \(kh)x\(kw)x\(c)")
+    let o = weight.shape[0]
+    let ho = convOutputSize(h, kernel: kh, stride: stride, pad: pad)
+    let wo = convOutputSize(w, kernel: kw, stride: stride, pad: pad)
+    precondition(ho > 0 && wo > 0, "conv2d: input \(h)x\(w) is too small for kernel \(kh)x\(kw)")
+    let rows = n * ho * wo
+    let col = Tensor(uninitializedShape: [rows, kdim])
+    im2col(x.data, n: n, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, pad: pad, ho: ho, wo: wo, col: col.data)
+    let out = Tensor(uninitializedShape: [n, ho, wo, o])
+    if let bias { broadcastRows(bias.data, count: o, into: out.data, rows: rows) }
+    gemm(transB: true, m: rows, n: o, k: kdim, a: col.data, lda: kdim, b: weight.data, ldb: kdim,
+         beta: bias == nil ? 0 : 1, c: out.data, ldc: o)
+    return Tape.record(out, inputs: [x]) { dOut in
+        // dcol [rows, kdim] = dOut [rows, O] · weight [O, kdim]; then fold back onto the input.
+        let dcol = Tensor(uninitializedShape: [rows, kdim])
+        gemm(m: rows, n: kdim, k: o, a: dOut.data, lda: o, b: weight.data, ldb: kdim, c: dcol.data, ldc: kdim)
+        let dx = Tensor(uninitializedShape: x.shape)
+        col2im(dcol.data, n: n, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, pad: pad, ho: ho, wo: wo, dx: dx.data)
+        return [dx]
+    }
+}
+
+/// Unfolds x [N,H,W,C] into col [N*Ho*Wo, KH*KW*C]; taps outside the image are zero.
+func im2col(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, kw: Int,
+            stride: Int, pad: Int, ho: Int, wo: Int, col: UnsafeMutablePointer<Float>) {
+    let kdim = kh * kw * c
+    parallelFor(n * ho, grain: grainFor(n * ho, cost: wo * kdim)) { r in
+        for row in r {
+            let b = row / ho, oy = row % ho
+            for ox in 0..<wo {
+                var dst = col + (row * wo + ox) * kdim
+                for ky in 0..<kh {
+                    let iy = oy * stride + ky - pad
+                    for kx in 0..<kw {
+                        let ix = ox * stride + kx - pad
+                        if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                            dst.update(from: x + ((b * h + iy) * w + ix) * c, count: c)
+                        } else {
+                            dst.update(repeating: 0, count: c)
+                        }
+                        dst += c
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: dx[N,H,W,C] = sum of every col entry that copied that input element.
+/// Written as a gather over input rows, so each output element is summed by one thread in a fixed order.
+func col2im(_ dcol: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, kw: Int,
+            stride: Int, pad: Int, ho: Int, wo: Int, dx: UnsafeMutablePointer<Float>) {
+    let kdim = kh * kw * c
+    parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
+        for row in r {
+            let b = row / h, iy = row % h
+            for ix in 0..<w {
+                let dst = dx + ((b * h + iy) * w + ix) * c
+                dst.update(repeating: 0, count: c)
+                for ky in 0..<kh {
+                    let ty = iy + pad - ky
+                    if ty < 0 || ty % stride != 0 { continue }
+                    let oy = ty / stride
+                    if oy >= ho { continue }
+                    for kx in 0..<kw {
+                        let tx = ix + pad - kx
+                        if tx < 0 || tx % stride != 0 { continue }
+                        let ox = tx / stride
+                        if ox >= wo { continue }
+                        let src = dcol + ((b * ho + oy) * wo + ox) * kdim + (ky * kw + kx) * c
+                        for ch in 0..<c { dst[ch] += src[ch] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Depth-wise convolution, stride 1. x [N,H,W,C]; weight [KH,KW,C] (see `depthwiseWeightHWC`);
+/// bias [C] or nil; zero padding `pad` on every side -> [N,H+2p-KH+1,W+2p-KW+1,C].
+public func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, pad: Int) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 3 && weight.shape[2] == x.shape[3],
+                 "depthwiseConv2d: input \(x.shape) and weight \(weight.shape) do not fit")
+    let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (kh, kw) = (weight.shape[0], weight.shape[1])
+    let ho = h + 2 * pad - kh + 1, wo = w + 2 * pad - kw + 1
+    let out = Tensor(uninitializedShape: [n, ho, wo, c])
+    let xp = x.data, wp = weight.data, op = out.data
+    let bp: UnsafeMutablePointer<Float>? = bias?.data
+    parallelFor(n * ho, grain: grainFor(n * ho, cost: wo * kh * kw * c)) { r in
+        for row in r {
+            let b = row / ho, oy = row % ho
+            for ox in 0..<wo {
+                let dst = op + ((b * ho + oy) * wo + ox) * c
+                if let bp { dst.update(from: bp, count: c) } else { dst.update(repeating: 0, count: c) }
+                for ky in 0..<kh {
+                    let iy = oy + ky - pad
+                    if iy < 0 || iy >= h { continue }
+                    for kx in 0..<kw {
+                        let ix = ox + kx - pad
+                        if ix < 0 || ix >= w { continue }
+                        let src = xp + ((b * h + iy) * w + ix) * c
+                        let wk = wp + (ky * kw + kx) * c
+                        for ch in 0..<c { dst[ch] += wk[ch] * src[ch] }
+                    }
+                }
+            }
+        }
+    }
+    return Tape.record(out, inputs: [x]) { dOut in
+        // dx[y,x] = sum over taps of weight[ky,kx] * dOut[y - ky + pad, x - kx + pad]
+        let dx = Tensor(uninitializedShape: x.shape)
+        let dp = dOut.data, dxp = dx.data, wp = weight.data
+        parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
+            for row in r {
+                let b = row / h, iy = row % h
+                for ix in 0..<w {
+                    let dst = dxp + ((b * h + iy) * w + ix) * c
+                    dst.update(repeating: 0, count: c)
+                    for ky in 0..<kh {
+                        let oy = iy - ky + pad
+                        if oy < 0 || oy >= ho { continue }
+                        for kx in 0..<kw {
+                            let ox = ix - kx + pad
+                            if ox < 0 || ox >= wo { continue }
+                            let src = dp + ((b * ho + oy) * wo + ox) * c
+                            let wk = wp + (ky * kw + kx) * c
+                            for ch in 0..<c { dst[ch] += wk[ch] * src[ch] }
+                        }
+                    }
+                }
+            }
+        }
+        return [dx]
+    }
+}
+
+/// Reorders a PyTorch convolution weight [O, C, KH, KW] to the [O, KH*KW*C] layout `conv2d` takes.
+public func convWeightOHWI(_ values: [Float], o: Int, c: Int, kh: Int, kw: Int) -> Tensor {
+    let t = Tensor(uninitializedShape: [o, kh * kw * c])
+    let d = t.data
+    for oo in 0..<o { for cc in 0..<c { for y in 0..<kh { for x in 0..<kw {
+        d[oo * kh * kw * c + (y * kw + x) * c + cc] = values[((oo * c + cc) * kh + y) * kw + x]
+    } } } }
+    return t
+}
+
+/// Reorders a PyTorch depth-wise weight [C, 1, KH, KW] to the [KH, KW, C] layout `depthwiseConv2d` takes.
+public func depthwiseWeightHWC(_ values: [Float], c: Int, kh: Int, kw: Int) -> Tensor {
+    let t = Tensor(uninitializedShape: [kh, kw, c])
+    let d = t.data
+    for cc in 0..<c { for y in 0..<kh { for x in 0..<kw {
+        d[(y * kw + x) * c + cc] = values[(cc * kh + y) * kw + x]
+    } } }
+    return t
+}

@@ -1,0 +1,60 @@
+// TensorCore: threads. `parallelFor` splits an index range into fixed chunks and runs them on
+// Dispatch's pool; chunk boundaries depend only on the range and the grain, never on the thread
+// count, and no kernel reduces across chunks, so results are identical for any thread count.
+// Also holds the thread-count setting shared with OpenBLAS.
+
+import CBLAS
+import Dispatch
+import Foundation
+
+/// How many threads the kernels and OpenBLAS use.
+public enum Threads {
+    nonisolated(unsafe) private static var current: Int = {
+        if let s = ProcessInfo.processInfo.environment["STM_THREADS"], let n = Int(s), n > 0 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
+
+    /// Threads in use (defaults to `STM_THREADS` or the number of active cores).
+    public static var count: Int { current }
+
+    /// Sets the number of threads for our kernels and for OpenBLAS.
+    public static func set(_ n: Int) {
+        current = max(1, n)
+        openblas_set_num_threads(Int32(current))
+    }
+
+    /// Applies the current setting to OpenBLAS (call once at start-up).
+    public static func configure() {
+        openblas_set_num_threads(Int32(current))
+    }
+}
+
+/// Runs `body` over `0..<count` in chunks of about `grain` indices, in parallel when worthwhile.
+/// Each chunk is a contiguous range; chunks never overlap. `body` must only write memory owned by its range.
+@inlinable
+public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+    if count <= 0 { return }
+    let g = max(grain, 1)
+    let chunks = (count + g - 1) / g
+    let threads = Threads.count
+    if chunks <= 1 || threads <= 1 {
+        body(0..<count)
+        return
+    }
+    // Several chunks per thread balance uneven work; boundaries depend on count and grain only.
+    withoutActuallyEscaping(body) { body in
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * g
+            body(lo..<min(lo + g, count))
+        }
+    }
+}
+
+/// A grain that gives roughly `perThread` chunks per thread for `count` items of `cost` flops each,
+/// without going under `minimum` items per chunk. Depends only on its arguments.
+@inlinable
+public func grainFor(_ count: Int, minimum: Int = 1, cost: Int = 1) -> Int {
+    // Aim for chunks of at least ~32k flops so dispatch overhead stays small.
+    let byCost = max(1, 32_768 / max(cost, 1))
+    return max(minimum, byCost, (count + 63) / 64)
+}

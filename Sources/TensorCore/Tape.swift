@@ -1,0 +1,154 @@
+// TensorCore: reverse-mode automatic differentiation. Every op that reads a tensor requiring a
+// gradient records a `Node`: its input nodes and a closure that maps the gradient of its output to
+// the gradients of its inputs. The closure holds what the op's forward kept for it (and nothing
+// else), so running the backward and dropping the closure frees those activations at once.
+// Gradients are taken with respect to inputs and activations only; parameters are constants.
+// This is the one place where gradients are accumulated; each op's rule sits beside its forward.
+//
+// Rule of the house for op authors: a rule must reach every buffer it reads through a `Tensor` it
+// captures (e.g. `x.data` inside the closure), never through a raw pointer taken before the closure:
+// the captured tensor is what keeps the memory alive until the backward has run.
+
+import Foundation
+
+/// One recorded op: its inputs and its gradient rule.
+public final class Node: @unchecked Sendable {
+    /// Nodes of the inputs the rule returns gradients for (same order).
+    fileprivate var inputs: [Node]
+    /// Maps dOutput to one gradient per input (nil: no contribution). Nil for leaves and after use.
+    fileprivate var rule: ((Tensor) -> [Tensor?])?
+    /// Accumulated gradient of this node's output.
+    fileprivate var grad: Tensor?
+    /// Shape of the node's output, to check gradients against.
+    public let shape: [Int]
+    /// Set on leaves created by `Tensor.requiringGrad()`.
+    public let isLeaf: Bool
+
+    init(leafOf shape: [Int]) {
+        inputs = []
+        rule = nil
+        self.shape = shape
+        isLeaf = true
+    }
+
+    init(shape: [Int], inputs: [Node], rule: @escaping (Tensor) -> [Tensor?]) {
+        self.inputs = inputs
+        self.rule = rule
+        self.shape = shape
+        isLeaf = false
+    }
+}
+
+/// Recording and running reverse-mode gradients.
+public enum Tape {
+    /// Attaches a node to `output` when any of `inputs` requires a gradient.
+    /// `rule` receives dOutput and returns one gradient (or nil) per element of `inputs`, in order;
+    /// gradients for inputs that do not require one are ignored, so a rule may compute them lazily.
+    @inlinable
+    public static func record(_ output: Tensor, inputs: [Tensor], rule: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        guard inputs.contains(where: { $0.requiresGrad }) else { return output }
+        return attach(output, inputs: inputs, rule: rule)
+    }
+
+    @usableFromInline
+    static func attach(_ output: Tensor, inputs: [Tensor], rule: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        // Keep only the inputs that require a gradient, and adapt the rule's result to them.
+        let mask = inputs.map { $0.requiresGrad }
+        let nodes = inputs.compactMap { $0.node }
+        let filtered: (Tensor) -> [Tensor?]
+        if mask.allSatisfy({ $0 }) {
+            filtered = rule
+        } else {
+            filtered = { d in
+                let all = rule(d)
+                var out: [Tensor?] = []
+                out.reserveCapacity(nodes.count)
+                for (g, m) in zip(all, mask) where m { out.append(g) }
+                return out
+            }
+        }
+        var result = output
+        result.node = Node(shape: output.shape, inputs: nodes, rule: filtered)
+        return result
+    }
+
+    /// True for the inputs of a rule that need a gradient; lets a rule skip work for constants.
+    public static func needsGrad(_ t: Tensor) -> Bool { t.requiresGrad }
+
+    /// Runs the backward pass from `output`, seeded with `seed` (same shape as `output`).
+    ///
+    /// Nodes are visited in reverse topological order. With `retainGraph == false` each node's rule
+    /// and saved activations are released as soon as it has run, so memory falls as the pass goes.
+    /// With `retainGraph == true` the graph stays usable for another backward from another output
+    /// (used to take several stages' gradients from one forward).
+    /// Read leaf gradients afterwards with `gradient(of:)`.
+    public static func backward(_ output: Tensor, seed: Tensor, retainGraph: Bool = false) {
+        guard let root = output.node else { return }
+        precondition(seed.shape == output.shape, "backward: seed shape \(seed.shape) differs from output \(output.shape)")
+        let order = topologicalOrder(from: root)
+        // Clear gradients left by an earlier pass over shared nodes (leaves keep theirs until read).
+        for n in order where !n.isLeaf { n.grad = nil }
+        root.grad = seed.detached()
+        for n in order.reversed() {
+            guard let rule = n.rule, let d = n.grad else { continue }
+            let grads = rule(d)
+            precondition(grads.count == n.inputs.count, "backward: a rule returned \(grads.count) gradients for \(n.inputs.count) inputs")
+            for (input, g) in zip(n.inputs, grads) {
+                guard let g else { continue }
+                precondition(g.shape.reduce(1, *) == input.shape.reduce(1, *),
+                             "backward: gradient of shape \(g.shape) for an input of shape \(input.shape)")
+                accumulate(into: input, g)
+            }
+            n.grad = nil
+            if !retainGraph {
+                n.rule = nil
+                n.inputs = []
+            }
+        }
+    }
+
+    /// The gradient collected by a leaf made with `requiringGrad()`, or zeros if none reached it.
+    /// Reading it clears it, so a later backward starts from zero.
+    public static func gradient(of leaf: Tensor) -> Tensor {
+        guard let node = leaf.node, node.isLeaf else {
+            preconditionFailure("gradient(of:) needs a tensor made by requiringGrad()")
+        }
+        defer { node.grad = nil }
+        guard let g = node.grad else { return Tensor.zeros(leaf.shape) }
+        return Tensor(shape: leaf.shape, storage: g.storage)
+    }
+
+    private static func accumulate(into node: Node, _ g: Tensor) {
+        let g = g.detached()
+        if let existing = node.grad {
+            // The first gradient may be shared with another tensor (e.g. passed through an add):
+            // write the sum to a fresh buffer rather than into it.
+            let sum = Tensor(uninitializedShape: node.shape)
+            let a = existing.data, b = g.data, o = sum.data
+            for i in 0..<sum.count { o[i] = a[i] + b[i] }
+            node.grad = sum
+        } else {
+            node.grad = g
+        }
+    }
+
+    private static func topologicalOrder(from root: Node) -> [Node] {
+        var order: [Node] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(Node, Int)] = [(root, 0)]
+        visited.insert(ObjectIdentifier(root))
+        while var (node, i) = stack.popLast() {
+            if i < node.inputs.count {
+                let child = node.inputs[i]
+                i += 1
+                stack.append((node, i))
+                if visited.insert(ObjectIdentifier(child)).inserted {
+                    stack.append((child, 0))
+                }
+            } else {
+                order.append(node)
+            }
+        }
+        return order
+    }
+}

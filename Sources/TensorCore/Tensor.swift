@@ -1,0 +1,138 @@
+// TensorCore: the tensor type. A float32, row-major, contiguous array with a shape, and (when it
+// depends on a tensor that requires a gradient) the tape node that produced it. Image tensors are
+// channels-last. Views other than reshapes do not exist: every op writes a fresh buffer, so a
+// tensor's storage is never changed after the op that made it returns.
+//
+// Shape key used across TensorCore: N batch, H height, W width, C channels, B batch of windows or
+// sequences, L tokens, K reduction length, O output channels.
+
+import Foundation
+
+/// Aligned float32 memory owned by one or more tensors (reshapes share it).
+public final class Storage: @unchecked Sendable {
+    /// First element; 64-byte aligned.
+    public let pointer: UnsafeMutablePointer<Float>
+    /// Number of elements.
+    public let count: Int
+
+    /// Allocates `count` floats; their values are undefined until written.
+    public init(uninitializedCount count: Int) {
+        self.count = count
+        var raw: UnsafeMutableRawPointer?
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            fatalError("TensorCore: out of memory allocating \(bytes) bytes")
+        }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        MemoryStats.allocated(bytes)
+    }
+
+    deinit {
+        MemoryStats.freed(max(count, 1) * MemoryLayout<Float>.stride)
+        free(pointer)
+    }
+}
+
+/// Live and peak bytes held by tensor storage (for `bench` and memory checks).
+public enum MemoryStats {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var live = 0
+    nonisolated(unsafe) private static var peak = 0
+
+    static func allocated(_ bytes: Int) {
+        lock.lock(); live += bytes; if live > peak { peak = live }; lock.unlock()
+    }
+    static func freed(_ bytes: Int) {
+        lock.lock(); live -= bytes; lock.unlock()
+    }
+    /// Bytes of tensor storage alive now.
+    public static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return live }
+    /// The most bytes of tensor storage alive at once since the last `resetPeak()`.
+    public static var peakBytes: Int { lock.lock(); defer { lock.unlock() }; return peak }
+    /// Starts a new peak measurement from the current live size.
+    public static func resetPeak() { lock.lock(); peak = live; lock.unlock() }
+}
+
+/// A float32 tensor: shape, contiguous row-major storage, and the tape node that produced it.
+public struct Tensor: @unchecked Sendable {
+    /// Extent of each dimension, outermost first.
+    public let shape: [Int]
+    /// The values, `count` of them, row-major.
+    public let storage: Storage
+    /// The tape node whose output this is; nil for constants (no gradient flows to them).
+    public internal(set) var node: Node?
+
+    /// Wraps existing storage. `shape` must describe exactly `storage.count` elements.
+    public init(shape: [Int], storage: Storage, node: Node? = nil) {
+        precondition(shape.reduce(1, *) == storage.count, "Tensor: shape \(shape) does not match \(storage.count) elements")
+        self.shape = shape
+        self.storage = storage
+        self.node = node
+    }
+
+    /// A tensor with undefined values (for ops that write every element).
+    public init(uninitializedShape shape: [Int]) {
+        self.init(shape: shape, storage: Storage(uninitializedCount: shape.reduce(1, *)))
+    }
+
+    /// A tensor filled with `value`.
+    public init(shape: [Int], repeating value: Float) {
+        self.init(uninitializedShape: shape)
+        storage.pointer.update(repeating: value, count: storage.count)
+    }
+
+    /// A tensor holding `values` (row-major).
+    public init(shape: [Int], values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "Tensor: shape \(shape) does not hold \(values.count) values")
+        self.init(uninitializedShape: shape)
+        values.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    /// A zero tensor.
+    public static func zeros(_ shape: [Int]) -> Tensor { Tensor(shape: shape, repeating: 0) }
+
+    /// Number of elements.
+    @inlinable public var count: Int { storage.count }
+    /// Number of dimensions.
+    @inlinable public var rank: Int { shape.count }
+    /// First element, for kernels. Writing through it is only allowed on a tensor an op just created.
+    @inlinable public var data: UnsafeMutablePointer<Float> { storage.pointer }
+    /// True when gradients flow through this tensor.
+    @inlinable public var requiresGrad: Bool { node != nil }
+    /// The extent of the last dimension.
+    @inlinable public var lastDim: Int { shape.last ?? 1 }
+
+    /// The values as an array (copies).
+    public var values: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    /// The same values as a constant: no gradient flows back through the result.
+    public func detached() -> Tensor { Tensor(shape: shape, storage: storage) }
+
+    /// This tensor as a leaf that collects a gradient; read it with `Tape.gradient(of:)` after `backward`.
+    public func requiringGrad() -> Tensor {
+        Tensor(shape: shape, storage: storage, node: Node(leafOf: shape))
+    }
+
+    /// The same storage seen with another shape of the same element count (gradients pass through).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        var s = newShape
+        if let i = s.firstIndex(of: -1) {
+            let known = s.enumerated().filter { $0.offset != i }.map(\.element).reduce(1, *)
+            s[i] = known == 0 ? 0 : count / known
+        }
+        precondition(s.reduce(1, *) == count, "reshape: \(shape) cannot become \(newShape)")
+        let out = Tensor(shape: s, storage: storage)
+        let original = shape
+        return Tape.record(out, inputs: [self]) { d in [d.reshaped(original)] }
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let head = values.prefix(6).map { String(format: "%.4g", $0) }.joined(separator: ", ")
+        return "Tensor\(shape)[\(head)\(count > 6 ? ", ..." : "")]"
+    }
+}
+
+/// Element-count helper for shapes.
+@inlinable public func elementCount(_ shape: [Int]) -> Int { shape.reduce(1, *) }
