@@ -55,13 +55,15 @@ let package = Package(
             ],
             swiftSettings: fast),
 
+        // Helpers shared by the test targets (fixture paths, tolerances); not part of any product.
+        .target(name: "TestSupport", dependencies: ["Checkpoint"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Checkpoint"]),
         .testTarget(name: "RenderingTests", dependencies: ["Rendering", "Imaging"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoint"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoint", "TestSupport"]),
         .testTarget(name: "AnalysisTests",
-                    dependencies: ["Analysis", "Models", "TensorCore", "Checkpoint", "Imaging"]),
-        .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Imaging"]),
+                    dependencies: ["Analysis", "Models", "TensorCore", "Checkpoint", "Imaging", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Imaging", "TestSupport"]),
     ]
 )

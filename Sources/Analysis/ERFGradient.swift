@@ -1,0 +1,58 @@
+// Analysis: the gradient at the heart of the ERF. For each requested stage S, the scalar
+// `sum_n sum_c relu(y_S[n, c, H/2, W/2])` of the stage output (after its stage norm) is
+// differentiated with respect to the input images; the gradient is passed through `relu` (or `abs`)
+// and summed over channels, per image. One forward serves every stage: the graph is kept for the
+// lower stages and released as the highest stage's backward runs. Averaging over images, log
+// scaling and ERF@t are elsewhere.
+//
+// Shape key: N batch, H/W input height/width, h/w stage map height/width, C channels.
+
+import Models
+import TensorCore
+
+/// How the input gradient becomes a non-negative contribution.
+public enum GradientReduction: String, CaseIterable, Sendable {
+    /// `relu(grad)`, as the study and RepLKNet's tool do.
+    case relu
+    /// `|grad|`, as some other ERF tools do.
+    case abs
+}
+
+/// Per-image contribution maps of the centre point of each stage.
+/// - Parameters:
+///   - input: [N,H,W,3] normalised images.
+///   - stages: stage numbers 1...4.
+/// - Returns: stage -> [N, H, W] maps (row-major, per image), with NaN preserved for the caller to judge.
+public func centreContributions(model: UnifiedModel, input: Tensor, stages: [Int],
+                                reduction: GradientReduction = .relu) -> [Int: Tensor] {
+    let wanted = Array(Set(stages)).sorted()
+    guard let last = wanted.last else { return [:] }
+    let x = input.detached().requiringGrad()
+    let forward = model.forward(x, through: last, logits: false)
+    let (n, hIn, wIn) = (input.shape[0], input.shape[1], input.shape[2])
+    var result: [Int: Tensor] = [:]
+    for s in wanted {
+        let y = forward.stages[s - 1]  // [N,h,w,C]
+        let (h, w, c) = (y.shape[1], y.shape[2], y.shape[3])
+        // d/dy of sum_c relu(y[n, c, h/2, w/2]) is 1 where that centre value is positive.
+        let seed = Tensor.zeros(y.shape)
+        for b in 0..<n {
+            let base = ((b * h + h / 2) * w + w / 2) * c
+            for ch in 0..<c where y.data[base + ch] > 0 { seed.data[base + ch] = 1 }
+        }
+        Tape.backward(y, seed: seed, retainGraph: s != last)
+        let g = Tape.gradient(of: x)  // [N,H,W,3]
+        let map = Tensor(uninitializedShape: [n, hIn, wIn])
+        let gp = g.data, mp = map.data
+        for p in 0..<(n * hIn * wIn) {
+            var acc: Float = 0
+            for ch in 0..<3 {
+                let v = gp[p * 3 + ch]
+                acc += reduction == .relu ? max(v, 0) : Swift.abs(v)
+            }
+            mp[p] = acc
+        }
+        result[s] = map
+    }
+    return result
+}

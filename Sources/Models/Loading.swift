@@ -1,0 +1,219 @@
+// Models: putting values into a model. Strict loading of a state dict (missing, unused and
+// mis-shaped keys reported by path; recomputed buffers set aside), seeded initialisation of untrained
+// models following the reference's `_init_weights` rules, and `ModelLoader`, which turns the CLI's
+// `--model` / `--arch` into a ready model. Inferring an architecture from keys is in `Inference.swift`.
+
+import Checkpoint
+import Foundation
+import TensorCore
+
+/// What strict loading found.
+public struct LoadReport: Sendable {
+    /// Model keys the checkpoint lacks.
+    public var missing: [String] = []
+    /// Checkpoint keys the model does not have (recomputed buffers excluded).
+    public var unused: [String] = []
+    /// Keys whose shapes differ: (key, model shape, checkpoint shape).
+    public var misShaped: [(String, [Int], [Int])] = []
+    /// Buffers in the checkpoint that are recomputed, not loaded (`relative_position_index`, `attn_mask`, ...).
+    public var recomputed: [String] = []
+    /// Number of tensors loaded.
+    public var loaded = 0
+
+    /// True when every model key was loaded and nothing was left over.
+    public var fits: Bool { missing.isEmpty && unused.isEmpty && misShaped.isEmpty }
+
+    /// One line per problem, key paths included.
+    public var problemLines: [String] {
+        missing.map { "missing: \($0)" } + unused.map { "unused: \($0)" }
+            + misShaped.map { "mis-shaped: \($0.0) (model \($0.1), checkpoint \($0.2))" }
+    }
+
+    /// A short summary such as "3 missing (a, b, c), 1 mis-shaped (d: model [4] vs checkpoint [5])".
+    public var summary: String {
+        func list(_ keys: [String]) -> String {
+            keys.prefix(3).joined(separator: ", ") + (keys.count > 3 ? ", ..." : "")
+        }
+        var parts: [String] = []
+        if !missing.isEmpty { parts.append("\(missing.count) missing (\(list(missing)))") }
+        if !unused.isEmpty { parts.append("\(unused.count) unused (\(list(unused)))") }
+        if !misShaped.isEmpty {
+            parts.append("\(misShaped.count) mis-shaped (" + misShaped.prefix(2).map { "\($0.0): model \($0.1) vs checkpoint \($0.2)" }.joined(separator: "; ") + (misShaped.count > 2 ? "; ..." : "") + ")")
+        }
+        return parts.isEmpty ? "all \(loaded) keys fit" : parts.joined(separator: ", ")
+    }
+}
+
+extension UnifiedModel {
+    /// Loads `state` strictly: every model key must be present with its shape, every checkpoint
+    /// key must be used (recomputed buffers aside). Values are assigned only when everything fits.
+    @discardableResult
+    public func load(_ state: StateDict) -> LoadReport {
+        var report = LoadReport()
+        let params = namedParameters()
+        var known = Set<String>()
+        var assignments: [(Parameter, TensorRecord)] = []
+        for (key, p) in params {
+            known.insert(key)
+            guard let record = state[key] else { report.missing.append(key); continue }
+            if record.shape != p.shape && !(record.count == p.count && squeezed(record.shape) == squeezed(p.shape)) {
+                report.misShaped.append((key, p.shape, record.shape))
+                continue
+            }
+            assignments.append((p, record))
+        }
+        for key in state.keys where !known.contains(key) {
+            if isRecomputedBufferKey(key) { report.recomputed.append(key) } else { report.unused.append(key) }
+        }
+        guard report.fits else { return report }
+        for (p, record) in assignments { p.assign(record.values) }
+        report.loaded = assignments.count
+        prepareAll()
+        return report
+    }
+
+    /// Initialises every parameter as the reference's untrained model would be (same rules, our own
+    /// seeded generator): conv/linear weights and tables truncated-normal with std 0.02, biases 0,
+    /// norms 1/0, BatchNorm statistics 0/1, layer scales `layerScale`.
+    public func initialize(seed: UInt64 = 0, layerScale: Float) {
+        var rng = SeededNormal(seed: seed)
+        for (_, p) in namedParameters() {
+            switch p.initializer {
+            case .zeros: p.assign([Float](repeating: 0, count: p.count))
+            case .ones: p.assign([Float](repeating: 1, count: p.count))
+            case .constant(let v): p.assign([Float](repeating: v, count: p.count))
+            case .layerScale: p.assign([Float](repeating: layerScale, count: p.count))
+            case .truncatedNormal(let std):
+                p.assign((0..<p.count).map { _ in rng.truncatedNormal(std: std, bound: 2) })
+            }
+        }
+        prepareAll()
+    }
+}
+
+private func squeezed(_ shape: [Int]) -> [Int] { shape.filter { $0 != 1 } }
+
+/// A seeded normal generator (SplitMix64 + Box-Muller), the same sequence on every platform.
+struct SeededNormal {
+    var state: UInt64
+    var spare: Double?
+
+    init(seed: UInt64) { state = seed &+ 0x5EED }
+
+    mutating func nextUniform() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return (Double(z >> 11) + 0.5) / Double(1 << 53)
+    }
+
+    mutating func normal() -> Double {
+        if let s = spare { spare = nil; return s }
+        let u1 = nextUniform(), u2 = nextUniform()
+        let r = (-2 * Foundation.log(u1)).squareRoot()
+        spare = r * Foundation.sin(2 * Double.pi * u2)
+        return r * Foundation.cos(2 * Double.pi * u2)
+    }
+
+    /// Normal(0, std) redrawn until it lies in [-bound, bound] (absolute bounds, as timm's trunc_normal_).
+    mutating func truncatedNormal(std: Float, bound: Double) -> Float {
+        while true {
+            let v = normal() * Double(std)
+            if abs(v) <= bound { return Float(v) }
+        }
+    }
+}
+
+/// A model ready to run, with where it came from.
+public struct LoadedModel {
+    public var model: UnifiedModel
+    public var config: ArchConfig { model.config }
+    /// The checkpoint path, or nil for an untrained preset.
+    public var checkpoint: String?
+    /// The checkpoint's state dict (location, format, other objects); nil when untrained.
+    public var state: StateDict?
+    public var report: LoadReport?
+    /// How the architecture was chosen ("preset unified_swin_tiny", "file swin_nano.json", "inferred from keys").
+    public var archSource: String
+    /// What inference could not read from the checkpoint and assumed instead.
+    public var notes: [String]
+    /// True for a preset with initialised (random) weights.
+    public var untrained: Bool { checkpoint == nil }
+    /// Name for titles and reports: preset/file name plus "(untrained)" when it has no checkpoint.
+    public var displayName: String {
+        untrained ? "\(config.displayName) (untrained)" : URL(fileURLWithPath: checkpoint!).deletingPathExtension().lastPathComponent
+    }
+}
+
+/// Turns `--model` (checkpoint path or preset name) and `--arch` (preset name or JSON file) into a model.
+public enum ModelLoader {
+    /// Resolves an architecture argument: a preset name or a JSON file.
+    public static func resolveArch(_ arch: String) throws -> (ArchConfig, String) {
+        if let p = Presets.named(arch) { return (p, "preset \(arch)") }
+        if FileManager.default.fileExists(atPath: arch) || arch.hasSuffix(".json") {
+            return (try ArchConfig.load(path: arch), "file \(URL(fileURLWithPath: arch).lastPathComponent)")
+        }
+        throw ModelError(arch, "is neither a preset nor an architecture file",
+                         hint: "presets are unified_{convnext,swin,halo,pvt,dcn_v3}_{micro,tiny,small,base}")
+    }
+
+    /// Loads `model` (a checkpoint file, or a preset name for an untrained model).
+    /// - Parameters:
+    ///   - arch: preset name or JSON file; inferred from the checkpoint's keys when nil.
+    ///   - initLayerScale: layer-scale value for untrained models (the reference default is 1e-6).
+    ///   - seed: initialisation seed for untrained models.
+    public static func load(model: String, arch: String? = nil, initLayerScale: Double? = nil, seed: UInt64 = 0) throws -> LoadedModel {
+        if !FileManager.default.fileExists(atPath: model), let preset = Presets.named(model) {
+            var config = preset
+            if let arch {
+                let (a, _) = try resolveArch(arch)
+                guard a.family == preset.family else {
+                    throw ModelError(arch, "describes a \(a.family.rawValue) model but --model names \(model)")
+                }
+                config = a
+            }
+            try ensureSupported(config, source: model)
+            let m = UnifiedModel(config: config)
+            let ls = initLayerScale ?? config.layer_scale_init_value ?? 1e-6
+            m.initialize(seed: seed, layerScale: Float(ls))
+            return LoadedModel(model: m, checkpoint: nil, state: nil, report: nil, archSource: "preset \(model)",
+                               notes: ["untrained: weights are a seeded random initialisation (seed \(seed), layer scale \(ls))"])
+        }
+        guard FileManager.default.fileExists(atPath: model) else {
+            throw ModelError(model, "no such checkpoint file and not a preset name",
+                             hint: "give a .pth/.safetensors file or a preset such as unified_swin_tiny")
+        }
+        let state = try readCheckpoint(path: model)
+        var notes: [String] = []
+        let config: ArchConfig
+        let source: String
+        if let arch {
+            (config, source) = try resolveArch(arch)
+        } else {
+            let inferred = try ArchInference.infer(from: state, path: model)
+            config = inferred.config
+            notes = inferred.assumptions
+            source = "inferred from keys" + (inferred.config.name.map { " (matches \($0))" } ?? "")
+        }
+        try ensureSupported(config, source: arch ?? model)
+        let m = UnifiedModel(config: config)
+        let report = m.load(state)
+        guard report.fits else {
+            var hint = "check --arch, or run 'stm-analyze inspect --model \(model)' for every key problem"
+            if let guess = try? ArchInference.family(of: state), guess != config.family {
+                hint = "the checkpoint's keys look like a \(guess.rawValue) model, not \(config.family.rawValue); pass a matching --arch"
+            }
+            throw ModelError(model, "does not fit \(config.displayName) (\(source)): \(report.summary)", hint: hint)
+        }
+        return LoadedModel(model: m, checkpoint: model, state: state, report: report, archSource: source, notes: notes)
+    }
+
+    static func ensureSupported(_ config: ArchConfig, source: String) throws {
+        guard BlockRegistry.supports(config.family) else {
+            throw ModelError(source, "the \(config.family.rawValue) mixer (\(config.family.blockClass)) is not implemented yet",
+                             hint: "supported now: " + Family.allCases.filter { BlockRegistry.supports($0) }.map(\.rawValue).joined(separator: ", "))
+        }
+    }
+}
