@@ -1,2 +1,28 @@
-// Placeholder entry point; replaced by the ArgumentParser command tree.
-print("stm-analyze")
+// stm-analyze: entry point. Parses the command line, runs the subcommand, and turns every failure
+// into one line on stderr and exit status 1 (help and --version exit 0).
+
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Imaging
+import Models
+
+do {
+    var command = try STMAnalyze.parseAsRoot()
+    try command.run()
+} catch {
+    let code = STMAnalyze.exitCode(for: error)
+    if code == .success {
+        STMAnalyze.exit(withError: error)  // --help, --version
+    }
+    let message: String
+    switch error {
+    case let e as CheckpointError: message = e.description
+    case let e as ModelError: message = e.description
+    case let e as ImagingError: message = e.description
+    case let e as CLIError: message = e.description
+    default: message = STMAnalyze.message(for: error) + " (see 'stm-analyze help')"
+    }
+    FileHandle.standardError.write(Data(("stm-analyze: error: " + message.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
+    exit(1)
+}

@@ -1,0 +1,84 @@
+// stm-analyze classify: top-k ImageNet classes for image files through the evaluation transform.
+
+import Analysis
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Imaging
+import Models
+
+struct Classify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify images: evaluation transform (bicubic resize of the short side to int(size/crop-pct), centre crop, ImageNet mean/std), top-k classes.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("Image files or folders (folders are read in name order).", valueName: "path"))
+    var images: [String]
+
+    @Option(name: .long, help: "Crop side in pixels (the network's input size).")
+    var size = 224
+
+    @Option(name: .long, help: "Crop fraction: the short side is resized to int(size / crop-pct) before the centre crop.")
+    var cropPct = 0.875
+
+    @Option(name: .long, help: "Number of classes to show per image.")
+    var top = 5
+
+    @Option(name: .long, help: "Images per forward pass.")
+    var batch = 8
+
+    @Option(name: .long, help: ArgumentHelp("Write the logits [N,classes] as a safetensors tensor 'logits'.", valueName: "file.safetensors"))
+    var logits: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write the predictions as JSON.", valueName: "file.json"))
+    var json: String?
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if images.isEmpty { throw ValidationError("--images needs at least one file or folder") }
+        if size < 32 || size > 4096 { throw ValidationError("--size must be between 32 and 4096 (got \(size))") }
+        if !(cropPct > 0 && cropPct <= 4) { throw ValidationError("--crop-pct must be in (0, 4] (got \(cropPct))") }
+        if top < 1 { throw ValidationError("--top must be at least 1") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if let logits { try checkWritableOutput(logits, option: "--logits") }
+        if let json { try checkWritableOutput(json, option: "--json") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let files = try listImages(images)
+        let loaded = try modelOptions.load()
+        let started = Date()
+        let results = try classify(model: loaded.model, paths: files, size: size, cropPct: cropPct,
+                                   top: min(top, loaded.config.num_classes), batch: batch) { done, total in
+            if Date().timeIntervalSince(started) > 2 { note("classified \(done)/\(total) images") }
+        }
+        let title = loaded.displayName
+        print("\(title): top-\(top) of \(files.count) image\(files.count == 1 ? "" : "s") at \(size)px (crop-pct \(cropPct))")
+        for r in results {
+            print(URL(fileURLWithPath: r.path).lastPathComponent)
+            for (i, t) in r.top.enumerated() {
+                print(String(format: "  %d. class %4d  %6.2f%%", i + 1, t.index, 100 * t.probability))
+            }
+        }
+        if let logits {
+            let n = results.count, k = results.first?.logits.count ?? 0
+            let record = TensorRecord(shape: [n, k], values: results.flatMap(\.logits))
+            do { try SafeTensors.write(path: logits, tensors: [("logits", record)]) } catch let e as CheckpointError { throw CLIError(e.description) }
+            print("logits       \(logits) [\(n), \(k)]")
+        }
+        if let json {
+            let doc: [String: Any] = [
+                "model": modelOptions.model, "arch": loaded.config.displayName, "untrained": loaded.untrained,
+                "size": size, "crop_pct": cropPct,
+                "images": results.map { r in
+                    ["path": r.path, "top": r.top.map { ["class": $0.index, "probability": Double($0.probability)] as [String: Any] }] as [String: Any]
+                },
+            ]
+            try writeJSON(doc, to: json)
+            print("json         \(json)")
+        }
+    }
+}
