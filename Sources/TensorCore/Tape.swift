@@ -137,11 +137,10 @@ public enum Tape {
         var visited = Set<ObjectIdentifier>()
         var stack: [(Node, Int)] = [(root, 0)]
         visited.insert(ObjectIdentifier(root))
-        while var (node, i) = stack.popLast() {
+        while let (node, i) = stack.popLast() {
             if i < node.inputs.count {
                 let child = node.inputs[i]
-                i += 1
-                stack.append((node, i))
+                stack.append((node, i + 1))
                 if visited.insert(ObjectIdentifier(child)).inserted {
                     stack.append((child, 0))
                 }
