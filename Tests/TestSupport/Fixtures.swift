@@ -44,3 +44,51 @@ public func relativeL2(_ actual: [Float], _ expected: [Float]) -> Double {
     }
     return (num / max(den, 1e-30)).squareRoot()
 }
+
+/// The package root (the folder holding Package.swift).
+public func packageRoot(file: String = #filePath) -> String {
+    var url = URL(fileURLWithPath: file).deletingLastPathComponent()
+    while url.path != "/" {
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+        url = url.deletingLastPathComponent()
+    }
+    return "."
+}
+
+/// The result of running the command-line tool.
+public struct ToolRun {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs the built `stm-analyze` (the debug build that `swift build --build-tests` makes, else release).
+public func runTool(_ arguments: [String], environment: [String: String] = [:]) throws -> ToolRun {
+    let root = packageRoot()
+    let candidates = ["debug", "release"].map { "\(root)/.build/\($0)/stm-analyze" }
+    guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw NSError(domain: "stm-analyze tests", code: 1, userInfo: [NSLocalizedDescriptionKey: "stm-analyze is not built (looked for \(candidates))"])
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: root)
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return ToolRun(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// A fresh empty temporary folder.
+public func temporaryDirectory(_ name: String = "stm-analyze-test") -> String {
+    let dir = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
