@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Checkpoint"]),
         .testTarget(name: "RenderingTests", dependencies: ["Rendering", "Imaging"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoint", "Analysis", "TestSupport"]),
         .testTarget(name: "AnalysisTests",
                     dependencies: ["Analysis", "Models", "TensorCore", "Checkpoint", "Imaging", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Imaging", "TestSupport"]),

@@ -94,11 +94,11 @@ extension UnifiedModel {
 private func squeezed(_ shape: [Int]) -> [Int] { shape.filter { $0 != 1 } }
 
 /// A seeded normal generator (SplitMix64 + Box-Muller), the same sequence on every platform.
-struct SeededNormal {
+public struct SeededNormal {
     var state: UInt64
     var spare: Double?
 
-    init(seed: UInt64) { state = seed &+ 0x5EED }
+    public init(seed: UInt64) { state = seed &+ 0x5EED }
 
     mutating func nextUniform() -> Double {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -109,7 +109,7 @@ struct SeededNormal {
         return (Double(z >> 11) + 0.5) / Double(1 << 53)
     }
 
-    mutating func normal() -> Double {
+    public mutating func normal() -> Double {
         if let s = spare { spare = nil; return s }
         let u1 = nextUniform(), u2 = nextUniform()
         let r = (-2 * Foundation.log(u1)).squareRoot()

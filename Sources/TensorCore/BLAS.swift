@@ -3,6 +3,7 @@
 // Also reports which OpenBLAS kernels were picked. A slow reference product sits beside it for tests.
 
 import CBLAS
+import Foundation
 
 /// `C[M,N] = alpha * op(A) * op(B) + beta * C`, row-major, with leading dimensions (strides of rows).
 /// `op(A)` is `[M,K]` (A stored `[K,M]` when `transA`), `op(B)` is `[K,N]` (B stored `[N,K]` when `transB`).
@@ -12,6 +13,7 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  b: UnsafePointer<Float>, ldb: Int,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
+    if FlopCounter.enabled { FlopCounter.add(2 * Double(m) * Double(n) * Double(k)) }
     if k == 0 {
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return
@@ -51,4 +53,14 @@ public enum BLASInfo {
         guard let p = openblas_get_config() else { return "unknown" }
         return String(cString: p)
     }
+}
+
+/// Counts GEMM flops while enabled (for `bench`'s achieved-rate figure). Off by default.
+public enum FlopCounter {
+    nonisolated(unsafe) public static var enabled = false
+    nonisolated(unsafe) private static var total = 0.0
+    private static let lock = NSLock()
+    @usableFromInline static func add(_ f: Double) { lock.lock(); total += f; lock.unlock() }
+    public static var flops: Double { lock.lock(); defer { lock.unlock() }; return total }
+    public static func reset() { lock.lock(); total = 0; lock.unlock() }
 }
