@@ -66,9 +66,21 @@ public enum ArchInference {
             assumptions.append("block size 7 (halo \(settings.halo_size!) follows from the relative tables)")
         case .pvt:
             settings.qkv_bias = state["stages.0.0.attn.q.bias"] != nil
-            settings.mlp_ratios = try (0..<4).map { s in Double(try shape("stages.\(s).0.mlp.fc1.weight")[0]) / Double(dims[s]) }
-            settings.sr_ratios = (0..<4).map { s in state["stages.\(s).0.attn.sr.weight"]?.shape[2] ?? 1 }
-            if let pos = state["stages.0.0.pos_embed"]?.shape, pos.count == 4 { imgSize = pos[2] * 4 }
+            settings.mlp_ratios = try (0..<4).map { s in
+                let key = "stages.\(s).0.mlp.fc1.weight"
+                guard let rows = try shape(key).first else { throw ModelError(path, "\(key) has no dimensions", hint: "pass --arch") }
+                return Double(rows) / Double(dims[s])
+            }
+            settings.sr_ratios = try (0..<4).map { s in
+                let key = "stages.\(s).0.attn.sr.weight"
+                guard let sr = state[key] else { return 1 }
+                guard sr.shape.count == 4 else { throw ModelError(path, "\(key) has shape \(sr.shape), expected [C, C, r, r]", hint: "pass --arch") }
+                return sr.shape[2]
+            }
+            if let pos = state["stages.0.0.pos_embed"]?.shape, pos.count == 4 {
+                imgSize = pos[2] * 4
+                assumptions[0] = "LayerNorm eps 1e-6 (the study's value); img_size \(imgSize) from the stage-1 position embedding"
+            }
         case .dcnv3:
             settings.deform_points = 9
             settings.kernel_size = 3

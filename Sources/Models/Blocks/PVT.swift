@@ -1,0 +1,175 @@
+// Models: U-PVT, the reference's `PvtBlock` (PVT v1 block inside the unified architecture).
+// The first block of each stage adds a learned absolute position embedding to its input; every block
+// then runs spatial-reduction attention (queries from every token; keys and values from the normed
+// map shrunk by a `sr x sr` conv with stride `sr` and a LayerNorm, when `sr > 1`), layer scale and a
+// residual, then LayerNorm, MLP (per-stage ratio, GELU), layer scale and a residual.
+//
+// Details taken from the reference: the block's own norms (norm1, norm2, attn.norm) are nn.LayerNorm
+// with PyTorch's default eps 1e-5, not the model's 1e-6; heads come from the config (their count is
+// not in any tensor shape); a map that is not a multiple of `sr` is reduced with PyTorch's conv
+// semantics (floor: trailing rows and columns do not reach the keys and values).
+// The position embedding is stored for the config's img_size; on other map sizes it is resized
+// bilinearly with corners aligned (what the reference's loader does to a table of another size),
+// once per map size, as a constant. Dropout and drop path are inference no-ops and absent.
+//
+// Shape key: N batch, H height, W width, C channels, L = H*W query tokens, Hr/Wr reduced map,
+// Lk = Hr*Wr key tokens, Hd heads, H0/W0 stored position-table size.
+
+import Foundation
+import TensorCore
+
+/// The reference's PVT `Attention`: `q` and `kv` projections, optional spatial reduction
+/// (`sr` conv + `norm`), output `proj`.
+public final class SpatialReductionAttention: Module {
+    let q: Linear
+    let kv: Linear
+    let proj: Linear
+    let sr: Conv2d?
+    let norm: LayerNorm?
+    let heads: Int
+    let ratio: Int
+
+    init(dim: Int, heads: Int, qkvBias: Bool, ratio: Int) {
+        q = Linear(dim, dim, bias: qkvBias)
+        kv = Linear(dim, 2 * dim, bias: qkvBias)
+        proj = Linear(dim, dim)
+        if ratio > 1 {
+            sr = Conv2d(dim, dim, kernel: ratio, stride: ratio, padding: 0)
+            norm = LayerNorm(dim, eps: 1e-5)
+        } else {
+            sr = nil
+            norm = nil
+        }
+        self.heads = heads
+        self.ratio = ratio
+    }
+
+    public var members: [(String, Any)] {
+        var m: [(String, Any)] = [("q", q), ("kv", kv), ("proj", proj)]
+        if let sr, let norm { m += [("sr", sr), ("norm", norm)] }
+        return m
+    }
+
+    /// x [N,H,W,C] (already normed) -> [N,L,C].
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let tokens = x.reshaped([n, h * w, c])
+        let queries = q(tokens)  // [N,L,C]
+        var source = tokens      // [N,Lk,C]
+        if let sr, let norm {
+            let reduced = sr(x)  // [N,Hr,Wr,C], Hr = floor(H / sr)
+            source = norm(reduced.reshaped([n, reduced.shape[1] * reduced.shape[2], c]))
+        }
+        let keysValues = kv(source)  // [N,Lk,2C]: keys in columns 0..<C, values in C..<2C
+        let hd = c / heads
+        let mixed = attention(q: AttentionOperand(queries), k: AttentionOperand(keysValues, offset: 0),
+                              v: AttentionOperand(keysValues, offset: c), heads: heads, keyWidth: hd, valueWidth: hd,
+                              scale: 1 / Float(hd).squareRoot())
+        return proj(mixed)
+    }
+}
+
+/// The reference's `PvtBlock`: [position embedding,] LayerNorm, spatial-reduction attention,
+/// layer scale, residual; LayerNorm, MLP, layer scale, residual.
+public final class PvtBlock: Block {
+    /// [1, C, H0, W0]; only on the first block of a stage.
+    let pos_embed: Parameter?
+    let norm1: LayerNorm
+    let attn: SpatialReductionAttention
+    let gamma_1: Parameter  // [C]
+    let norm2: LayerNorm
+    let mlp: Mlp
+    let gamma_2: Parameter  // [C]
+
+    /// Position tables in channels-last order, keyed by map size; the stored size is filled by `prepare()`.
+    private var positionTables: [MapSize: Tensor] = [:]  // each [H, W, C]
+    private let tableLock = NSLock()
+
+    init(_ ctx: BlockContext) {
+        let c = ctx.dim, s = ctx.stage
+        let settings = ctx.settings
+        pos_embed = ctx.depth == 0 ? Parameter([1, c, ctx.resolution, ctx.resolution], init: .truncatedNormal(std: 0.02)) : nil
+        norm1 = LayerNorm(c, eps: 1e-5)
+        attn = SpatialReductionAttention(dim: c, heads: ctx.config.heads[s], qkvBias: settings.qkv_bias ?? false,
+                                         ratio: settings.sr_ratios?[s] ?? 1)
+        gamma_1 = Parameter([c], init: .layerScale)
+        norm2 = LayerNorm(c, eps: 1e-5)
+        let ratio = settings.mlp_ratios?[s] ?? 4
+        mlp = Mlp(c, hidden: Int(Double(c) * ratio))
+        gamma_2 = Parameter([c], init: .layerScale)
+    }
+
+    public var members: [(String, Any)] {
+        var m: [(String, Any)] = []
+        if let pos_embed { m.append(("pos_embed", pos_embed)) }
+        m += [("norm1", norm1), ("attn", attn), ("gamma_1", gamma_1), ("norm2", norm2), ("mlp", mlp), ("gamma_2", gamma_2)]
+        return m
+    }
+
+    public func prepare() {
+        tableLock.lock()
+        defer { tableLock.unlock() }
+        positionTables = [:]
+        guard let pos_embed else { return }
+        let (c, h0, w0) = (pos_embed.shape[1], pos_embed.shape[2], pos_embed.shape[3])
+        positionTables[MapSize(h: h0, w: w0)] = resizePositionTable(pos_embed.values, channels: c, height: h0, width: w0,
+                                                                      toHeight: h0, toWidth: w0)
+    }
+
+    /// x [N,H,W,C] -> [N,H,W,C]
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        var input = x
+        if let pos_embed { input = addBroadcast(x, positionTable(pos_embed, h: h, w: w)) }
+        let mixed = attn(norm1(input)).reshaped([n, h, w, c])
+        let y = add(input, layerScale(mixed, gamma_1))
+        return add(y, layerScale(mlp(norm2(y)), gamma_2))
+    }
+
+    private struct MapSize: Hashable { var h: Int, w: Int }
+
+    /// The position embedding for an H x W map, [H, W, C] (resized once per size, then cached).
+    private func positionTable(_ p: Parameter, h: Int, w: Int) -> Tensor {
+        let key = MapSize(h: h, w: w)
+        tableLock.lock()
+        defer { tableLock.unlock() }
+        if let t = positionTables[key] { return t }
+        let t = resizePositionTable(p.values, channels: p.shape[1], height: p.shape[2], width: p.shape[3], toHeight: h, toWidth: w)
+        positionTables[key] = t
+        return t
+    }
+}
+
+/// Bilinear resize with corners aligned (PyTorch's `interpolate(mode='bilinear', align_corners=True)`)
+/// of a channels-first table [C, H0, W0] to a channels-last table [H, W, C]. With H = H0 and W = W0 it
+/// is the plain transpose. Output pixel y samples source row y * (H0 - 1) / (H - 1) (0 when H = 1),
+/// mixing the two rows around it linearly; likewise along x. Weights are computed in double precision.
+func resizePositionTable(_ values: [Float], channels c: Int, height h0: Int, width w0: Int,
+                         toHeight h: Int, toWidth w: Int) -> Tensor {
+    // For each output coordinate: the lower source index, the upper one, and the upper one's weight.
+    func taps(_ from: Int, _ to: Int) -> [(Int, Int, Double)] {
+        let step = to > 1 ? Double(from - 1) / Double(to - 1) : 0
+        return (0..<to).map { i in
+            let src = step * Double(i)
+            let lo = min(Int(src), from - 1)
+            return (lo, min(lo + 1, from - 1), src - Double(lo))
+        }
+    }
+    let ys = taps(h0, h), xs = taps(w0, w)
+    let out = Tensor(uninitializedShape: [h, w, c])
+    let op = out.data
+    values.withUnsafeBufferPointer { v in
+        for (y, (y0, y1, fy)) in ys.enumerated() {
+            for (x, (x0, x1, fx)) in xs.enumerated() {
+                let dst = op + (y * w + x) * c
+                for ch in 0..<c {
+                    let plane = ch * h0 * w0
+                    let top = (1 - fx) * Double(v[plane + y0 * w0 + x0]) + fx * Double(v[plane + y0 * w0 + x1])
+                    let bottom = (1 - fx) * Double(v[plane + y1 * w0 + x0]) + fx * Double(v[plane + y1 * w0 + x1])
+                    dst[ch] = Float((1 - fy) * top + fy * bottom)
+                }
+            }
+        }
+    }
+    return out
+}
