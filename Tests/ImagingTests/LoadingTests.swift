@@ -36,8 +36,13 @@ final class LoadingTests: XCTestCase {
     }
 
     func testRandomBytes() {
-        var generator = SystemRandomNumberGenerator()
-        let p = write((0..<1000).map { _ in UInt8.random(in: 0...255, using: &generator) & 0x7F }, "random.jpg")
+        // A fixed pseudo-random byte sequence (linear congruential), no JPEG or PNG signature possible.
+        var state: UInt32 = 12345
+        let bytes: [UInt8] = (0..<1000).map { _ in
+            state = state &* 1_103_515_245 &+ 12345
+            return UInt8(truncatingIfNeeded: state >> 16) & 0x7F
+        }
+        let p = write(bytes, "random.jpg")
         assertOneLine(imagingErrorText { _ = try loadImage(path: p) }, naming: p, contains: "not a jpeg or png")
     }
 
