@@ -101,11 +101,19 @@ private func cubic(_ v1: Double, _ v2: Double, _ v3: Double, _ v4: Double, _ d: 
     return p1 + d * (p2 + d * (p3 + d * p4))
 }
 
+/// The cubic along one source row at the four clamped column offsets (already multiplied by C).
+@inline(__always)
+private func cubicAlongRow(_ row: UnsafePointer<UInt8>, _ x0: Int, _ x1: Int, _ x2: Int, _ x3: Int,
+                           _ d: Double) -> Double {
+    cubic(Double(row[x0]), Double(row[x1]), Double(row[x2]), Double(row[x3]), d)
+}
+
 /// Geometry.c's generic transform with the affine map and the bicubic filter, fill = black.
 private func affineBicubic(_ image: Image8, a: (Double, Double, Double, Double, Double, Double)) -> Image8 {
     let width = image.width, height = image.height, c = image.channels
     var out = Image8(width: width, height: height, channels: c)
     let fw = Double(width), fh = Double(height)
+    let rowStride = width * c
     image.pixels.withUnsafeBufferPointer { src in
         out.pixels.withUnsafeMutableBufferPointer { dst in
             let s = src.baseAddress!
@@ -124,23 +132,21 @@ private func affineBicubic(_ image: Image8, a: (Double, Double, Double, Double, 
                     let dy = yin - Double(y)
                     x -= 1
                     y -= 1
+                    // Columns are clamped to the image; rows past an edge reuse the previous row's value.
                     let x0 = min(max(x, 0), width - 1) * c
                     let x1 = min(max(x + 1, 0), width - 1) * c
                     let x2 = min(max(x + 2, 0), width - 1) * c
                     let x3 = min(max(x + 3, 0), width - 1) * c
-                    let row0 = s + min(max(y, 0), height - 1) * width * c
-                    let has1 = y + 1 >= 0 && y + 1 < height
-                    let has2 = y + 2 >= 0 && y + 2 < height
-                    let has3 = y + 3 >= 0 && y + 3 < height
+                    let row0 = s + min(max(y, 0), height - 1) * rowStride
+                    let row1: UnsafePointer<UInt8>? = y + 1 >= 0 && y + 1 < height ? s + (y + 1) * rowStride : nil
+                    let row2: UnsafePointer<UInt8>? = y + 2 >= 0 && y + 2 < height ? s + (y + 2) * rowStride : nil
+                    let row3: UnsafePointer<UInt8>? = y + 3 >= 0 && y + 3 < height ? s + (y + 3) * rowStride : nil
                     let o = (oy * width + ox) * c
                     for b in 0..<c {
-                        @inline(__always) func along(_ row: UnsafePointer<UInt8>) -> Double {
-                            cubic(Double(row[x0 + b]), Double(row[x1 + b]), Double(row[x2 + b]), Double(row[x3 + b]), dx)
-                        }
-                        let v1 = along(row0)
-                        let v2 = has1 ? along(s + (y + 1) * width * c) : v1
-                        let v3 = has2 ? along(s + (y + 2) * width * c) : v2
-                        let v4 = has3 ? along(s + (y + 3) * width * c) : v3
+                        let v1 = cubicAlongRow(row0 + b, x0, x1, x2, x3, dx)
+                        let v2 = row1.map { cubicAlongRow($0 + b, x0, x1, x2, x3, dx) } ?? v1
+                        let v3 = row2.map { cubicAlongRow($0 + b, x0, x1, x2, x3, dx) } ?? v2
+                        let v4 = row3.map { cubicAlongRow($0 + b, x0, x1, x2, x3, dx) } ?? v3
                         let v = cubic(v1, v2, v3, v4, dy)
                         dst[o + b] = v <= 0.0 ? 0 : (v >= 255.0 ? 255 : UInt8(v))
                     }

@@ -25,8 +25,8 @@ public let imageNetMean: [Float] = [0.485, 0.456, 0.406]
 /// ImageNet channel standard deviations (R, G, B), as timm's IMAGENET_DEFAULT_STD.
 public let imageNetStd: [Float] = [0.229, 0.224, 0.225]
 
-/// The largest side a transform will resize to; larger requests (from absurd crop ratios) are capped here.
-public let maxResizeSide = 1 << 15
+/// The largest short side the transforms resize to; larger requests (from absurd crop ratios) are capped here.
+public let maxResizeSide = 8192
 
 /// Checks the arguments shared by the transforms, so that a caller can report bad values as one-line
 /// errors instead of getting a capped or empty image.
@@ -45,10 +45,12 @@ public func validateTransformArguments(size: Int, cropPct: Double, jitter: Int =
     guard degrees.isFinite else { throw ImagingError(what, "rotation angle \(degrees) is not a finite number") }
 }
 
-/// `int(size / cropPct)` as Python computes it, kept within 1...`maxResizeSide`.
+/// `int(size / cropPct)` as Python computes it. A crop ratio that is not a positive finite number
+/// counts as 1 (no enlargement), and the result is kept within 1...`maxResizeSide`.
 func resizeTarget(size: Int, cropPct: Double) -> Int {
-    let value = Double(size) / cropPct
-    if value.isNaN || value < 1 { return 1 }
+    let ratio = cropPct.isFinite && cropPct > 0 ? cropPct : 1
+    let value = Double(size) / ratio
+    if value < 1 { return 1 }
     return value >= Double(maxResizeSide) ? maxResizeSide : Int(value)
 }
 
