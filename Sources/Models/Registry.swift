@@ -33,6 +33,7 @@ public enum BlockRegistry {
         .convnext: { UnifiedConvNeXtBlock($0) },
         .swin: { SwinBlock($0) },
         .pvt: { PvtBlock($0) },
+        .halo: { UnifiedHaloBlock($0) },
     ]
 
     /// Registers (or replaces) the builder for a family.

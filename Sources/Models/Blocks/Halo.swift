@@ -1,0 +1,199 @@
+// Models: U-HaloNet, the reference's `UnifiedHaloBlock` with its `HaloAttn` (STM-Evaluation's
+// modification of timm's halo attention). Each S x S block of queries (S = 7) attends to the
+// Wn x Wn window around it (Wn = S + 2 * halo = 13), keys and values coming from a 1x1 conv over the
+// map zero-padded by the halo. Logits are `scale * q·k` plus timm's query-related relative logits
+// (`PosEmbedRel`, unscaled q against `height_rel`/`width_rel`); window positions that fall outside the
+// map are set to the most negative float before the softmax (one mask per block, the same for all of
+// its queries). Block and halo sizes do not change with the map size: a 7x7 map is one block whose
+// window is mostly masked. Maps that are not multiples of S are zero-padded at the bottom and right
+// after `norm1`, as the study's detection backbone does; those padded pixels are valid keys (their
+// k and v are zero, the projections have no bias) and the output is cropped before `proj`.
+// Not covered: the reference's `query_free` position embedding, strides other than 1, and
+// widths whose query/key head width differs from the value head width (the reference's fold assumes
+// they agree, which holds whenever the width is a multiple of 8, as in every preset).
+// The norms are PyTorch's default `nn.LayerNorm` (eps 1e-5): the reference block does not pass the
+// model's `layer_norm_eps` to them.
+//
+// Shape key: N batch, H height, W width, C channels, Hp/Wp map padded to multiples of S, S block
+// side, L = S*S queries per block, Wn window side, K = Wn*Wn keys per window, Nb blocks per image,
+// Hd heads, Dk query/key width per head, Dv value width per head.
+
+import TensorCore
+
+/// timm's `make_divisible` with divisor 8: rounds to the nearest multiple, never more than 10 % down.
+func makeDivisible(_ v: Int, divisor: Int = 8) -> Int {
+    var rounded = max(divisor, (v + divisor / 2) / divisor * divisor)
+    if Double(rounded) < 0.9 * Double(v) { rounded += divisor }
+    return rounded
+}
+
+/// `attn.pos_embed`: the query-related relative tables, [2*Wn - 1, Dk] each.
+public final class HaloPositionTables: Module {
+    let height_rel: Parameter
+    let width_rel: Parameter
+
+    init(window: Int, headWidth: Int) {
+        // The reference draws them as randn * Dk^-0.5 (no truncation); the bound of 2 is many
+        // standard deviations away for every preset width.
+        let std = 1 / Float(headWidth).squareRoot()
+        height_rel = Parameter([2 * window - 1, headWidth], init: .truncatedNormal(std: std))
+        width_rel = Parameter([2 * window - 1, headWidth], init: .truncatedNormal(std: std))
+    }
+
+    public var members: [(String, Any)] { [("height_rel", height_rel), ("width_rel", width_rel)] }
+}
+
+/// `attn`: the reference's `HaloAttn` parameters (kv conv and q linear without bias, relative
+/// tables, output projection) and the constants derived from them.
+public final class HaloAttention: Module {
+    let kv: PointwiseConv
+    let q: Linear
+    let pos_embed: HaloPositionTables
+    let proj: Linear
+    let heads: Int, headWidthQK: Int, headWidthV: Int
+    /// kv weight as [Hd*Dk + Hd*Dv, C] with all keys first, then all values (the checkpoint
+    /// interleaves them per head: k of head 0, v of head 0, k of head 1, ...).
+    private(set) var kvMatrix = Tensor.zeros([0])
+    private(set) var heightTable = Tensor.zeros([0])
+    private(set) var widthTable = Tensor.zeros([0])
+
+    init(dim: Int, heads: Int, window: Int) {
+        self.heads = heads
+        headWidthQK = makeDivisible(dim) / heads
+        headWidthV = dim / heads
+        kv = PointwiseConv(dim, heads * (headWidthQK + headWidthV), bias: false)
+        q = Linear(dim, heads * headWidthQK, bias: false)
+        pos_embed = HaloPositionTables(window: window, headWidth: headWidthQK)
+        proj = Linear(heads * headWidthV, heads * headWidthV)
+    }
+
+    public var members: [(String, Any)] { [("kv", kv), ("q", q), ("pos_embed", pos_embed), ("proj", proj)] }
+
+    public func prepare() {
+        let c = kv.weight.shape[1], dk = headWidthQK, dv = headWidthV, per = dk + dv
+        let w = kv.weight.values
+        var reordered = [Float](repeating: 0, count: w.count)
+        for h in 0..<heads {
+            for j in 0..<per {
+                let dst = j < dk ? h * dk + j : heads * dk + h * dv + (j - dk)
+                for i in 0..<c { reordered[dst * c + i] = w[(h * per + j) * c + i] }
+            }
+        }
+        kvMatrix = Tensor(shape: [heads * per, c], values: reordered)
+        heightTable = pos_embed.height_rel.tensor.detached()
+        widthTable = pos_embed.width_rel.tensor.detached()
+    }
+}
+
+/// The reference's `UnifiedHaloBlock`: x + gamma_1 * proj(halo attention(norm1(x))), then
+/// x + gamma_2 * mlp(norm2(x)), channels-last.
+public final class UnifiedHaloBlock: Block {
+    let norm1: LayerNorm
+    let attn: HaloAttention
+    let gamma_1: Parameter  // [1, 1, 1, C]
+    let norm2: LayerNorm
+    let mlp: Mlp
+    let gamma_2: Parameter  // [1, 1, 1, C]
+    let blockSize: Int, halo: Int
+    private var geometry: [GeometryKey: Geometry] = [:]
+
+    /// PyTorch's default LayerNorm eps, which the reference block's norms use.
+    static let normEps: Float = 1e-5
+
+    init(_ ctx: BlockContext) {
+        blockSize = ctx.settings.block_size ?? 7
+        halo = ctx.settings.halo_size ?? 3
+        norm1 = LayerNorm(ctx.dim, eps: Self.normEps)
+        attn = HaloAttention(dim: ctx.dim, heads: ctx.config.heads[ctx.stage], window: blockSize + 2 * halo)
+        gamma_1 = Parameter([1, 1, 1, ctx.dim], init: .layerScale)
+        norm2 = LayerNorm(ctx.dim, eps: Self.normEps)
+        mlp = Mlp(ctx.dim, hidden: 4 * ctx.dim)
+        gamma_2 = Parameter([1, 1, 1, ctx.dim], init: .layerScale)
+    }
+
+    public var members: [(String, Any)] {
+        [("norm1", norm1), ("attn", attn), ("gamma_1", gamma_1), ("norm2", norm2), ("mlp", mlp), ("gamma_2", gamma_2)]
+    }
+
+    /// x [N,H,W,C] -> [N,H,W,C]
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let g = geometryFor(n: n, h: h, w: w)
+        let s = blockSize, wn = s + 2 * halo
+        let (heads, dk, dv) = (attn.heads, attn.headWidthQK, attn.headWidthV)
+        let xn = norm1(x)
+        // Queries in block order [N*Nb, L, Hd*Dk]; keys and values in window order [N*Nb, K, Hd*(Dk+Dv)].
+        let q = gatherRows(attn.q(xn), plan: g.blocks, outShape: [n * g.count, s * s, heads * dk])
+        let kv = gatherRows(linear(xn, weight: attn.kvMatrix), plan: g.windows, outShape: [n * g.count, wn * wn, heads * (dk + dv)])
+        let rel = haloRelativeLogits(q, heightTable: attn.heightTable, widthTable: attn.widthTable, heads: heads,
+                                     block: s, window: wn, keyBias: g.mask)
+        let mixed = attention(q: AttentionOperand(q), k: AttentionOperand(kv, offset: 0),
+                              v: AttentionOperand(kv, offset: heads * dk), heads: heads, keyWidth: dk, valueWidth: dv,
+                              scale: 1 / Float(dk).squareRoot(), logits: rel)
+        let merged = attn.proj(gatherRows(mixed, plan: g.merge, outShape: [n, h, w, heads * dv]))
+        let y = add(x, layerScale(merged, gamma_1))
+        return add(y, layerScale(mlp(norm2(y)), gamma_2))
+    }
+
+    private struct GeometryKey: Hashable { var n: Int, h: Int, w: Int }
+
+    private struct Geometry {
+        /// Blocks per image.
+        var count: Int
+        /// Map pixel -> block-ordered query row (-1 for the bottom/right padding).
+        var blocks: GatherPlan
+        /// Map pixel -> window-ordered key row (-1 for the halo and the bottom/right padding).
+        var windows: GatherPlan
+        /// Block-ordered row -> map pixel (drops the padding).
+        var merge: GatherPlan
+        /// [Nb, K]: the most negative float where a window position lies outside the padded map.
+        var mask: Tensor
+    }
+
+    private func geometryFor(n: Int, h: Int, w: Int) -> Geometry {
+        let key = GeometryKey(n: n, h: h, w: w)
+        if let g = geometry[key] { return g }
+        let s = blockSize, wn = s + 2 * halo, l = s * s, k = wn * wn
+        let hp = (h + s - 1) / s * s, wp = (w + s - 1) / s * s
+        let nby = hp / s, nbx = wp / s, nb = nby * nbx
+        var blocks = [Int32](repeating: -1, count: n * nb * l)
+        var windows = [Int32](repeating: -1, count: n * nb * k)
+        var merge = [Int32](repeating: 0, count: n * h * w)
+        var mask = [Float](repeating: 0, count: nb * k)
+        for by in 0..<nby {
+            for bx in 0..<nbx {
+                let blk = by * nbx + bx
+                for b in 0..<n {
+                    let base = b * nb + blk
+                    for iy in 0..<s {
+                        for ix in 0..<s {
+                            let y = by * s + iy, xx = bx * s + ix
+                            guard y < h && xx < w else { continue }
+                            let pixel = (b * h + y) * w + xx
+                            blocks[base * l + iy * s + ix] = Int32(pixel)
+                            merge[pixel] = Int32(base * l + iy * s + ix)
+                        }
+                    }
+                    for ky in 0..<wn {
+                        for kx in 0..<wn {
+                            let y = by * s - halo + ky, xx = bx * s - halo + kx
+                            if y >= 0 && y < h && xx >= 0 && xx < w { windows[base * k + ky * wn + kx] = Int32((b * h + y) * w + xx) }
+                        }
+                    }
+                }
+                for ky in 0..<wn {
+                    for kx in 0..<wn {
+                        let y = by * s - halo + ky, xx = bx * s - halo + kx
+                        if y < 0 || y >= hp || xx < 0 || xx >= wp { mask[blk * k + ky * wn + kx] = -Float.greatestFiniteMagnitude }
+                    }
+                }
+            }
+        }
+        let g = Geometry(count: nb, blocks: GatherPlan(index: blocks, sourceRows: n * h * w),
+                         windows: GatherPlan(index: windows, sourceRows: n * h * w),
+                         merge: GatherPlan(index: merge, sourceRows: n * nb * l),
+                         mask: Tensor(shape: [nb, k], values: mask))
+        geometry[key] = g
+        return g
+    }
+}
