@@ -83,6 +83,8 @@ extension UnifiedModel {
             case .ones: p.assign([Float](repeating: 1, count: p.count))
             case .constant(let v): p.assign([Float](repeating: v, count: p.count))
             case .layerScale: p.assign([Float](repeating: layerScale, count: p.count))
+            case .normal(let std):
+                p.assign((0..<p.count).map { _ in Float(rng.normal() * Double(std)) })
             case .truncatedNormal(let std):
                 p.assign((0..<p.count).map { _ in rng.truncatedNormal(std: std, bound: 2) })
             }

@@ -14,6 +14,8 @@ public enum ParameterInit: Sendable {
     case constant(Float)
     /// Normal with this standard deviation, truncated to [-2, 2] (timm's `trunc_normal_` bounds).
     case truncatedNormal(std: Float)
+    /// Normal with this standard deviation, untruncated (`torch.randn * std`).
+    case normal(std: Float)
     /// Layer scale: the model's `layer_scale_init_value`.
     case layerScale
 }

@@ -36,8 +36,8 @@ public final class HaloPositionTables: Module {
         // The reference draws them as randn * Dk^-0.5 (no truncation); the bound of 2 is many
         // standard deviations away for every preset width.
         let std = 1 / Float(headWidth).squareRoot()
-        height_rel = Parameter([2 * window - 1, headWidth], init: .truncatedNormal(std: std))
-        width_rel = Parameter([2 * window - 1, headWidth], init: .truncatedNormal(std: std))
+        height_rel = Parameter([2 * window - 1, headWidth], init: .normal(std: std))
+        width_rel = Parameter([2 * window - 1, headWidth], init: .normal(std: std))
     }
 
     public var members: [(String, Any)] { [("height_rel", height_rel), ("width_rel", width_rel)] }
