@@ -111,11 +111,10 @@ static inline int stm_png_decode(const unsigned char *data, size_t size, int kee
     if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) {
         png_set_gray_to_rgb(png);
     }
-    if (color_type & PNG_COLOR_MASK_ALPHA) {
-        if (!keep_alpha) {
-            png_set_strip_alpha(png);
-        }
-    } else if (keep_alpha && !has_trns) {
+    if (!keep_alpha) {
+        /* Also needed without an alpha channel: palette expansion turns tRNS into alpha by itself. */
+        png_set_strip_alpha(png);
+    } else if (!(color_type & PNG_COLOR_MASK_ALPHA) && !has_trns) {
         png_set_add_alpha(png, 0xFF, PNG_FILLER_AFTER);
     }
     png_set_interlace_handling(png);

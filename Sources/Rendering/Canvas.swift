@@ -10,6 +10,12 @@
 
 import Imaging
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// An sRGB colour with components in [0, 1] and an opacity (`alpha`, 1 = opaque).
 public struct Color: Sendable, Equatable {
     public var red: Float
@@ -131,8 +137,8 @@ public struct Canvas {
     public mutating func fill(_ rect: Rect, color: Color) {
         guard rect.width > 0, rect.height > 0, color.alpha > 0 else { return }
         let (cx0, cy0, cx1, cy1) = clipBounds()
-        let x0 = max(cx0, Int(rect.x.rounded(.down))), x1 = min(cx1, Int(rect.maxX.rounded(.up)))
-        let y0 = max(cy0, Int(rect.y.rounded(.down))), y1 = min(cy1, Int(rect.maxY.rounded(.up)))
+        let x0 = max(cx0, pixel(rect.x, .down)), x1 = min(cx1, pixel(rect.maxX, .up))
+        let y0 = max(cy0, pixel(rect.y, .down)), y1 = min(cy1, pixel(rect.maxY, .up))
         guard x0 < x1, y0 < y1 else { return }
         var columns = [Float](repeating: 0, count: x1 - x0)
         for i in x0..<x1 {
@@ -210,21 +216,26 @@ public struct Canvas {
     }
 
     /// Strokes a polyline of `width` pixels with round joins and `cap` at its two ends. `dash` alternates
-    /// drawn and skipped lengths in pixels (e.g. `[6, 4]`); each dash gets `cap` at both ends. Overlapping
-    /// parts are covered once, so translucent lines do not darken at joins.
+    /// drawn and skipped lengths in pixels (e.g. `[6, 4]`, at least one pixel per cycle); each dash gets
+    /// `cap` at both ends. Overlapping parts are covered once, so translucent lines do not darken at joins.
     public mutating func strokePolyline(_ points: [Point], width lineWidth: Double, color: Color,
                                         cap: LineCap = .round, dash: [Double]? = nil) {
-        guard points.count >= 2, lineWidth > 0, color.alpha > 0,
+        guard points.count >= 2, lineWidth > 0, lineWidth.isFinite, color.alpha > 0,
               points.allSatisfy({ $0.x.isFinite && $0.y.isFinite }) else { return }
-        var pieces = [points]
-        if let dash, dash.count >= 2, dash.allSatisfy({ $0 >= 0 }), dash.contains(where: { $0 > 0 }) {
-            pieces = Canvas.dashed(points, pattern: dash)
-        }
         // Widths under a pixel are drawn one pixel wide at proportionally lower opacity.
         let half = max(lineWidth, 1) / 2
         let fade = Float(min(lineWidth, 1))
-        let pad = half + 1
-        var (minX, minY, maxX, maxY) = Canvas.bounds(points, pad: pad)
+        // Only the parts within reach of the canvas are drawn; cut ends there stay out of sight.
+        let reach = min(half + 4, 1e6)
+        let view = (minX: -reach, minY: -reach, maxX: Double(width) + reach, maxY: Double(height) + reach)
+        let pieces: [[Point]]
+        if let dash, dash.count >= 2, dash.allSatisfy({ $0 >= 0 && $0.isFinite }), dash.reduce(0, +) >= 1 {
+            pieces = Canvas.dashed(points, pattern: dash, view: view)
+        } else {
+            pieces = Canvas.visibleRuns(points, view: view)
+        }
+        guard !pieces.isEmpty else { return }
+        var (minX, minY, maxX, maxY) = Canvas.bounds(pieces.flatMap { $0 }, pad: half + 1)
         minX = max(0, minX.rounded(.down)); minY = max(0, minY.rounded(.down))
         maxX = min(Double(width), maxX.rounded(.up)); maxY = min(Double(height), maxY.rounded(.up))
         guard minX < maxX, minY < maxY else { return }
@@ -284,8 +295,8 @@ public struct Canvas {
         guard let clip, clip.x.isFinite, clip.y.isFinite, clip.width.isFinite, clip.height.isFinite else {
             return (0, 0, width, height)
         }
-        let x0 = max(0, min(width, Int(clip.x.rounded()))), x1 = max(x0, min(width, Int(clip.maxX.rounded())))
-        let y0 = max(0, min(height, Int(clip.y.rounded()))), y1 = max(y0, min(height, Int(clip.maxY.rounded())))
+        let x0 = max(0, min(width, pixel(clip.x, .toNearestOrAwayFromZero))), x1 = max(x0, min(width, pixel(clip.maxX, .toNearestOrAwayFromZero)))
+        let y0 = max(0, min(height, pixel(clip.y, .toNearestOrAwayFromZero))), y1 = max(y0, min(height, pixel(clip.maxY, .toNearestOrAwayFromZero)))
         return (x0, y0, x1, y1)
     }
 
@@ -322,8 +333,8 @@ public struct Canvas {
         guard color.alpha > 0, bounds.0.isFinite, bounds.1.isFinite, bounds.2.isFinite, bounds.3.isFinite
         else { return }
         let (cx0, cy0, cx1, cy1) = clipBounds()
-        let x0 = max(cx0, Int((bounds.0 - 1).rounded(.down))), x1 = min(cx1, Int((bounds.2 + 1).rounded(.up)))
-        let y0 = max(cy0, Int((bounds.1 - 1).rounded(.down))), y1 = min(cy1, Int((bounds.3 + 1).rounded(.up)))
+        let x0 = max(cx0, pixel(bounds.0 - 1, .down)), x1 = min(cx1, pixel(bounds.2 + 1, .up))
+        let y0 = max(cy0, pixel(bounds.1 - 1, .down)), y1 = min(cy1, pixel(bounds.3 + 1, .up))
         guard x0 < x1, y0 < y1 else { return }
         let w = width
         rgb.withUnsafeMutableBufferPointer { px in
@@ -340,13 +351,13 @@ public struct Canvas {
     private static func accumulateSegment(_ m: UnsafeMutableBufferPointer<Float>, ox: Int, oy: Int, mw: Int, mh: Int,
                                           a: Point, b: Point, half: Double, startCap: LineCap, endCap: LineCap) {
         let dx = b.x - a.x, dy = b.y - a.y
-        let length = (dx * dx + dy * dy).squareRoot()
+        let length = hypot(dx, dy)
         let ux = length > 0 ? dx / length : 1, uy = length > 0 ? dy / length : 0
         let reach = half + 1.5
-        let i0 = max(ox, Int((min(a.x, b.x) - reach).rounded(.down)))
-        let i1 = min(ox + mw, Int((max(a.x, b.x) + reach).rounded(.up)))
-        let j0 = max(oy, Int((min(a.y, b.y) - reach).rounded(.down)))
-        let j1 = min(oy + mh, Int((max(a.y, b.y) + reach).rounded(.up)))
+        let i0 = max(ox, pixel(min(a.x, b.x) - reach, .down))
+        let i1 = min(ox + mw, pixel(max(a.x, b.x) + reach, .up))
+        let j0 = max(oy, pixel(min(a.y, b.y) - reach, .down))
+        let j1 = min(oy + mh, pixel(max(a.y, b.y) + reach, .up))
         guard i0 < i1, j0 < j1 else { return }
         let startExtra = startCap == .square ? half : 0
         let endExtra = endCap == .square ? half : 0
@@ -376,21 +387,105 @@ public struct Canvas {
         }
     }
 
-    /// Splits a polyline into its drawn dashes.
-    private static func dashed(_ points: [Point], pattern: [Double]) -> [[Point]] {
+    typealias View = (minX: Double, minY: Double, maxX: Double, maxY: Double)
+
+    /// The part of segment a-b inside `view` as parameters (u0, u1) in [0, 1] (Liang-Barsky); nil if none.
+    private static func clipSegment(_ a: Point, _ b: Point, _ view: View) -> (Double, Double)? {
+        let dx = b.x - a.x, dy = b.y - a.y
+        var u0 = 0.0, u1 = 1.0
+        for (p, q) in [(-dx, a.x - view.minX), (dx, view.maxX - a.x), (-dy, a.y - view.minY), (dy, view.maxY - a.y)] {
+            if p == 0 {
+                if q < 0 { return nil }
+            } else {
+                let r = q / p
+                if p < 0 { u0 = max(u0, r) } else { u1 = min(u1, r) }
+            }
+        }
+        return u0 <= u1 ? (u0, u1) : nil
+    }
+
+    private static func along(_ a: Point, _ b: Point, _ u: Double) -> Point {
+        Point(a.x + (b.x - a.x) * u, a.y + (b.y - a.y) * u)
+    }
+
+    /// The polyline cut to `view`: runs of consecutive visible segment parts.
+    private static func visibleRuns(_ points: [Point], view: View) -> [[Point]] {
+        var runs: [[Point]] = []
+        var current: [Point] = []
+        for s in 0..<(points.count - 1) {
+            let a = points[s], b = points[s + 1]
+            guard let (u0, u1) = clipSegment(a, b, view) else {
+                if current.count >= 2 { runs.append(current) }
+                current = []
+                continue
+            }
+            if u0 > 0 || current.isEmpty {
+                if current.count >= 2 { runs.append(current) }
+                current = [along(a, b, u0)]
+            }
+            current.append(along(a, b, u1))
+            if u1 < 1 {
+                runs.append(current)
+                current = []
+            }
+        }
+        if current.count >= 2 { runs.append(current) }
+        return runs
+    }
+
+    /// The drawn dashes of a polyline inside `view`. Invisible stretches are skipped arithmetically (whole
+    /// pattern cycles at once), so the work is bounded by the visible length, not the polyline's.
+    private static func dashed(_ points: [Point], pattern: [Double], view: View) -> [[Point]] {
         var pieces: [[Point]] = []
-        var current = [points[0]]
+        var current: [Point] = []
         var index = 0
         var left = pattern[0]
         var on = true
+        // A full cycle of entries that also restores the on/off state.
+        let cycle = pattern.reduce(0, +) * (pattern.count % 2 == 0 ? 1 : 2)
+        func flush() {
+            if on && current.count >= 2 { pieces.append(current) }
+            current = []
+        }
+        func next() {
+            on.toggle()
+            index = (index + 1) % pattern.count
+            left = pattern[index]
+        }
+        func skip(_ distance: Double) {
+            var d = distance
+            guard d > left else {
+                left -= d
+                return
+            }
+            d -= left
+            next()
+            d = d.truncatingRemainder(dividingBy: cycle)
+            while d > left {
+                d -= left
+                next()
+            }
+            left -= d
+        }
         for s in 0..<(points.count - 1) {
             let a = points[s], b = points[s + 1]
-            let length = ((b.x - a.x) * (b.x - a.x) + (b.y - a.y) * (b.y - a.y)).squareRoot()
-            var at = 0.0
-            while length - at > left {
+            let length = hypot(b.x - a.x, b.y - a.y)
+            guard length > 0, length.isFinite else { continue }
+            guard let (u0, u1) = clipSegment(a, b, view) else {
+                flush()
+                skip(length)
+                continue
+            }
+            var at = u0 * length
+            let end = u1 * length
+            if at > 0 {
+                flush()
+                skip(at)
+            }
+            if on && current.isEmpty { current = [along(a, b, at / length)] }
+            while end - at > left {
                 at += left
-                let f = at / length
-                let p = Point(a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f)
+                let p = along(a, b, at / length)
                 if on {
                     current.append(p)
                     pieces.append(current)
@@ -398,14 +493,16 @@ public struct Canvas {
                 } else {
                     current = [p]
                 }
-                on.toggle()
-                index = (index + 1) % pattern.count
-                left = pattern[index]
+                next()
             }
-            left -= length - at
-            if on { current.append(b) }
+            left -= end - at
+            if on { current.append(along(a, b, u1)) }
+            if u1 < 1 {
+                flush()
+                skip(length - end)
+            }
         }
-        if on && current.count >= 2 { pieces.append(current) }
+        flush()
         return pieces
     }
 
@@ -463,4 +560,11 @@ public struct Canvas {
             return [Point(c.x, c.y - s), Point(c.x + s * 0.8, c.y), Point(c.x, c.y + s), Point(c.x - s * 0.8, c.y)]
         }
     }
+}
+
+/// `v` rounded by `rule` to a pixel index, clamped to +-2^30 so absurd coordinates cannot overflow `Int`
+/// (NaN gives 0; callers skip non-finite shapes before relying on the value).
+func pixel(_ v: Double, _ rule: FloatingPointRoundingRule) -> Int {
+    guard !v.isNaN else { return 0 }
+    return Int(min(max(v.rounded(rule), -1_073_741_824), 1_073_741_824))
 }

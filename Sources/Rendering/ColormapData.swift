@@ -1,7 +1,8 @@
 // Rendering: colour-map data, transcribed from matplotlib 3.11's published tables
-// (lib/matplotlib/_cm_listed.py for the perceptually uniform maps and turbo, lib/matplotlib/_cm.py for jet,
-// gray, the ColorBrewer RdYlGn/RdBu anchors and the tab10 palette). Data only: interpolation, lookup by name
-// and reversal live in Colormap.swift. Layout key: tables are N entries x 3 (r, g, b) in [0, 1], flattened.
+// (lib/matplotlib/_cm_listed.py for the perceptually uniform maps and turbo, lib/matplotlib/_cm.py for jet's
+// breakpoints, the ColorBrewer RdYlGn/RdBu anchors and the tab10 palette; gray is the plain 0 -> 1 ramp and
+// needs no table). Data only: interpolation, lookup by name and reversal live in Colormap.swift.
+// Layout key: tables are N entries x 3 (r, g, b) in [0, 1], flattened.
 
 enum ColormapData {
     /// viridis: 256 evenly spaced entries on [0, 1], flattened r, g, b.

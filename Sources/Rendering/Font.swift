@@ -244,6 +244,8 @@ extension Canvas {
                                   horizontal: HorizontalAlignment = .left,
                                   vertical: VerticalAlignment = .baseline,
                                   orientation: TextOrientation = .horizontal, color: Color = .black) {
+        // Far off-canvas (or non-finite) anchors draw nothing.
+        guard abs(anchor.x) < 1e9, abs(anchor.y) < 1e9 else { return }
         let extent = font.measure(text)
         let along: Double
         switch horizontal {
@@ -261,17 +263,17 @@ extension Canvas {
         switch orientation {
         case .horizontal:
             let penX = anchor.x - along
-            let baseline = Int((anchor.y + across).rounded())
-            let whole = penX.rounded(.down)
+            let baseline = pixel(anchor.y + across, .toNearestOrAwayFromZero)
+            let whole = Double(pixel(penX, .down))
             let mask = font.rasterize(text, penOffset: penX - whole)
             blendText(mask, originX: Int(whole) + mask.left, originY: baseline + mask.top, rotated: false,
                       color: color)
         case .upward:
             // The pen runs up the canvas from (baselineX, penY); the text's "up" points to -x.
             let penY = anchor.y + along
-            let baselineX = Int((anchor.x + across).rounded())
+            let baselineX = pixel(anchor.x + across, .toNearestOrAwayFromZero)
             let mask = font.rasterize(text, penOffset: 0)
-            let start = Int(penY.rounded())
+            let start = pixel(penY, .toNearestOrAwayFromZero)
             blendText(mask, originX: baselineX + mask.top, originY: start - mask.left - mask.width, rotated: true,
                       color: color)
         }

@@ -47,8 +47,9 @@ public struct ScalarMap: Sendable, Equatable {
 
 /// Where a heat-map figure put things, in output pixels.
 public struct HeatmapLayout: Sendable, Equatable {
-    /// Output width and height.
+    /// Output width in pixels.
     public var width: Int
+    /// Output height in pixels.
     public var height: Int
     /// The enlarged maps (one per panel), left to right; map pixel (row r, column c) of panel p covers
     /// `scales[p]` x `scales[p]` output pixels from (`mapRects[p].x + c * scales[p]`, `mapRects[p].y + r * scales[p]`).
@@ -57,13 +58,14 @@ public struct HeatmapLayout: Sendable, Equatable {
     public var scales: [Int]
     /// The colour bar's gradient (value `upper` at the top, `lower` at the bottom).
     public var colorbarRect: Rect
-    /// The value range the colours span.
+    /// The value given the colour map's bottom colour.
     public var lower: Float
+    /// The value given the colour map's top colour.
     public var upper: Float
 }
 
 /// One map as a figure: title, enlarged map, colour bar, optional axis titles.
-public struct HeatmapFigure {
+public struct HeatmapFigure: Sendable {
     /// The map to draw.
     public var map: ScalarMap
     /// Title above the map, e.g. "unified_swin_base (untrained) - stage 4".
@@ -115,7 +117,7 @@ public struct HeatmapFigure {
 }
 
 /// Several maps in one row on a shared colour scale: a title per panel, one colour bar, an overall title.
-public struct StageRowFigure {
+public struct StageRowFigure: Sendable {
     /// The panels, left to right: each map with its title (e.g. "stage 1").
     public var panels: [(map: ScalarMap, title: String)]
     /// Overall title above the row (bold).
@@ -164,8 +166,9 @@ public struct StageRowFigure {
 }
 
 /// A map through a colour map blended over a photo: `mapWeight` of the map colour plus the rest of the
-/// image, after resizing the map to the image bilinearly (pixel centres aligned, edges clamped).
-public struct OverlayFigure {
+/// image, after resizing the map to the image bilinearly (pixel centres aligned, edges clamped). Colours come
+/// from a 1024-entry table of the colour map (ends exact).
+public struct OverlayFigure: Sendable {
     /// The map; any size, resized to the image.
     public var map: ScalarMap
     /// The photo (1, 3 or 4 channels; alpha ignored).

@@ -66,7 +66,7 @@ public struct PlotPanel: Sendable {
 }
 
 /// A figure of line-plot panels side by side.
-public struct LinePlotFigure {
+public struct LinePlotFigure: Sendable {
     /// Bold title above the panels.
     public var title: String?
     /// The panels, left to right.
@@ -108,9 +108,16 @@ public struct LinePlotFigure {
         let margin = px(style.margin)
         var top = margin
         if let title {
-            canvas.drawText(title, font: fonts.figureTitle, at: Point(Double(width) / 2, margin + fonts.figureTitle.capHeight),
+            // A title wider than the figure is set smaller rather than clipped.
+            var font = fonts.figureTitle
+            let available = Double(width) - 2 * margin
+            let natural = font.measure(title).width
+            if natural > available {
+                font = try Font.load(path: style.boldFontPath, size: max(1, (font.size * available / natural).rounded(.down)))
+            }
+            canvas.drawText(title, font: font, at: Point(Double(width) / 2, margin + font.capHeight),
                             horizontal: .center, color: style.textColor)
-            top += fonts.figureTitle.lineBox + px(10)
+            top += font.lineBox + px(10)
         }
         let gap = px(14)
         let panelWidth = (Double(width) - 2 * margin - gap * Double(panels.count - 1)) / Double(panels.count)

@@ -61,7 +61,7 @@ public struct AxisTicks: Sendable, Equatable {
     }
 
     private static func decimalsFor(step: Double) -> Int {
-        max(0, min(9, Int(-(log10(step) - 1e-9).rounded(.down))))
+        max(0, min(9, -Int((log10(step) + 1e-9).rounded(.down))))
     }
 
     private static func isRound(_ v: Double, decimals: Int) -> Bool {
