@@ -1,20 +1,154 @@
-// Imaging: PNG through libpng. (Interface stub: the implementation is being written.)
+// Imaging: PNG reading and writing through libpng (the C side lives in Sources/CPNG/shim.h, which keeps
+// libpng's setjmp/longjmp error handling away from Swift frames). Reading gives 8-bit RGB (or RGBA on
+// request) whatever the file's colour type and bit depth; writing takes 1, 3 or 4 channels and replaces the
+// target file atomically. Left out: colour management (gAMA, iCCP and sRGB chunks are ignored, as Pillow
+// ignores them when converting to RGB), 16-bit output, animated PNG and text chunks.
+// Layout key: H height, W width, C channels; pixels are H x W x C bytes, row-major.
+
+import CPNG
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// PNG reading and writing through libpng.
 public enum PNGCodec {
-    /// Decodes a PNG file to 8-bit RGB (alpha dropped, palettes and grey expanded) unless `keepAlpha`.
+    /// Decodes a PNG file to 8-bit RGB (alpha dropped, palettes and grey expanded) unless `keepAlpha`,
+    /// which gives RGBA (opaque files get alpha 255). 16-bit samples keep their high byte.
     public static func read(path: String, keepAlpha: Bool = false) throws -> Image8 {
-        throw ImagingError(path, "PNG reading is not implemented yet")
+        try decode(FileBytes.contents(of: path), path: path, keepAlpha: keepAlpha)
     }
 
     /// Decodes PNG bytes held in memory. `path` is used in messages only.
     public static func decode(_ bytes: [UInt8], path: String, keepAlpha: Bool = false) throws -> Image8 {
-        throw ImagingError(path, "PNG decoding is not implemented yet")
+        var pixels: UnsafeMutablePointer<UInt8>? = nil
+        var width: UInt32 = 0
+        var height: UInt32 = 0
+        var channels: Int32 = 0
+        var message = [CChar](repeating: 0, count: 320)
+        let status = bytes.withUnsafeBufferPointer { source in
+            message.withUnsafeMutableBufferPointer { text in
+                stm_png_decode(source.baseAddress, source.count, keepAlpha ? 1 : 0,
+                               &pixels, &width, &height, &channels, text.baseAddress, text.count)
+            }
+        }
+        defer { free(pixels) }
+        guard status == 0, let pixels else {
+            throw ImagingError(path, String(cString: message), hint: "is the file a complete, valid PNG?")
+        }
+        let w = Int(width), h = Int(height), c = Int(channels)
+        let decoded = [UInt8](UnsafeBufferPointer(start: pixels, count: w * h * c))
+        return Image8(width: w, height: h, channels: c, pixels: decoded)
+    }
+
+    /// Encodes `image` (1, 3 or 4 channels) as 8-bit PNG bytes; `dpi` is recorded in a pHYs chunk when
+    /// given. Equal images give equal bytes.
+    public static func encode(_ image: Image8, dpi: Int? = nil) throws -> [UInt8] {
+        try encode(image, dpi: dpi, path: "<memory>")
     }
 
     /// Writes `image` (1, 3 or 4 channels) as an 8-bit PNG, atomically (temporary file, then rename).
     /// `dpi` is recorded in the pHYs chunk when given.
     public static func write(_ image: Image8, to path: String, dpi: Int? = nil) throws {
-        throw ImagingError(path, "PNG writing is not implemented yet")
+        let bytes = try encode(image, dpi: dpi, path: path)
+        try FileBytes.replace(path, with: bytes)
+    }
+
+    private static func encode(_ image: Image8, dpi: Int?, path: String) throws -> [UInt8] {
+        guard [1, 3, 4].contains(image.channels) else {
+            throw ImagingError(path, "PNG writing needs 1, 3 or 4 channels, got \(image.channels)")
+        }
+        guard image.width > 0, image.height > 0, image.width <= 0x7fff_ffff, image.height <= 0x7fff_ffff else {
+            throw ImagingError(path, "cannot write a \(image.width)x\(image.height) image as PNG",
+                               hint: "width and height must be at least 1")
+        }
+        var pixelsPerMetre: UInt32 = 0
+        if let dpi {
+            guard dpi > 0, dpi <= 1_000_000 else {
+                throw ImagingError(path, "dpi must be between 1 and 1000000, got \(dpi)")
+            }
+            pixelsPerMetre = UInt32((Double(dpi) / 0.0254).rounded())
+        }
+        var output: UnsafeMutablePointer<UInt8>? = nil
+        var size = 0
+        var message = [CChar](repeating: 0, count: 320)
+        let status = image.pixels.withUnsafeBufferPointer { source in
+            message.withUnsafeMutableBufferPointer { text in
+                stm_png_encode(source.baseAddress, UInt32(image.width), UInt32(image.height),
+                               Int32(image.channels), pixelsPerMetre, &output, &size,
+                               text.baseAddress, text.count)
+            }
+        }
+        defer { free(output) }
+        guard status == 0, let output else {
+            throw ImagingError(path, String(cString: message))
+        }
+        return [UInt8](UnsafeBufferPointer(start: output, count: size))
+    }
+}
+
+/// Whole-file reads and atomic whole-file writes with one-line errors naming the file.
+private enum FileBytes {
+    static func contents(of path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ImagingError(path, "cannot open: \(errnoText())") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw ImagingError(path, "cannot stat: \(errnoText())") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw ImagingError(path, "not a regular file") }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var filled = 0
+        try bytes.withUnsafeMutableBytes { buffer in
+            while filled < buffer.count {
+                let got = read(fd, buffer.baseAddress! + filled, buffer.count - filled)
+                if got < 0 {
+                    if errno == EINTR { continue }
+                    throw ImagingError(path, "read failed: \(errnoText())")
+                }
+                if got == 0 { break }
+                filled += got
+            }
+        }
+        return filled == bytes.count ? bytes : Array(bytes[0..<filled])
+    }
+
+    /// Writes to a temporary file beside `path`, then renames it over `path`; on any failure the
+    /// temporary file is removed and `path` is left as it was.
+    static func replace(_ path: String, with bytes: [UInt8]) throws {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        guard !name.isEmpty else { throw ImagingError(path, "not a file path (ends with /)") }
+        let temporary = "\(directory.isEmpty ? "" : directory)/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw ImagingError(path, "cannot create a file in \(directory): \(errnoText())",
+                               hint: "does the directory exist and is it writable?")
+        }
+        var failure: String? = nil
+        bytes.withUnsafeBytes { buffer in
+            var written = 0
+            while written < buffer.count {
+                let put = write(fd, buffer.baseAddress! + written, buffer.count - written)
+                if put < 0 {
+                    if errno == EINTR { continue }
+                    failure = "write failed: \(errnoText())"
+                    return
+                }
+                written += put
+            }
+        }
+        if close(fd) != 0, failure == nil { failure = "write failed: \(errnoText())" }
+        if failure == nil, rename(temporary, path) != 0 { failure = "cannot rename into place: \(errnoText())" }
+        if let failure {
+            unlink(temporary)
+            throw ImagingError(path, failure)
+        }
+    }
+
+    private static func errnoText() -> String {
+        String(cString: strerror(errno))
     }
 }
