@@ -64,6 +64,6 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoint", "Analysis", "TestSupport"]),
         .testTarget(name: "AnalysisTests",
                     dependencies: ["Analysis", "Models", "TensorCore", "Checkpoint", "Imaging", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Imaging", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Imaging", "Rendering", "Analysis", "TestSupport"]),
     ]
 )

@@ -119,6 +119,12 @@ public struct ERFStage: Sendable {
     /// The mean contribution map before scaling, [H, W].
     public var mean: [Float]
     public var ratios: [ERFRatio]
+
+    public init(stage: Int, mean: [Float], ratios: [ERFRatio]) {
+        self.stage = stage
+        self.mean = mean
+        self.ratios = ratios
+    }
 }
 
 /// A whole ERF run.
@@ -130,6 +136,14 @@ public struct ERFResult: Sendable {
     public var skipped: [(path: String, reason: String)]
     public var stages: [ERFStage]
     public var seconds: Double
+
+    public init(settings: ERFSettings, images: [String], skipped: [(path: String, reason: String)], stages: [ERFStage], seconds: Double) {
+        self.settings = settings
+        self.images = images
+        self.skipped = skipped
+        self.stages = stages
+        self.seconds = seconds
+    }
 }
 
 /// Progress of a run: images used, images looked at, images wanted, seconds so far.

@@ -6,6 +6,7 @@ import Checkpoint
 import Foundation
 import Imaging
 import Models
+import Rendering
 
 do {
     var command = try STMAnalyze.parseAsRoot()
@@ -21,6 +22,7 @@ do {
     case let e as ModelError: message = e.description
     case let e as ImagingError: message = e.description
     case let e as CLIError: message = e.description
+    case let e as RenderingError: message = e.description
     default: message = STMAnalyze.message(for: error) + " (see 'stm-analyze help')"
     }
     FileHandle.standardError.write(Data(("stm-analyze: error: " + message.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))

@@ -1,0 +1,230 @@
+// stm-analyze erf: effective receptive fields of every requested stage, faithful to RepLKNet's ERF
+// tool, with the maps as safetensors, heatmaps and one figure of all stages, ERF@t in JSON and a table.
+
+import Analysis
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Imaging
+import Models
+import Rendering
+
+struct Erf: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Effective receptive fields: mean centre-point input gradients per stage, ERF@t, heatmaps.",
+        discussion: """
+            For each stage S the scalar sum_c relu(y_S[c, H/2, W/2]) of the stage output (after its stage norm) is \
+            differentiated with respect to the input; relu (or abs) of that gradient, summed over channels, is \
+            averaged over images (images whose map has a NaN are skipped and reported). ERF@t is the side of the \
+            smallest centred square holding more than a share t of log10(map + 1) / max, as RepLKNet's ERF tool \
+            measures it; where no square gets there the whole input is reported and flagged.
+
+            --stm-legacy-scaling divides each stage's summed map by 4 x the image count, as the study's own \
+            script does (its counter advances once per stage). Because log10(x + 1) is not scale-free this \
+            shrinks the reported ratios; use it only to compare with numbers published that way. \
+            RepLKNet's own setting is --resize square --size 1024.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("Image files or folders (folders are read in name order).", valueName: "path"))
+    var images: [String]
+
+    @Option(name: .long, help: "Use the first N images whose maps are finite.")
+    var numImages = 50
+
+    @Option(name: .long, help: "Input side in pixels.")
+    var size = 224
+
+    @Option(name: .long, help: "square: Resize((size, size)) bicubic, no crop (the study's ERF script); crop: the evaluation transform.")
+    var resize = "square"
+
+    @Option(name: .long, help: ArgumentHelp("Stages to measure, comma-separated.", valueName: "1,2,3,4"))
+    var stages = "1,2,3,4"
+
+    @Option(name: .long, help: "Images per forward/backward pass.")
+    var batch = 4
+
+    @Option(name: .long, help: ArgumentHelp("Output folder (default outputs/erf/<model name>).", valueName: "dir"))
+    var out: String?
+
+    @Option(name: .long, help: "Colour map of the heatmaps: \(Colormap.names.joined(separator: ", ")) (append _r to reverse).")
+    var colormap = "viridis"
+
+    @Option(name: .long, help: "relu (the study, RepLKNet) or abs.")
+    var grad = "relu"
+
+    @Option(name: .long, help: ArgumentHelp("log (log10(x + 1), the ERF tool's) or power:P.", valueName: "log|power:P"))
+    var scaling = "log"
+
+    @Flag(name: .long, help: "Divide each stage's map by 4 x images, as the study's script does (see the discussion above).")
+    var stmLegacyScaling = false
+
+    @Option(name: .long, help: ArgumentHelp("ERF@t thresholds, comma-separated.", valueName: "0.2,0.3,0.5,0.99"))
+    var thresholds = "0.2,0.3,0.5,0.99"
+
+    @Flag(name: .long, help: "With one image: also blend each map over the image (jet, 0.8 map / 0.2 image).")
+    var overlay = false
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    var parsedStages: [Int] { stages.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+    var parsedThresholds: [Double] { thresholds.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
+
+    func validate() throws {
+        if images.isEmpty { throw ValidationError("--images needs at least one file or folder") }
+        if numImages < 1 { throw ValidationError("--num-images must be at least 1") }
+        if size < 32 || size > 4096 { throw ValidationError("--size must be between 32 and 4096 (got \(size))") }
+        if ERFResize(rawValue: resize) == nil { throw ValidationError("--resize must be square or crop (got \(resize))") }
+        let s = parsedStages
+        if s.isEmpty || s.count != stages.split(separator: ",").count || !s.allSatisfy({ (1...4).contains($0) }) {
+            throw ValidationError("--stages takes stage numbers 1 to 4, comma-separated (got \(stages))")
+        }
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if GradientReduction(rawValue: grad) == nil { throw ValidationError("--grad must be relu or abs (got \(grad))") }
+        if ERFScaling(scaling) == nil { throw ValidationError("--scaling must be log or power:P with P > 0 (got \(scaling))") }
+        let t = parsedThresholds
+        if t.isEmpty || t.count != thresholds.split(separator: ",").count || !t.allSatisfy({ $0 > 0 && $0 < 1 }) {
+            throw ValidationError("--thresholds takes shares between 0 and 1, comma-separated (got \(thresholds))")
+        }
+        do { _ = try Colormap.named(colormap) } catch { throw ValidationError("--colormap: \(error)") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let files = try listImages(images)
+        if overlay && min(numImages, files.count) != 1 {
+            throw CLIError("--overlay needs exactly one image (got \(min(numImages, files.count))); pass one file or --num-images 1")
+        }
+        let loaded = try modelOptions.load()
+        let outDir = out ?? "outputs/erf/\(safeName(loaded.displayName))"
+        try prepareOutputFolder(outDir)
+
+        var settings = ERFSettings()
+        settings.size = size
+        settings.resize = ERFResize(rawValue: resize)!
+        settings.stages = Array(Set(parsedStages)).sorted()
+        settings.batch = batch
+        settings.numImages = numImages
+        settings.reduction = GradientReduction(rawValue: grad)!
+        settings.scaling = ERFScaling(scaling)!
+        settings.legacyScaling = stmLegacyScaling
+        settings.thresholds = parsedThresholds
+        let reporter = ProgressReporter(label: "ERF")
+        let result = try computeERF(model: loaded.model, paths: files, settings: settings) { used, seen, wanted, seconds in
+            reporter.update(done: used, total: wanted, seconds: seconds, detail: seen > used ? "\(seen - used) skipped" : nil)
+        }
+        reporter.finish()
+        for s in result.skipped { warn("skipped \(s.path): \(s.reason)") }
+        guard !result.images.isEmpty else {
+            throw CLIError("no image gave a finite ERF map (\(result.skipped.count) skipped); nothing written")
+        }
+        if result.images.count < numImages {
+            let why = result.skipped.isEmpty ? "found" : "usable (\(result.skipped.count) skipped)"
+            note("note: \(result.images.count) image\(result.images.count == 1 ? "" : "s") \(why) of the \(numImages) requested; the maps average those")
+        }
+
+        // Render everything in memory first, then write: a failure leaves no partial set of figures.
+        let title = loaded.displayName
+        let cmap = try Colormap.named(colormap)
+        var pngs: [(String, Image8)] = []
+        for stage in result.stages {
+            pngs.append(("erf_stage\(stage.stage).png", try erfStageFigure(stage, of: result, model: title, colormap: cmap).render()))
+            if overlay, let path = result.images.first {
+                let img = erfInputImage(try loadImage(path: path), settings: settings)
+                pngs.append(("erf_stage\(stage.stage)_overlay.png", try erfOverlayFigure(stage, of: result, image: img).render()))
+            }
+        }
+        pngs.append(("erf_stages.png", try erfStageRowFigure(result, model: title, colormap: cmap).render()))
+        let side = size
+
+        var stagesJSON: [String: Any] = [:]
+        for stage in result.stages {
+            var t: [String: Any] = [:]
+            for r in stage.ratios {
+                t[formatShare(r.threshold)] = ["side": r.side, "side_ratio": r.sideRatio, "area_ratio": r.areaRatio, "reached": r.reached]
+            }
+            stagesJSON["\(stage.stage)"] = t
+        }
+        let doc: [String: Any] = [
+            "model": modelOptions.model, "arch": loaded.config.displayName, "family": loaded.config.family.rawValue,
+            "untrained": loaded.untrained, "size": size, "resize": resize, "grad": grad, "scaling": settings.scaling.description,
+            "stm_legacy_scaling": stmLegacyScaling, "images": result.images,
+            "skipped": result.skipped.map { ["path": $0.path, "reason": $0.reason] },
+            "stages": stagesJSON, "seconds": result.seconds,
+        ]
+        for stage in result.stages {
+            let record = TensorRecord(shape: [side, side], values: stage.mean)
+            do {
+                try SafeTensors.write(path: "\(outDir)/erf_stage\(stage.stage).safetensors", tensors: [("mean", record)],
+                                      metadata: ["model": title, "stage": "\(stage.stage)", "images": "\(result.images.count)"])
+            } catch let e as CheckpointError { throw CLIError(e.description) }
+        }
+        for (name, image) in pngs { try PNGCodec.write(image, to: "\(outDir)/\(name)", dpi: 200) }
+        try writeJSON(doc, to: "\(outDir)/erf.json")
+
+        printSummary(result, title: title)
+        print("wrote \(outDir)/erf.json, erf_stage{\(settings.stages.map(String.init).joined(separator: ","))}.{safetensors,png}, erf_stages.png")
+    }
+
+    private func printSummary(_ result: ERFResult, title: String) {
+        print("\(title): ERF@t as side px (side ratio), \(result.images.count) image\(result.images.count == 1 ? "" : "s"), \(size) px, \(resize) resize\(stmLegacyScaling ? ", legacy scaling" : "")")
+        let header = ["stage"] + result.settings.thresholds.map { "t=\(formatShare($0))" }
+        print(header.map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
+        var unreached = false
+        for stage in result.stages {
+            let cells = ["\(stage.stage)"] + stage.ratios.map { r -> String in
+                if !r.reached { unreached = true }
+                return "\(r.side)\(r.reached ? "" : "*") (\(String(format: "%.3f", r.sideRatio)))"
+            }
+            print(cells.map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
+        }
+        if unreached { print("* not reached by any square smaller than the input: the whole input is reported") }
+    }
+}
+
+/// "0.2" for 0.2, "0.99" for 0.99: the shortest decimal that reads back as the same Double.
+func formatShare(_ t: Double) -> String { "\(t)" }
+
+/// A file-system-safe version of a model name.
+func safeName(_ s: String) -> String {
+    String(s.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." ? $0 : "_" })
+        .replacingOccurrences(of: "__", with: "_").trimmingCharacters(in: CharacterSet(charactersIn: "_"))
+}
+
+/// Creates `dir` (and parents) and checks it is writable, before any work is done.
+func prepareOutputFolder(_ dir: String) throws {
+    do {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    } catch {
+        throw CLIError("--out \(dir): cannot create the folder (\((error as NSError).localizedDescription))")
+    }
+    guard FileManager.default.isWritableFile(atPath: dir) else {
+        throw CLIError("--out \(dir): the folder is not writable")
+    }
+}
+
+/// Progress on stderr for long runs: images done, rate and time left; quiet for the first 3 seconds.
+final class ProgressReporter {
+    let label: String
+    private var lastPrint = -10.0
+    private var printed = false
+    private let tty = isatty(2) != 0
+
+    init(label: String) { self.label = label }
+
+    func update(done: Int, total: Int, seconds: Double, detail: String? = nil) {
+        guard seconds > 3, seconds - lastPrint >= (tty ? 0.5 : 5) || done == total else { return }
+        lastPrint = seconds
+        let rate = Double(done) / max(seconds, 1e-9)
+        let left = rate > 0 ? Double(total - done) / rate : 0
+        var line = "\(label): \(done)/\(total) images, \(String(format: "%.2f", rate)) img/s, ~\(Int(left.rounded())) s left"
+        if let detail { line += ", \(detail)" }
+        FileHandle.standardError.write(Data(((tty ? "\r" : "") + line + (tty ? "\u{1B}[K" : "\n")).utf8))
+        printed = true
+    }
+
+    func finish() {
+        if printed && tty { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
