@@ -1,7 +1,7 @@
 // Checkpoint: the safetensors format, read and written. An 8-byte little-endian header length, a JSON
 // header naming each tensor's dtype, shape and byte range, then the raw little-endian data. Writing
 // goes to a temporary file that is renamed into place, so a failed write never leaves half a file.
-// Reads float and integer dtypes (widened to float32); writes float32 only.
+// Reads float and integer dtypes (widened to float32) from a memory-mapped file; writes float32 only.
 
 import Foundation
 
@@ -9,20 +9,20 @@ import Foundation
 public enum SafeTensors {
     /// True when `bytes` start like a safetensors file (a plausible header length followed by `{`).
     public static func looksLike(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { looksLike($0) }
+    }
+
+    static func looksLike(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= 9 else { return false }
-        var n: UInt64 = 0
-        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        let n = bytes.le64(0)
         return n > 1 && n < 100_000_000 && bytes[8] == UInt8(ascii: "{")
     }
 
     /// Reads every tensor of the file, in the order of their data offsets.
     /// - Returns: the tensors and the header's `__metadata__` strings.
     public static func read(path: String) throws -> (tensors: [(String, TensorRecord)], metadata: [String: String]) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CheckpointError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file",
-                                  hint: "check the path")
-        }
-        return try parse([UInt8](data), path: path)
+        let file = try MappedFile(path: path)
+        return try parse(raw: file.bytes, path: path)
     }
 
     /// Reads the tensors of the file into a dictionary.
@@ -32,14 +32,20 @@ public enum SafeTensors {
 
     /// Parses an in-memory safetensors file. `path` is used in error messages only.
     public static func parse(_ bytes: [UInt8], path: String) throws -> (tensors: [(String, TensorRecord)], metadata: [String: String]) {
-        guard bytes.count >= 8 else { throw CheckpointError(path, "too short to be a safetensors file (\(bytes.count) bytes)") }
-        var n: UInt64 = 0
-        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        try bytes.withUnsafeBytes { try parse(raw: $0, path: path) }
+    }
+
+    /// Parses safetensors bytes held anywhere in memory (a mapped file, an array).
+    static func parse(raw bytes: UnsafeRawBufferPointer, path: String) throws -> (tensors: [(String, TensorRecord)], metadata: [String: String]) {
+        guard bytes.count >= 8, let base = bytes.baseAddress else {
+            throw CheckpointError(path, "too short to be a safetensors file (\(bytes.count) bytes)")
+        }
+        let n = bytes.le64(0)
         guard n <= UInt64(bytes.count - 8) else {
             throw CheckpointError(path, "safetensors header claims \(n) bytes but the file has \(bytes.count - 8) after the length",
                                   hint: "the file is truncated or not safetensors")
         }
-        let headerBytes = Data(bytes[8..<(8 + Int(n))])
+        let headerBytes = Data(bytes: base + 8, count: Int(n))
         guard let json = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any] else {
             throw CheckpointError(path, "safetensors header is not a JSON object")
         }
@@ -59,7 +65,8 @@ public enum SafeTensors {
                 throw CheckpointError(path, "tensor '\(name)' has a malformed header entry")
             }
             guard let dtype = DType(rawValue: dtypeName) else {
-                throw CheckpointError(path, "tensor '\(name)' has unsupported dtype \(dtypeName)")
+                throw CheckpointError(path, "tensor '\(name)' has unsupported dtype \(dtypeName)",
+                                      hint: "supported: F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL")
             }
             let shape = shapeAny.compactMap { ($0 as? NSNumber)?.intValue }
             guard shape.count == shapeAny.count, shape.allSatisfy({ $0 >= 0 }) else {
@@ -70,13 +77,18 @@ public enum SafeTensors {
                 throw CheckpointError(path, "tensor '\(name)' has data offsets outside the file",
                                       hint: "the file is truncated")
             }
-            let count = shape.reduce(1, *)
+            var count = 1
+            for d in shape {
+                let (c, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow, c <= dataCount else {
+                    throw CheckpointError(path, "tensor '\(name)' of shape \(shape) is larger than the file")
+                }
+                count = c
+            }
             guard count * dtype.size == o[1] - o[0] else {
                 throw CheckpointError(path, "tensor '\(name)' of shape \(shape) and dtype \(dtypeName) does not fill its \(o[1] - o[0]) bytes")
             }
-            let values = bytes.withUnsafeBytes { raw in
-                decodeElements(raw.baseAddress! + dataStart + o[0], dtype: dtype, count: count)
-            }
+            let values = decodeElements(base + dataStart + o[0], dtype: dtype, count: count)
             entries.append((name, TensorRecord(dtype: dtype, shape: shape, values: values), o[0]))
         }
         entries.sort { $0.2 != $1.2 ? $0.2 < $1.2 : $0.0 < $1.0 }

@@ -84,29 +84,37 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Decodes `count` little-endian elements of `dtype` starting at `base` into float32.
+/// float32 data is copied as is on little-endian machines; other types convert element by element.
 func decodeElements(_ base: UnsafeRawPointer, dtype: DType, count: Int) -> [Float] {
-    var out = [Float](repeating: 0, count: count)
-    out.withUnsafeMutableBufferPointer { o in
+    [Float](unsafeUninitializedCapacity: count) { o, initialized in
+        guard count > 0, let out = o.baseAddress else {
+            initialized = 0
+            return
+        }
         switch dtype {
         case .float32:
-            for i in 0..<count { o[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            #if _endian(little)
+            UnsafeMutableRawPointer(out).copyMemory(from: base, byteCount: 4 * count)
+            #else
+            for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            #endif
         case .float16:
-            for i in 0..<count { o[i] = halfToFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            for i in 0..<count { out[i] = halfToFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
         case .bfloat16:
-            for i in 0..<count { o[i] = Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
+            for i in 0..<count { out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
         case .float64:
-            for i in 0..<count { o[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+            for i in 0..<count { out[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
         case .int64:
-            for i in 0..<count { o[i] = Float(Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+            for i in 0..<count { out[i] = Float(Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
         case .int32:
-            for i in 0..<count { o[i] = Float(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
+            for i in 0..<count { out[i] = Float(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
         case .int16:
-            for i in 0..<count { o[i] = Float(Int16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))) }
+            for i in 0..<count { out[i] = Float(Int16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))) }
         case .int8:
-            for i in 0..<count { o[i] = Float(base.load(fromByteOffset: i, as: Int8.self)) }
+            for i in 0..<count { out[i] = Float(base.load(fromByteOffset: i, as: Int8.self)) }
         case .uint8, .bool:
-            for i in 0..<count { o[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
+            for i in 0..<count { out[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
         }
+        initialized = count
     }
-    return out
 }

@@ -1,0 +1,62 @@
+// Checkpoint: a whole file mapped read-only into memory, so that multi-hundred-megabyte checkpoints are
+// read without copying them into a buffer first (the kernel pages them in as tensors are decoded).
+// It leaves out writing and partial mappings; the mapping lives as long as the `MappedFile` object.
+
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A read-only memory map of a whole file. Errors name the file and say what went wrong.
+final class MappedFile {
+    /// The path the file was opened with (for error messages).
+    let path: String
+    /// The mapped bytes; empty (and `nil` base address) for an empty file.
+    let bytes: UnsafeRawBufferPointer
+
+    /// Maps `path`. Throws `CheckpointError` for a missing file, a directory, or an unreadable file.
+    init(path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CheckpointError(path, "no such file", hint: "check the path")
+        }
+        if isDirectory.boolValue {
+            throw CheckpointError(path, "is a directory, not a checkpoint file")
+        }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            throw CheckpointError(path, "cannot be opened: \(String(cString: strerror(errno)))",
+                                  hint: "check the file's permissions")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw CheckpointError(path, "cannot be examined: \(String(cString: strerror(errno)))")
+        }
+        let size = Int(info.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw CheckpointError(path, "cannot be mapped into memory: \(String(cString: strerror(errno)))")
+        }
+        bytes = UnsafeRawBufferPointer(start: base, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress {
+            munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        }
+    }
+}
+
+/// Little-endian loads from a byte buffer, bounds-checked by the callers.
+extension UnsafeRawBufferPointer {
+    @inline(__always) func le16(_ at: Int) -> UInt16 { UInt16(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt16.self)) }
+    @inline(__always) func le32(_ at: Int) -> UInt32 { UInt32(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+    @inline(__always) func le64(_ at: Int) -> UInt64 { UInt64(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+}
