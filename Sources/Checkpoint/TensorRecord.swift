@@ -20,6 +20,7 @@ public enum DType: String, Sendable, CaseIterable {
         }
     }
 
+    /// True for the float types (float32, float16, bfloat16, float64).
     public var isFloatingPoint: Bool {
         switch self {
         case .float32, .float16, .bfloat16, .float64: return true
@@ -30,11 +31,14 @@ public enum DType: String, Sendable, CaseIterable {
 
 /// One tensor read from a checkpoint: shape as stored (row-major, PyTorch order), values as float32.
 public struct TensorRecord: Sendable {
+    /// The element type in the file (the values are float32 whatever it is).
     public var dtype: DType
+    /// Dimensions, outermost first (PyTorch order); `[]` for a 0-d scalar.
     public var shape: [Int]
     /// Row-major values, `shape.reduce(1, *)` of them.
     public var values: [Float]
 
+    /// Makes a record; `values` must hold exactly `shape.reduce(1, *)` elements (a programming error otherwise).
     public init(dtype: DType = .float32, shape: [Int], values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "TensorRecord: shape \(shape) does not hold \(values.count) values")
         self.dtype = dtype
@@ -42,22 +46,28 @@ public struct TensorRecord: Sendable {
         self.values = values
     }
 
+    /// Number of elements.
     public var count: Int { values.count }
 }
 
 /// Every failure of a reader or writer. `description` is one line naming the file and the problem,
 /// with a hint where one helps.
 public struct CheckpointError: Error, CustomStringConvertible, Sendable {
+    /// The file concerned.
     public var path: String
+    /// What is wrong, in a few words.
     public var problem: String
+    /// What the user can do about it, if there is a useful suggestion.
     public var hint: String?
 
+    /// Makes an error about `path`.
     public init(_ path: String, _ problem: String, hint: String? = nil) {
         self.path = path
         self.problem = problem
         self.hint = hint
     }
 
+    /// `path: problem (hint: ...)`, on one line.
     public var description: String {
         var s = "\(path): \(problem)"
         if let hint { s += " (hint: \(hint))" }
