@@ -37,7 +37,8 @@ struct TensorReference {
     var stride: [Int]
 }
 
-/// A Python tuple (immutable); `depth` is its nesting depth, bounded to keep deeply nested input safe.
+/// A Python tuple (immutable). `depth` counts nested tuples only: it is bounded so that releasing
+/// a tuple never recurses too deeply. Lists and dicts are released without recursion (see `Unpickler`).
 struct PickleTuple {
     var items: [PickleValue]
     var depth: Int
@@ -46,7 +47,6 @@ struct PickleTuple {
 /// A Python list or set (mutable and shared, as Python objects are, so that memoised references alias).
 final class PickleList {
     var items: [PickleValue] = []
-    var depth = 1
 }
 
 /// A Python dict or OrderedDict, in insertion order; string and integer keys are found by hashing.
@@ -54,7 +54,6 @@ final class PickleDict {
     enum Key: Hashable { case string(String), int(Int) }
     private(set) var entries: [(key: PickleValue, value: PickleValue)] = []
     private var index: [Key: Int] = [:]
-    var depth = 1
 
     /// Sets `key` to `value`, replacing an earlier value of an equal string or integer key.
     func set(_ key: PickleValue, _ value: PickleValue) {
@@ -70,7 +69,12 @@ final class PickleDict {
             if let hashKey { index[hashKey] = entries.count }
             entries.append((key, value))
         }
-        depth = max(depth, 1 + max(key.depth, value.depth))
+    }
+
+    /// Drops every entry (used to tear down object graphs without recursion).
+    func removeAll() {
+        entries.removeAll()
+        index.removeAll()
     }
 
     /// The value of a string key.
@@ -100,14 +104,10 @@ enum PickleValue {
     /// Anything else: the result of calling or instantiating something this reader does not know.
     case opaque(String)
 
-    /// Nesting depth of containers (0 for scalars).
+    /// Nesting depth of tuples (0 for everything else).
     var depth: Int {
-        switch self {
-        case .tuple(let t): return t.depth
-        case .list(let l), .set(let l): return l.depth
-        case .dict(let d): return d.depth
-        default: return 0
-        }
+        if case .tuple(let t) = self { return t.depth }
+        return 0
     }
 
     /// A one-line description, e.g. `int 300`, `dict (3 entries)`, `argparse.Namespace (opaque, not loaded)`.
@@ -122,18 +122,24 @@ enum PickleValue {
             let flat = s.replacingOccurrences(of: "\n", with: "\\n")
             return flat.count > 60 ? "str '\(flat.prefix(57))...'" : "str '\(flat)'"
         case .bytes(let b): return "bytes (\(b.count))"
-        case .tuple(let t): return "tuple (\(t.items.count) items)"
-        case .list(let l): return "list (\(l.items.count) items)"
-        case .set(let l): return "set (\(l.items.count) items)"
+        case .tuple(let t): return "tuple (\(counted(t.items.count, "item")))"
+        case .list(let l): return "list (\(counted(l.items.count, "item")))"
+        case .set(let l): return "set (\(counted(l.items.count, "item")))"
         case .dict(let d):
             let tensors = d.entries.filter { if case .tensor = $0.value { return true } else { return false } }.count
-            return tensors > 0 ? "dict (\(d.entries.count) entries, \(tensors) tensors)" : "dict (\(d.entries.count) entries)"
+            let entries = counted(d.entries.count, "entry", plural: "entries")
+            return tensors > 0 ? "dict (\(entries), \(counted(tensors, "tensor")))" : "dict (\(entries))"
         case .global(let m, let n): return "reference to \(m).\(n) (not imported)"
         case .storage(let s): return "storage \(s.typeName) '\(s.key)'"
         case .tensor(let t): return "tensor \(t.shape) \(t.dtype?.rawValue ?? t.storage.typeName)"
         case .opaque(let name): return "\(name) (opaque, not loaded)"
         }
     }
+}
+
+/// "1 item", "3 items".
+private func counted(_ n: Int, _ singular: String, plural: String? = nil) -> String {
+    "\(n) \(n == 1 ? singular : plural ?? singular + "s")"
 }
 
 /// The pickle stack machine. `run()` interprets the whole pickle and returns the object it builds.
@@ -146,8 +152,11 @@ struct Unpickler {
     private var stack: [PickleValue] = []
     private var metastack: [[PickleValue]] = []
     private var memo: [Int: PickleValue] = [:]
+    /// Every list, set and dict made, so that `releaseContainers()` can empty them one by one.
+    private var lists: [PickleList] = []
+    private var dicts: [PickleDict] = []
 
-    /// Deepest container nesting accepted (real checkpoints nest fewer than ten levels).
+    /// Deepest tuple nesting accepted (real checkpoints nest fewer than ten levels).
     static let maxDepth = 1000
 
     /// - Parameters:
@@ -158,6 +167,31 @@ struct Unpickler {
         self.data = data
         self.path = path
         self.entryName = entryName
+    }
+
+    /// Empties every list, set and dict the machine made. Call it once the result has been used:
+    /// a hostile pickle can nest lists a million deep through memo references (or make cycles), and
+    /// releasing such a graph the ordinary way would recurse once per level and overflow the stack.
+    mutating func releaseContainers() {
+        for list in lists { list.items.removeAll() }
+        for dict in dicts { dict.removeAll() }
+        lists.removeAll()
+        dicts.removeAll()
+        stack.removeAll()
+        metastack.removeAll()
+        memo.removeAll()
+    }
+
+    private mutating func newList() -> PickleList {
+        let list = PickleList()
+        lists.append(list)
+        return list
+    }
+
+    private mutating func newDict() -> PickleDict {
+        let dict = PickleDict()
+        dicts.append(dict)
+        return dict
     }
 
     private func corrupt(_ problem: String) -> CheckpointError {
@@ -202,7 +236,7 @@ struct Unpickler {
     // MARK: the stacks
 
     private mutating func push(_ value: PickleValue) throws {
-        guard value.depth <= Self.maxDepth else { throw corrupt("containers nested deeper than \(Self.maxDepth) levels") }
+        guard value.depth <= Self.maxDepth else { throw corrupt("tuples nested deeper than \(Self.maxDepth) levels") }
         stack.append(value)
     }
 
@@ -330,20 +364,20 @@ struct Unpickler {
             case 0x87:  // TUPLE3
                 let c = try pop(), b = try pop(), a = try pop()
                 try push(tuple([a, b, c]))
-            case 0x5d: stack.append(.list(PickleList()))  // EMPTY_LIST
+            case 0x5d: stack.append(.list(newList()))  // EMPTY_LIST
             case 0x6c:  // LIST
-                let list = PickleList()
-                try append(try popMark(), to: list)
+                let list = newList()
+                append(try popMark(), to: list)
                 try push(.list(list))
-            case 0x7d: stack.append(.dict(PickleDict()))  // EMPTY_DICT
+            case 0x7d: stack.append(.dict(newDict()))  // EMPTY_DICT
             case 0x64:  // DICT
-                let dict = PickleDict()
+                let dict = newDict()
                 try setItems(try popMark(), in: dict)
                 try push(.dict(dict))
-            case 0x8f: stack.append(.set(PickleList()))  // EMPTY_SET
+            case 0x8f: stack.append(.set(newList()))  // EMPTY_SET
             case 0x91:  // FROZENSET
-                let set = PickleList()
-                try append(try popMark(), to: set)
+                let set = newList()
+                append(try popMark(), to: set)
                 try push(.set(set))
             case 0x61:  // APPEND
                 let value = try pop()
@@ -464,17 +498,15 @@ struct Unpickler {
         return out
     }
 
-    private func append(_ items: [PickleValue], to list: PickleList) throws {
+    private func append(_ items: [PickleValue], to list: PickleList) {
         list.items.append(contentsOf: items)
-        for item in items { list.depth = max(list.depth, 1 + item.depth) }
-        guard list.depth <= Self.maxDepth else { throw corrupt("containers nested deeper than \(Self.maxDepth) levels") }
     }
 
     private func appendTo(_ target: PickleValue, _ items: [PickleValue], opcode: String) throws {
         switch target {
-        case .list(let list), .set(let list): try append(items, to: list)
+        case .list(let list), .set(let list): append(items, to: list)
         case .opaque: break  // e.g. a custom list subclass: its contents are not needed
-        default: throw corrupt("\(opcode) to a \(target.summary)")
+        default: throw corrupt("\(opcode) to \(target.summary), which is not a list or set")
         }
     }
 
@@ -485,14 +517,13 @@ struct Unpickler {
             dict.set(items[i], items[i + 1])
             i += 2
         }
-        guard dict.depth <= Self.maxDepth else { throw corrupt("containers nested deeper than \(Self.maxDepth) levels") }
     }
 
     private func setItemsOf(_ target: PickleValue, _ items: [PickleValue]) throws {
         switch target {
         case .dict(let dict): try setItems(items, in: dict)
         case .opaque: guard items.count % 2 == 0 else { throw corrupt("odd number of items for a dict") }
-        default: throw corrupt("SETITEM on a \(target.summary)")
+        default: throw corrupt("SETITEM on \(target.summary), which is not a dict")
         }
     }
 
@@ -500,7 +531,7 @@ struct Unpickler {
 
     /// Applies `callable` to `args` symbolically: recognised torch and collections callables build
     /// tensors and dicts, anything else gives an opaque value. Nothing is ever imported or executed.
-    private func call(_ callable: PickleValue, _ args: PickleValue) throws -> PickleValue {
+    private mutating func call(_ callable: PickleValue, _ args: PickleValue) throws -> PickleValue {
         guard case .global(let module, let name) = callable else {
             switch callable {
             case .opaque(let what): return .opaque("result of calling \(what)")
@@ -511,7 +542,7 @@ struct Unpickler {
         if case .tuple(let t) = args { arguments = t.items } else { arguments = [] }
         switch (module, name) {
         case ("collections", "OrderedDict"):
-            let dict = PickleDict()
+            let dict = newDict()
             // OrderedDict([(key, value), ...]) as older protocols write it.
             if let first = arguments.first {
                 let pairs: [PickleValue]

@@ -20,6 +20,7 @@ public enum DType: String, Sendable, CaseIterable {
         }
     }
 
+    /// True for the float types (float32, float16, bfloat16, float64).
     public var isFloatingPoint: Bool {
         switch self {
         case .float32, .float16, .bfloat16, .float64: return true
@@ -30,11 +31,14 @@ public enum DType: String, Sendable, CaseIterable {
 
 /// One tensor read from a checkpoint: shape as stored (row-major, PyTorch order), values as float32.
 public struct TensorRecord: Sendable {
+    /// The element type in the file (the values are float32 whatever it is).
     public var dtype: DType
+    /// Dimensions, outermost first (PyTorch order); `[]` for a 0-d scalar.
     public var shape: [Int]
     /// Row-major values, `shape.reduce(1, *)` of them.
     public var values: [Float]
 
+    /// Makes a record; `values` must hold exactly `shape.reduce(1, *)` elements (a programming error otherwise).
     public init(dtype: DType = .float32, shape: [Int], values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "TensorRecord: shape \(shape) does not hold \(values.count) values")
         self.dtype = dtype
@@ -42,22 +46,28 @@ public struct TensorRecord: Sendable {
         self.values = values
     }
 
+    /// Number of elements.
     public var count: Int { values.count }
 }
 
 /// Every failure of a reader or writer. `description` is one line naming the file and the problem,
 /// with a hint where one helps.
 public struct CheckpointError: Error, CustomStringConvertible, Sendable {
+    /// The file concerned.
     public var path: String
+    /// What is wrong, in a few words.
     public var problem: String
+    /// What the user can do about it, if there is a useful suggestion.
     public var hint: String?
 
+    /// Makes an error about `path`.
     public init(_ path: String, _ problem: String, hint: String? = nil) {
         self.path = path
         self.problem = problem
         self.hint = hint
     }
 
+    /// `path: problem (hint: ...)`, on one line.
     public var description: String {
         var s = "\(path): \(problem)"
         if let hint { s += " (hint: \(hint))" }
@@ -84,29 +94,37 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Decodes `count` little-endian elements of `dtype` starting at `base` into float32.
+/// float32 data is copied as is on little-endian machines; other types convert element by element.
 func decodeElements(_ base: UnsafeRawPointer, dtype: DType, count: Int) -> [Float] {
-    var out = [Float](repeating: 0, count: count)
-    out.withUnsafeMutableBufferPointer { o in
+    [Float](unsafeUninitializedCapacity: count) { o, initialized in
+        guard count > 0, let out = o.baseAddress else {
+            initialized = 0
+            return
+        }
         switch dtype {
         case .float32:
-            for i in 0..<count { o[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            #if _endian(little)
+            UnsafeMutableRawPointer(out).copyMemory(from: base, byteCount: 4 * count)
+            #else
+            for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            #endif
         case .float16:
-            for i in 0..<count { o[i] = halfToFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            for i in 0..<count { out[i] = halfToFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
         case .bfloat16:
-            for i in 0..<count { o[i] = Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
+            for i in 0..<count { out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
         case .float64:
-            for i in 0..<count { o[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+            for i in 0..<count { out[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
         case .int64:
-            for i in 0..<count { o[i] = Float(Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+            for i in 0..<count { out[i] = Float(Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
         case .int32:
-            for i in 0..<count { o[i] = Float(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
+            for i in 0..<count { out[i] = Float(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
         case .int16:
-            for i in 0..<count { o[i] = Float(Int16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))) }
+            for i in 0..<count { out[i] = Float(Int16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))) }
         case .int8:
-            for i in 0..<count { o[i] = Float(base.load(fromByteOffset: i, as: Int8.self)) }
+            for i in 0..<count { out[i] = Float(base.load(fromByteOffset: i, as: Int8.self)) }
         case .uint8, .bool:
-            for i in 0..<count { o[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
+            for i in 0..<count { out[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
         }
+        initialized = count
     }
-    return out
 }

@@ -44,8 +44,8 @@ enum TorchArchive {
         }
 
         var unpickler = Unpickler(data: try zip.data(of: pickleEntry), path: path, entryName: pickleEntry.name)
-        let top = try unpickler.run()
-        let found = try locateStateDict(top, path: path)
+        defer { unpickler.releaseContainers() }
+        let found = try locateStateDict(try unpickler.run(), path: path)
 
         var reader = StorageReader(zip: zip, prefix: prefix)
         var entries: [(String, TensorRecord)] = []
@@ -160,7 +160,7 @@ private struct StorageReader {
         }
         if count == 0 { return TensorRecord(dtype: dtype, shape: t.shape, values: []) }
         guard reach < available else {
-            throw fail("its view (shape \(t.shape), stride \(t.stride), offset \(t.offset)) reaches element \(reach) past the end of storage '\(record)' of \(available) elements")
+            throw fail("its view (shape \(t.shape), stride \(t.stride), offset \(t.offset)) reaches element \(reach), past the end of storage '\(record)' (\(available) elements)")
         }
 
         guard let base = raw.baseAddress else { throw fail("storage '\(record)' is empty") }

@@ -86,6 +86,9 @@ struct ZipArchive {
             throw CheckpointError(path, "zip archive is truncated: its central directory lies past the end of the file",
                                   hint: "the file is incomplete; re-download or re-save it")
         }
+        guard entryCount <= directorySize / 46 else {
+            throw corrupt("the end record lists \(entryCount) entries, more than a \(directorySize)-byte central directory can hold")
+        }
 
         // 3. The central directory headers.
         var list: [ZipEntry] = []
