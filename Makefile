@@ -26,12 +26,17 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product stm-analyze
 
-# The default job: classify the shipped photos with an untrained preset of each built mixer.
+# The default job: the ERF of every stage for an untrained micro preset of each mixer, on the four
+# shipped photos (layer scale 1, so that the untrained blocks mix at all), then a classification.
+MIXERS := convnext swin halo pvt dcn_v3
 run: build
+	@for m in $(MIXERS); do \
+	  $(BIN) erf --model unified_$${m}_micro --init-layer-scale 1 --images $(PHOTOS) --out outputs/erf/unified_$${m}_micro || exit 1; \
+	done
 	@mkdir -p outputs/classify
-	$(BIN) classify --model unified_convnext_tiny --init-layer-scale 1 --images $(PHOTOS) --top 5 \
-	  --json outputs/classify/unified_convnext_tiny.json --logits outputs/classify/unified_convnext_tiny_logits.safetensors
-	@echo "outputs written to outputs/classify/"
+	$(BIN) classify --model unified_convnext_micro --init-layer-scale 1 --images $(PHOTOS) --top 5 \
+	  --json outputs/classify/unified_convnext_micro.json
+	@echo; echo "ERF pictures: outputs/erf/<model>/erf_stages.png and erf_stage{1,2,3,4}.png (JSON: erf.json)"
 
 test: deps
 	$(SWIFT) build --build-tests

@@ -26,6 +26,7 @@ struct Inspect: ParsableCommand {
         print("checkpoint   \(m.model)")
         print("format       \(state.format.rawValue), state dict at \(state.location), \(state.entries.count) tensors")
         for (key, description) in state.otherObjects { print("other        \(key): \(description)") }
+        for n in state.notes { print("note         \(n)") }
         let config: ArchConfig
         var notes: [String] = []
         if let arch = m.arch {
