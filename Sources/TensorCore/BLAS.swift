@@ -18,6 +18,36 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return
     }
+    // Large products are split into row blocks of C (or column blocks when C has few rows), one
+    // single-threaded OpenBLAS call each. Every element of C is computed the same way whatever the
+    // split, so results do not depend on the thread count.
+    let threads = Threads.count
+    let work = Double(m) * Double(n) * Double(k)
+    if threads > 1 && work >= 4_000_000 && !Threads.insideParallelRegion {
+        let parts = threads * 2
+        if m >= parts * 8 {
+            let rows = (m + parts - 1) / parts
+            parallelFor(m, grain: rows) { r in
+                sgemmCall(transA, transB, r.count, n, k, alpha,
+                          transA ? a + r.lowerBound : a + r.lowerBound * lda, lda, b, ldb, beta, c + r.lowerBound * ldc, ldc)
+            }
+            return
+        } else if n >= parts * 16 {
+            let cols = ((n + parts - 1) / parts + 15) / 16 * 16
+            parallelFor(n, grain: cols) { r in
+                sgemmCall(transA, transB, m, r.count, k, alpha, a, lda,
+                          transB ? b + r.lowerBound * ldb : b + r.lowerBound, ldb, beta, c + r.lowerBound, ldc)
+            }
+            return
+        }
+    }
+    sgemmCall(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+@inlinable @inline(__always)
+func sgemmCall(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+               _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+               _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
