@@ -32,6 +32,7 @@ public enum BlockRegistry {
     nonisolated(unsafe) private static var table: [Family: Factory] = [
         .convnext: { UnifiedConvNeXtBlock($0) },
         .swin: { SwinBlock($0) },
+        .dcnv3: { DCNv3Block($0) },
     ]
 
     /// Registers (or replaces) the builder for a family.
