@@ -24,7 +24,8 @@ final class DeformableSamplingGradientTests: XCTestCase {
     }
 
     func testForwardMatchesReference() {
-        let (n, h, w, g, d, p) = (2, 5, 6, 2, 3, 4)
+        // D = 11: one 8-channel chunk and three single channels.
+        let (n, h, w, g, d, p) = (2, 5, 6, 2, 11, 4)
         let value = rng.tensor([n, h, w, g * d])
         // Continuous offsets up to 4 pixels: inside, across the border and fully outside.
         let offsets = rng.tensor([n, h, w, g * p * 2], scale: 4)
@@ -58,7 +59,7 @@ final class DeformableSamplingGradientTests: XCTestCase {
     }
 
     func testGradientWithRespectToValue() {
-        let (n, h, w, g, d, p) = (2, 4, 5, 2, 3, 3)
+        let (n, h, w, g, d, p) = (2, 4, 5, 2, 9, 3)
         let offsets = offsetsAwayFromKinks([n, h, w, g * p * 2], span: 3)
         let weights = rng.tensor([n, h, w, g * p])
         checkGradient("deformableSampling wrt value", rng.tensor([n, h, w, g * d])) {
@@ -67,7 +68,7 @@ final class DeformableSamplingGradientTests: XCTestCase {
     }
 
     func testGradientWithRespectToOffsets() {
-        let (n, h, w, g, d, p) = (1, 5, 4, 3, 2, 4)
+        let (n, h, w, g, d, p) = (1, 5, 4, 3, 10, 4)
         let value = rng.tensor([n, h, w, g * d])
         let weights = rng.tensor([n, h, w, g * p])
         checkGradient("deformableSampling wrt offsets", offsetsAwayFromKinks([n, h, w, g * p * 2], span: 3), coordinates: 40) {
