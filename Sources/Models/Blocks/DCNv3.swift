@@ -12,6 +12,10 @@
 // grid is folded into the `sampling_offsets` bias at `prepare()`. `DCNv3SingleResBlock`, other
 // dilation rates and offset scalers are not part of the study's models and are left out.
 //
+// Untrained initialisation: the reference's MetaArch applies its `_init_weights` (truncated normal
+// 0.02, zero biases) to every Linear and Conv2d after DCNv3's own `_reset_parameters` has run, which
+// overrides it entirely; the default rules of `Linear` and `DepthwiseConv` are exactly that.
+//
 // Shape key: N batch, H height, W width, C channels, G groups (heads), P sampling points per group.
 
 import TensorCore
