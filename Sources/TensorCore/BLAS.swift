@@ -94,3 +94,31 @@ public enum FlopCounter {
     public static var flops: Double { lock.lock(); defer { lock.unlock() }; return total }
     public static func reset() { lock.lock(); total = 0; lock.unlock() }
 }
+
+extension BLASInfo {
+    /// True when OpenBLAS runs AVX-512 kernels.
+    public static var usesAVX512Kernels: Bool {
+        ["skylakex", "cooperlake", "sapphirerapids"].contains(coreName.lowercased())
+    }
+
+    /// True when the CPU has the AVX-512 subsets OpenBLAS's SkylakeX kernels need.
+    public static var cpuHasAVX512: Bool {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        return ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
+    }
+
+    /// OpenBLAS reads `OPENBLAS_CORETYPE` only when it loads. When it picked AVX2 kernels on a CPU
+    /// with AVX-512 (as 0.3.21 does on some AMD processors) and the user set no core type, restart
+    /// this program once with `OPENBLAS_CORETYPE=SkylakeX` (about twice the sgemm rate). Returns only
+    /// when no restart was needed or it failed.
+    public static func restartWithFastKernelsIfNeeded() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["OPENBLAS_CORETYPE"] == nil, env["STM_NO_REEXEC"] == nil, !usesAVX512Kernels, cpuHasAVX512 else { return }
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+        setenv("STM_NO_REEXEC", "1", 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        unsetenv("OPENBLAS_CORETYPE")  // exec failed: carry on with what we have
+    }
+}

@@ -113,7 +113,7 @@ public final class DCNv3Block: Block {
 
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = add(x, layerScale(attn(norm1(x)), gamma1))
-        return add(y, layerScale(mlp(norm2(y)), gamma2))
+        let y = residual(x, attn(norm1(x)), gamma1)
+        return residual(y, mlp(norm2(y)), gamma2)
     }
 }
