@@ -9,8 +9,12 @@ public typealias Float16x = SIMD16<Float>
 /// e^x, lane-wise, for x in [-87.3, 88.7] (clamped outside).
 @inlinable @inline(__always)
 public func fastExp(_ x: Float16x) -> Float16x {
-    let xc = x.clamped(lowerBound: Float16x(repeating: -87.33654), upperBound: Float16x(repeating: 88.72283))
-    let n = (xc * 1.44269504088896341).rounded(.toNearestOrEven)
+    // (pointwiseMin/Max and bit tricks rather than `clamped`, `rounded` and Int conversions, which
+    // the standard library does lane by lane.)
+    let xc = pointwiseMax(pointwiseMin(x, Float16x(repeating: 88.72283)), Float16x(repeating: -87.33654))
+    // Round to nearest by adding 1.5 * 2^23: the integer lands in the low mantissa bits.
+    let shifted = xc * 1.44269504088896341 + 12_582_912
+    let n = shifted - 12_582_912
     var r = xc - n * 0.693359375
     r = r - n * -2.12194440e-4
     var p = Float16x(repeating: 1.9875691500e-4)
@@ -21,14 +25,14 @@ public func fastExp(_ x: Float16x) -> Float16x {
     p = p * r + 5.0000001201e-1
     p = p * r * r + r + 1
     // 2^n through the exponent bits; n + 127 stays in 1...254 after the clamp.
-    let bits = (SIMD16<Int32>(truncatingIfNeeded: SIMD16<Int32>(n)) &+ 127) &<< 23
+    let bits = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
     return p * unsafeBitCast(bits, to: Float16x.self)
 }
 
 /// erf(x), lane-wise.
 @inlinable @inline(__always)
 public func fastErf(_ x: Float16x) -> Float16x {
-    let xc = x.clamped(lowerBound: Float16x(repeating: -4), upperBound: Float16x(repeating: 4))
+    let xc = pointwiseMax(pointwiseMin(x, Float16x(repeating: 4)), Float16x(repeating: -4))
     let x2 = xc * xc
     var p = Float16x(repeating: -2.72614225801306e-10)
     p = p * x2 + 2.77068142495902e-08
