@@ -44,7 +44,10 @@ run: build
 
 test: deps
 	$(SWIFT) build $(SWIFTFLAGS) -Xswiftc -enable-testing --build-tests
-	$(SWIFT) test $(SWIFTFLAGS) -Xswiftc -enable-testing --skip-build 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+	@set -o pipefail; $(SWIFT) test $(SWIFTFLAGS) -Xswiftc -enable-testing --skip-build --disable-swift-testing 2>&1 | tee .build/test.log; \
+	  status=$$?; summary=$$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test.log | tail -1); \
+	  total=$$(echo "$$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/'); failed=$$(echo "$$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/'); \
+	  if [ -n "$$summary" ]; then echo "tests: $$((total - failed)) passed, $$failed failed"; fi; exit $$status
 
 clean:
 	rm -rf .build outputs/*
