@@ -35,7 +35,7 @@ build: deps
 MIXERS := convnext swin halo pvt dcn_v3
 run: build
 	@for m in $(MIXERS); do \
-	  $(BIN) erf --model unified_$${m}_micro --init-layer-scale 1 --images $(PHOTOS) --out outputs/erf/unified_$${m}_micro || exit 1; \
+	  $(BIN) erf --model unified_$${m}_micro --init-layer-scale 1 --images $(PHOTOS) --num-images 4 --out outputs/erf/unified_$${m}_micro || exit 1; \
 	done
 	@mkdir -p outputs/classify
 	$(BIN) classify --model unified_convnext_micro --init-layer-scale 1 --images $(PHOTOS) --top 5 \
