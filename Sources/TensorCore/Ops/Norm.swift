@@ -20,12 +20,8 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
     parallelFor(m, grain: grainFor(m, cost: 8 * c)) { r in
         for i in r {
             let row = xp + i * c
-            var mean: Float = 0
-            for j in 0..<c { mean += row[j] }
-            mean /= Float(c)
-            var variance: Float = 0
-            for j in 0..<c { let d = row[j] - mean; variance += d * d }
-            variance /= Float(c)
+            let mean = laneSum(row, c) / Float(c)
+            let variance = laneSumOfSquares(row, c, minus: mean) / Float(c)
             let rs = 1 / (variance + eps).squareRoot()
             rp[i] = rs
             let h = hp + i * c, o = op + i * c
@@ -40,12 +36,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
         parallelFor(m, grain: grainFor(m, cost: 8 * c)) { r in
             for i in r {
                 let h = hp + i * c, d = dp + i * c, o = dxp + i * c
-                var sum1: Float = 0, sum2: Float = 0
-                for j in 0..<c {
-                    let g = d[j] * wp[j]
-                    sum1 += g
-                    sum2 += g * h[j]
-                }
+                let (sum1, sum2) = laneDots(d, wp, h, c)
                 let mean1 = sum1 / Float(c), mean2 = sum2 / Float(c), rs = rp[i]
                 for j in 0..<c { o[j] = rs * (d[j] * wp[j] - mean1 - h[j] * mean2) }
             }
@@ -93,4 +84,46 @@ public func foldBatchNorm(weight: [Float], bias: [Float], mean: [Float], varianc
         t[i] = Float(Double(bias[i]) - Double(mean[i]) * sc)
     }
     return (Tensor(shape: [c], values: s), Tensor(shape: [c], values: t))
+}
+
+// Row reductions with sixteen independent partial sums (a fixed order for a given row length, so
+// results do not depend on threads), then the lanes added up.
+
+@inline(__always)
+func laneSum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = Float16x(repeating: 0)
+    var j = 0
+    let raw = UnsafeRawPointer(x)
+    while j + 16 <= n { acc += raw.loadUnaligned(fromByteOffset: j * 4, as: Float16x.self); j += 16 }
+    var s = acc.sum()
+    while j < n { s += x[j]; j += 1 }
+    return s
+}
+
+@inline(__always)
+func laneSumOfSquares(_ x: UnsafePointer<Float>, _ n: Int, minus m: Float) -> Float {
+    var acc = Float16x(repeating: 0)
+    var j = 0
+    let raw = UnsafeRawPointer(x)
+    while j + 16 <= n { let d = raw.loadUnaligned(fromByteOffset: j * 4, as: Float16x.self) - m; acc += d * d; j += 16 }
+    var s = acc.sum()
+    while j < n { let d = x[j] - m; s += d * d; j += 1 }
+    return s
+}
+
+/// (sum of d * w, sum of d * w * h) over a row.
+@inline(__always)
+func laneDots(_ d: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ h: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+    var a1 = Float16x(repeating: 0), a2 = Float16x(repeating: 0)
+    var j = 0
+    let rd = UnsafeRawPointer(d), rw = UnsafeRawPointer(w), rh = UnsafeRawPointer(h)
+    while j + 16 <= n {
+        let g = rd.loadUnaligned(fromByteOffset: j * 4, as: Float16x.self) * rw.loadUnaligned(fromByteOffset: j * 4, as: Float16x.self)
+        a1 += g
+        a2 += g * rh.loadUnaligned(fromByteOffset: j * 4, as: Float16x.self)
+        j += 16
+    }
+    var s1 = a1.sum(), s2 = a2.sum()
+    while j < n { let g = d[j] * w[j]; s1 += g; s2 += g * h[j]; j += 1 }
+    return (s1, s2)
 }
