@@ -49,6 +49,12 @@ test: deps
 	  total=$$(echo "$$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/'); failed=$$(echo "$$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/'); \
 	  if [ -n "$$summary" ]; then echo "tests: $$((total - failed)) passed, $$failed failed"; fi; exit $$status
 
+# Speed and memory of the core on untrained presets, with 2 threads and with 1 (see README, Performance).
+bench: build
+	@mkdir -p outputs
+	$(BIN) bench --threads 2 --json outputs/bench.json
+	$(BIN) bench --threads 1 --presets unified_convnext_tiny unified_swin_tiny --json outputs/bench_1thread.json
+
 clean:
 	rm -rf .build outputs/*
 	touch outputs/.gitkeep

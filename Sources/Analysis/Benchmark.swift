@@ -27,6 +27,13 @@ public struct BenchResult: Sendable {
     public var peakTensorBytes: Int
 }
 
+/// The process's peak resident set size in bytes (getrusage).
+public func peakRSSBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+}
+
 /// Median of `repeats` timings of `body` after one warm-up run.
 public func medianTime(repeats: Int, _ body: () -> Void) -> Double {
     body()
