@@ -6,6 +6,10 @@ SWIFT      ?= swift
 BIN        := .build/release/stm-analyze
 APT_PKGS   := libopenblas-dev libpng-dev libjpeg-dev libfreetype-dev fonts-dejavu-core pkg-config
 PHOTOS     := assets/photos
+# Vector width for Swift's SIMD code: the best this CPU runs (the binary is built where it runs).
+CPU        := $(shell grep -q -w avx512bw /proc/cpuinfo 2>/dev/null && echo skylake-avx512 || \
+                (grep -q -w avx2 /proc/cpuinfo 2>/dev/null && echo haswell || echo x86-64))
+SWIFTFLAGS := -c release -Xswiftc -target-cpu -Xswiftc $(CPU)
 
 .PHONY: all deps build run test bench clean
 
@@ -24,7 +28,7 @@ deps:
 	fi
 
 build: deps
-	$(SWIFT) build -c release --product stm-analyze
+	$(SWIFT) build $(SWIFTFLAGS) --product stm-analyze
 
 # The default job: the ERF of every stage for an untrained micro preset of each mixer, on the four
 # shipped photos (layer scale 1, so that the untrained blocks mix at all), then a classification.
@@ -39,8 +43,8 @@ run: build
 	@echo; echo "ERF pictures: outputs/erf/<model>/erf_stages.png and erf_stage{1,2,3,4}.png (JSON: erf.json)"
 
 test: deps
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+	$(SWIFT) build $(SWIFTFLAGS) -Xswiftc -enable-testing --build-tests
+	$(SWIFT) test $(SWIFTFLAGS) -Xswiftc -enable-testing --skip-build 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 
 clean:
 	rm -rf .build outputs/*

@@ -152,3 +152,9 @@ public final class Mlp: Module {
 public func layerScale(_ x: Tensor, _ gamma: Parameter) -> Tensor {
     channelAffine(x, scale: gamma.tensor.detached().reshaped([gamma.count]))
 }
+
+/// The residual update of every block: `x + gamma * y`, fused (gamma stored with any shape holding C values).
+@inlinable
+public func residual(_ x: Tensor, _ y: Tensor, _ gamma: Parameter) -> Tensor {
+    addScaled(x, y, scale: gamma.tensor.detached().reshaped([gamma.count]))
+}

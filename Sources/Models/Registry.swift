@@ -34,6 +34,7 @@ public enum BlockRegistry {
         .swin: { SwinBlock($0) },
         .pvt: { PvtBlock($0) },
         .halo: { UnifiedHaloBlock($0) },
+        .dcnv3: { DCNv3Block($0) },
     ]
 
     /// Registers (or replaces) the builder for a family.

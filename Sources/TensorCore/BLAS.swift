@@ -18,6 +18,36 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return
     }
+    // Large products are split into row blocks of C (or column blocks when C has few rows), one
+    // single-threaded OpenBLAS call each. Every element of C is computed the same way whatever the
+    // split, so results do not depend on the thread count.
+    let threads = Threads.count
+    let work = Double(m) * Double(n) * Double(k)
+    if threads > 1 && work >= 4_000_000 && !Threads.insideParallelRegion {
+        let parts = threads * 2
+        if m >= parts * 8 {
+            let rows = (m + parts - 1) / parts
+            parallelFor(m, grain: rows) { r in
+                sgemmCall(transA, transB, r.count, n, k, alpha,
+                          transA ? a + r.lowerBound : a + r.lowerBound * lda, lda, b, ldb, beta, c + r.lowerBound * ldc, ldc)
+            }
+            return
+        } else if n >= parts * 16 {
+            let cols = ((n + parts - 1) / parts + 15) / 16 * 16
+            parallelFor(n, grain: cols) { r in
+                sgemmCall(transA, transB, m, r.count, k, alpha, a, lda,
+                          transB ? b + r.lowerBound * ldb : b + r.lowerBound, ldb, beta, c + r.lowerBound, ldc)
+            }
+            return
+        }
+    }
+    sgemmCall(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+@inlinable @inline(__always)
+func sgemmCall(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+               _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+               _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
@@ -63,4 +93,32 @@ public enum FlopCounter {
     @usableFromInline static func add(_ f: Double) { lock.lock(); total += f; lock.unlock() }
     public static var flops: Double { lock.lock(); defer { lock.unlock() }; return total }
     public static func reset() { lock.lock(); total = 0; lock.unlock() }
+}
+
+extension BLASInfo {
+    /// True when OpenBLAS runs AVX-512 kernels.
+    public static var usesAVX512Kernels: Bool {
+        ["skylakex", "cooperlake", "sapphirerapids"].contains(coreName.lowercased())
+    }
+
+    /// True when the CPU has the AVX-512 subsets OpenBLAS's SkylakeX kernels need.
+    public static var cpuHasAVX512: Bool {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        return ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
+    }
+
+    /// OpenBLAS reads `OPENBLAS_CORETYPE` only when it loads. When it picked AVX2 kernels on a CPU
+    /// with AVX-512 (as 0.3.21 does on some AMD processors) and the user set no core type, restart
+    /// this program once with `OPENBLAS_CORETYPE=SkylakeX` (about twice the sgemm rate). Returns only
+    /// when no restart was needed or it failed.
+    public static func restartWithFastKernelsIfNeeded() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["OPENBLAS_CORETYPE"] == nil, env["STM_NO_REEXEC"] == nil, !usesAVX512Kernels, cpuHasAVX512 else { return }
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+        setenv("STM_NO_REEXEC", "1", 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        unsetenv("OPENBLAS_CORETYPE")  // exec failed: carry on with what we have
+    }
 }

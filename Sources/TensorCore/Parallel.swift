@@ -1,7 +1,9 @@
 // TensorCore: threads. `parallelFor` splits an index range into fixed chunks and runs them on
 // Dispatch's pool; chunk boundaries depend only on the range and the grain, never on the thread
 // count, and no kernel reduces across chunks, so results are identical for any thread count.
-// Also holds the thread-count setting shared with OpenBLAS.
+// A `parallelFor` inside another runs serially (no oversubscription). OpenBLAS itself runs
+// single-threaded: `gemm` splits large products across our threads instead, so no OpenBLAS thread
+// spins while our kernels run.
 
 import CBLAS
 import Dispatch
@@ -17,16 +19,26 @@ public enum Threads {
     /// Threads in use (defaults to `STM_THREADS` or the number of active cores).
     public static var count: Int { current }
 
-    /// Sets the number of threads for our kernels and for OpenBLAS.
+    /// Sets the number of threads for our kernels (and GEMM splitting).
     public static func set(_ n: Int) {
         current = max(1, n)
-        openblas_set_num_threads(Int32(current))
+        configure()
     }
 
-    /// Applies the current setting to OpenBLAS (call once at start-up).
+    /// Keeps OpenBLAS single-threaded (our `gemm` splits work itself). Idempotent.
     public static func configure() {
-        openblas_set_num_threads(Int32(current))
+        openblas_set_num_threads(1)
     }
+
+    /// True on a thread that is running a chunk of a `parallelFor`.
+    public static var insideParallelRegion: Bool { pthread_getspecific(regionKey) != nil }
+
+    @usableFromInline static let regionKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        openblas_set_num_threads(1)
+        return key
+    }()
 }
 
 /// Runs `body` over `0..<count` in chunks of about `grain` indices, in parallel when worthwhile.
@@ -37,15 +49,19 @@ public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Vo
     let g = max(grain, 1)
     let chunks = (count + g - 1) / g
     let threads = Threads.count
-    if chunks <= 1 || threads <= 1 {
-        body(0..<count)
+    if chunks <= 1 || threads <= 1 || Threads.insideParallelRegion {
+        for c in 0..<chunks { body((c * g)..<min(c * g + g, count)) }
         return
     }
     // Several chunks per thread balance uneven work; boundaries depend on count and grain only.
+    let key = Threads.regionKey
     withoutActuallyEscaping(body) { body in
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let was = pthread_getspecific(key)
+            pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
             let lo = c * g
             body(lo..<min(lo + g, count))
+            pthread_setspecific(key, was)
         }
     }
 }

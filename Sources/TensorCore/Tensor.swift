@@ -18,19 +18,72 @@ public final class Storage: @unchecked Sendable {
     /// Allocates `count` floats; their values are undefined until written.
     public init(uninitializedCount count: Int) {
         self.count = count
-        var raw: UnsafeMutableRawPointer?
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            fatalError("TensorCore: out of memory allocating \(bytes) bytes")
-        }
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        let bytes = BufferPool.roundedSize(max(count, 1) * MemoryLayout<Float>.stride)
+        pointer = BufferPool.take(bytes: bytes).bindMemory(to: Float.self, capacity: max(count, 1))
         MemoryStats.allocated(bytes)
     }
 
     deinit {
-        MemoryStats.freed(max(count, 1) * MemoryLayout<Float>.stride)
-        free(pointer)
+        let bytes = BufferPool.roundedSize(max(count, 1) * MemoryLayout<Float>.stride)
+        MemoryStats.freed(bytes)
+        BufferPool.give(UnsafeMutableRawPointer(pointer), bytes: bytes)
     }
+}
+
+/// Recycles freed tensor buffers by size, so the same shapes in the next block or pass reuse
+/// memory whose pages are already mapped (fresh large allocations fault in every page). Holds at
+/// most `limit` bytes of free buffers; beyond that, memory goes back to the system.
+public enum BufferPool {
+    nonisolated(unsafe) private static var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    nonisolated(unsafe) private static var cached = 0
+    private static let lock = NSLock()
+    /// Most bytes kept in free buffers.
+    nonisolated(unsafe) public static var limit = 1 << 30
+
+    /// Sizes above 64 KiB are rounded up to whole 4 KiB pages, so near sizes share buffers.
+    @inline(__always) static func roundedSize(_ bytes: Int) -> Int {
+        bytes <= 65_536 ? (bytes + 63) & ~63 : (bytes + 4095) & ~4095
+    }
+
+    static func take(bytes: Int) -> UnsafeMutableRawPointer {
+        lock.lock()
+        if var list = free[bytes], let p = list.popLast() {
+            free[bytes] = list
+            cached -= bytes
+            lock.unlock()
+            return p
+        }
+        lock.unlock()
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            fatalError("TensorCore: out of memory allocating \(bytes) bytes")
+        }
+        return raw
+    }
+
+    static func give(_ p: UnsafeMutableRawPointer, bytes: Int) {
+        lock.lock()
+        if cached + bytes <= limit {
+            free[bytes, default: []].append(p)
+            cached += bytes
+            lock.unlock()
+            return
+        }
+        lock.unlock()
+        Foundation.free(p)
+    }
+
+    /// Returns every cached buffer to the system.
+    public static func drain() {
+        lock.lock()
+        for (_, list) in free { for p in list { Foundation.free(p) } }
+        free = [:]
+        cached = 0
+        lock.unlock()
+    }
+
+    /// Bytes held in free buffers now.
+    public static var cachedBytes: Int { lock.lock(); defer { lock.unlock() }; return cached }
 }
 
 /// Live and peak bytes held by tensor storage (for `bench` and memory checks).

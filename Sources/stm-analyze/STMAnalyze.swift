@@ -61,7 +61,10 @@ struct RuntimeOptions: ParsableArguments {
 
     func apply() {
         if let threads { Threads.set(threads) } else { Threads.configure() }
-        if verbose { note("threads \(Threads.count); OpenBLAS kernels: \(BLASInfo.coreName)") }
+        if verbose {
+            let env = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""
+            note("threads \(Threads.count); OpenBLAS \(BLASInfo.coreName) kernels\(env)\(BLASInfo.usesAVX512Kernels ? ", AVX-512" : "")")
+        }
     }
 }
 

@@ -7,6 +7,9 @@ import Foundation
 import Imaging
 import Models
 import Rendering
+import TensorCore
+
+BLASInfo.restartWithFastKernelsIfNeeded()
 
 do {
     var command = try STMAnalyze.parseAsRoot()

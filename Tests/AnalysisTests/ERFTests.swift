@@ -43,6 +43,9 @@ final class ERFTests: XCTestCase {
 
     func testConvNeXtReferenceERF() throws { try referenceERF("convnext") }
     func testSwinReferenceERF() throws { try referenceERF("swin") }
+    func testHaloReferenceERF() throws { try referenceERF("halo") }
+    func testPVTReferenceERF() throws { try referenceERF("pvt") }
+    func testDCNv3ReferenceERF() throws { try referenceERF("dcnv3") }
 
     func testThresholdSearchOnHandMadeMaps() {
         // A single bright centre pixel: the smallest square (side 3) already holds everything.

@@ -12,9 +12,6 @@ import TestSupport
 import XCTest
 
 final class ParityTests: XCTestCase {
-    /// Families with a block implementation; every one of them is checked.
-    static let families = ["convnext", "swin"]
-
     struct Row { var family: String; var checks: [(String, Double, Double)] }
     nonisolated(unsafe) static var table: [Row] = []
 

@@ -25,7 +25,6 @@ final class PresetTests: XCTestCase {
         XCTAssertEqual(Presets.names.count, 20)
         for name in Presets.names {
             let config = try XCTUnwrap(Presets.named(name))
-            guard BlockRegistry.supports(config.family) else { continue }
             let model = UnifiedModel(config: config)
             XCTAssertEqual(model.parameterCount, Self.publishedCounts[name], name)
         }

@@ -33,8 +33,7 @@ public final class UnifiedConvNeXtBlock: Block {
 
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let mixed = layerScale(dw_out_proj(dwconv(dw_input_proj(dw_norm(x)))), gamma_1)
-        let y = add(x, mixed)
-        return add(y, layerScale(pwconv2(gelu(pwconv1(pw_norm(y)))), gamma_2))
+        let y = residual(x, dw_out_proj(dwconv(dw_input_proj(dw_norm(x)))), gamma_1)
+        return residual(y, pwconv2(gelu(pwconv1(pw_norm(y)))), gamma_2)
     }
 }

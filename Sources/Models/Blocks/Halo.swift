@@ -131,8 +131,8 @@ public final class UnifiedHaloBlock: Block {
                               v: AttentionOperand(kv, offset: heads * dk), heads: heads, keyWidth: dk, valueWidth: dv,
                               scale: 1 / Float(dk).squareRoot(), logits: rel)
         let merged = attn.proj(gatherRows(mixed, plan: g.merge, outShape: [n, h, w, heads * dv]))
-        let y = add(x, layerScale(merged, gamma_1))
-        return add(y, layerScale(mlp(norm2(y)), gamma_2))
+        let y = residual(x, merged, gamma_1)
+        return residual(y, mlp(norm2(y)), gamma_2)
     }
 
     private struct GeometryKey: Hashable { var n: Int, h: Int, w: Int }

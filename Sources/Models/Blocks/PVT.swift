@@ -122,8 +122,8 @@ public final class PvtBlock: Block {
         var input = x
         if let pos_embed { input = addBroadcast(x, positionTable(pos_embed, h: h, w: w)) }
         let mixed = attn(norm1(input)).reshaped([n, h, w, c])
-        let y = add(input, layerScale(mixed, gamma_1))
-        return add(y, layerScale(mlp(norm2(y)), gamma_2))
+        let y = residual(input, mixed, gamma_1)
+        return residual(y, mlp(norm2(y)), gamma_2)
     }
 
     private struct MapSize: Hashable { var h: Int, w: Int }

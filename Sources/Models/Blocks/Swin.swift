@@ -91,8 +91,8 @@ public final class SwinBlock: Block {
                               scale: 1 / Float(hd).squareRoot(),
                               bias: AttentionBias(perHead: attn.bias, perGroup: g.mask))
         let merged = gatherRows(attn.proj(mixed), plan: g.merge, outShape: [n, h, w, c])
-        let y = add(x, layerScale(merged, gamma_1))
-        return add(y, layerScale(mlp(norm2(y)), gamma_2))
+        let y = residual(x, merged, gamma_1)
+        return residual(y, mlp(norm2(y)), gamma_2)
     }
 
     private struct GeometryKey: Hashable { var n: Int, h: Int, w: Int }

@@ -11,9 +11,8 @@ public func gelu(_ x: Tensor) -> Tensor {
     let xp = x.data, op = out.data
     let n = x.count
     parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 20)) { r in
-        for i in r {
-            let v = xp[i]
-            op[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752))
+        mapLanes(xp + r.lowerBound, op + r.lowerBound, r.count) { v in
+            0.5 * v * (1 + fastErf(v * 0.70710678118654752))
         }
     }
     return Tape.record(out, inputs: [x]) { dOut in
@@ -21,12 +20,11 @@ public func gelu(_ x: Tensor) -> Tensor {
         let dx = Tensor(uninitializedShape: x.shape)
         let dp = dOut.data, dxp = dx.data, xp = x.data
         parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 30)) { r in
-            for i in r {
-                let v = xp[i]
-                let cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
-                let pdf = 0.39894228040143268 * expf(-0.5 * v * v)
-                dxp[i] = dp[i] * (cdf + v * pdf)
+            // d/dx = Phi(x) + x * phi(x), written as a factor, then times dOut.
+            mapLanes(xp + r.lowerBound, dxp + r.lowerBound, r.count) { v in
+                0.5 * (1 + fastErf(v * 0.70710678118654752)) + v * 0.39894228040143268 * fastExp(-0.5 * v * v)
             }
+            for i in r { dxp[i] *= dp[i] }
         }
         return [dx]
     }
@@ -74,8 +72,23 @@ public func softmax(_ x: Tensor) -> Tensor {
 func softmaxRow(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ l: Int) {
     var mx = -Float.greatestFiniteMagnitude
     for j in 0..<l { mx = max(mx, x[j]) }
-    var s: Float = 0
-    for j in 0..<l { let e = expf(x[j] - mx); o[j] = e; s += e }
+    // exp(x - max) sixteen lanes at a time; the sum in a fixed order.
+    var j = 0
+    let raw = UnsafeRawPointer(x), out = UnsafeMutableRawPointer(o)
+    var acc = Float16x(repeating: 0)
+    while j + 16 <= l {
+        let e = fastExp(raw.loadUnaligned(fromByteOffset: j * 4, as: Float16x.self) - mx)
+        out.storeBytes(of: e, toByteOffset: j * 4, as: Float16x.self)
+        acc += e
+        j += 16
+    }
+    var s = acc.sum()
+    if j < l {
+        var v = Float16x(repeating: -Float.infinity)
+        for t in 0..<(l - j) { v[t] = x[j + t] }
+        let e = fastExp(v - mx)
+        for t in 0..<(l - j) { o[j + t] = e[t]; s += e[t] }
+    }
     let inv = 1 / s
     for j in 0..<l { o[j] *= inv }
 }

@@ -112,19 +112,10 @@ public func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, pa
         for row in r {
             let b = row / ho, oy = row % ho
             for ox in 0..<wo {
-                let dst = op + ((b * ho + oy) * wo + ox) * c
-                if let bp { dst.update(from: bp, count: c) } else { dst.update(repeating: 0, count: c) }
-                for ky in 0..<kh {
-                    let iy = oy + ky - pad
-                    if iy < 0 || iy >= h { continue }
-                    for kx in 0..<kw {
-                        let ix = ox + kx - pad
-                        if ix < 0 || ix >= w { continue }
-                        let src = xp + ((b * h + iy) * w + ix) * c
-                        let wk = wp + (ky * kw + kx) * c
-                        for ch in 0..<c { dst[ch] += wk[ch] * src[ch] }
-                    }
-                }
+                depthwiseTaps(into: op + ((b * ho + oy) * wo + ox) * c, bias: bp, c: c, kh: kh, kw: kw) { ky, kx in
+                    let iy = oy + ky - pad, ix = ox + kx - pad
+                    return iy >= 0 && iy < h && ix >= 0 && ix < w ? xp + ((b * h + iy) * w + ix) * c : nil
+                } weight: { ky, kx in wp + (ky * kw + kx) * c }
             }
         }
     }
@@ -136,23 +127,45 @@ public func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, pa
             for row in r {
                 let b = row / h, iy = row % h
                 for ix in 0..<w {
-                    let dst = dxp + ((b * h + iy) * w + ix) * c
-                    dst.update(repeating: 0, count: c)
-                    for ky in 0..<kh {
-                        let oy = iy - ky + pad
-                        if oy < 0 || oy >= ho { continue }
-                        for kx in 0..<kw {
-                            let ox = ix - kx + pad
-                            if ox < 0 || ox >= wo { continue }
-                            let src = dp + ((b * ho + oy) * wo + ox) * c
-                            let wk = wp + (ky * kw + kx) * c
-                            for ch in 0..<c { dst[ch] += wk[ch] * src[ch] }
-                        }
-                    }
+                    depthwiseTaps(into: dxp + ((b * h + iy) * w + ix) * c, bias: nil, c: c, kh: kh, kw: kw) { ky, kx in
+                        let oy = iy - ky + pad, ox = ix - kx + pad
+                        return oy >= 0 && oy < ho && ox >= 0 && ox < wo ? dp + ((b * ho + oy) * wo + ox) * c : nil
+                    } weight: { ky, kx in wp + (ky * kw + kx) * c }
                 }
             }
         }
         return [dx]
+    }
+}
+
+/// One output vector of a depth-wise convolution: dst[0..<C] = bias + sum over taps of
+/// weight(tap) * source(tap), skipping taps whose source is nil. Sixteen channels at a time are
+/// accumulated in registers across all taps, then stored once.
+@inline(__always)
+func depthwiseTaps(into dst: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?, c: Int, kh: Int, kw: Int,
+                   source: (Int, Int) -> UnsafeMutablePointer<Float>?, weight: (Int, Int) -> UnsafeMutablePointer<Float>) {
+    var c0 = 0
+    while c0 + 16 <= c {
+        var acc = bias.map { UnsafeRawPointer($0 + c0).loadUnaligned(as: Float16x.self) } ?? Float16x(repeating: 0)
+        for ky in 0..<kh {
+            for kx in 0..<kw {
+                guard let src = source(ky, kx) else { continue }
+                let wv = UnsafeRawPointer(weight(ky, kx) + c0).loadUnaligned(as: Float16x.self)
+                acc += wv * UnsafeRawPointer(src + c0).loadUnaligned(as: Float16x.self)
+            }
+        }
+        UnsafeMutableRawPointer(dst + c0).storeBytes(of: acc, as: Float16x.self)
+        c0 += 16
+    }
+    if c0 < c {
+        for ch in c0..<c { dst[ch] = bias?[ch] ?? 0 }
+        for ky in 0..<kh {
+            for kx in 0..<kw {
+                guard let src = source(ky, kx) else { continue }
+                let wk = weight(ky, kx)
+                for ch in c0..<c { dst[ch] += wk[ch] * src[ch] }
+            }
+        }
     }
 }
 

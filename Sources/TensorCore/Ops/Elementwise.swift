@@ -54,3 +54,32 @@ public func scale(_ x: Tensor, _ alpha: Float) -> Tensor {
     parallelFor(n, grain: grainFor(n, minimum: 16384)) { r in for i in r { op[i] = alpha * xp[i] } }
     return Tape.record(out, inputs: [x]) { d in [scale(d, alpha)] }
 }
+
+/// The residual update with a layer scale, fused: `x + gamma * y` over the last dimension.
+/// x, y [..., C]; gamma [C] (a constant).
+public func addScaled(_ x: Tensor, _ y: Tensor, scale gamma: Tensor) -> Tensor {
+    let c = x.lastDim
+    precondition(x.count == y.count && gamma.count == c, "addScaled: \(x.shape), \(y.shape) and gamma of \(gamma.count) do not fit")
+    let m = x.count / max(c, 1)
+    let out = Tensor(uninitializedShape: x.shape)
+    let xp = x.data, yp = y.data, gp = gamma.data, op = out.data
+    parallelFor(m, grain: grainFor(m, cost: c)) { r in
+        for i in r {
+            let a = xp + i * c, b = yp + i * c, o = op + i * c
+            for j in 0..<c { o[j] = a[j] + gp[j] * b[j] }
+        }
+    }
+    let yShape = y.shape
+    return Tape.record(out, inputs: [x, y]) { d in
+        var dy: Tensor? = nil
+        if y.requiresGrad {
+            let t = Tensor(uninitializedShape: yShape)
+            let dp = d.data, tp = t.data, gp = gamma.data
+            parallelFor(m, grain: grainFor(m, cost: c)) { r in
+                for i in r { let s = dp + i * c, o = tp + i * c; for j in 0..<c { o[j] = s[j] * gp[j] } }
+            }
+            dy = t
+        }
+        return [d, dy]
+    }
+}

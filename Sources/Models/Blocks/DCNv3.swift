@@ -1,0 +1,119 @@
+// Models: U-InternImage, the reference's `DCNv3Block` with its `MSDeformAttnGrid_softmax` mixer
+// (one level, dilation 1, offsets scaler 1). Token mixer: LayerNorm, then DCNv3: the normalised
+// map goes through a depth-wise KxK conv, LayerNorm and GELU to give the query, from which linears
+// predict, per group (head), P sampling offsets and P softmax weights; a value projection of the
+// normalised map is sampled bilinearly at (own pixel + kernel-grid point + offset), zeros outside,
+// weighted and summed (`deformableSampling`), then projected out; layer scale, residual. Channel
+// mixer: LayerNorm, MLP (4x, GELU), layer scale, residual.
+//
+// The reference computes reference points on a map padded by sqrt(P) // 2 and normalises by the
+// padded size before `grid_sample`; in pixels that is exactly "sample at x + grid + offset with
+// zeros outside the map", so no padding is built here and any map size works. The fixed kernel
+// grid is folded into the `sampling_offsets` bias at `prepare()`. `DCNv3SingleResBlock`, other
+// dilation rates and offset scalers are not part of the study's models and are left out.
+//
+// Untrained initialisation: the reference's MetaArch applies its `_init_weights` (truncated normal
+// 0.02, zero biases) to every Linear and Conv2d after DCNv3's own `_reset_parameters` has run, which
+// overrides it entirely; the default rules of `Linear` and `DepthwiseConv` are exactly that.
+//
+// Shape key: N batch, H height, W width, C channels, G groups (heads), P sampling points per group.
+
+import TensorCore
+
+/// `MSDeformAttnGrid_softmax` parameters and forward (one level).
+public final class DCNv3Attention: Module {
+    /// `dw_conv.0`: depth-wise KxK conv with bias.
+    let dwConv: DepthwiseConv
+    /// `dw_conv.1.norm`: LayerNorm (eps 1e-5) of the query.
+    let dwNorm: LayerNorm
+    let sampling_offsets: Linear   // [G*P*2, C]: (dx, dy) per point
+    let attention_weights: Linear  // [G*P, C]
+    let value_proj: Linear         // [C, C]
+    let output_proj: Linear        // [C, C]
+    let groups: Int, points: Int
+    /// The `sampling_offsets` bias plus the kernel grid, in pixels. [G*P*2]
+    private var offsetBias = Tensor.zeros([0])
+
+    init(dim: Int, groups: Int, points: Int, kernel: Int) {
+        dwConv = DepthwiseConv(dim, kernel: kernel, padding: (kernel - 1) / 2)
+        dwNorm = LayerNorm(dim, eps: 1e-5)
+        sampling_offsets = Linear(dim, groups * points * 2)
+        attention_weights = Linear(dim, groups * points)
+        value_proj = Linear(dim, dim)
+        output_proj = Linear(dim, dim)
+        self.groups = groups
+        self.points = points
+    }
+
+    public var members: [(String, Any)] {
+        [("dw_conv.0", dwConv), ("dw_conv.1.norm", dwNorm), ("sampling_offsets", sampling_offsets),
+         ("attention_weights", attention_weights), ("value_proj", value_proj), ("output_proj", output_proj)]
+    }
+
+    public func prepare() {
+        let grid = dcnv3KernelGrid(points: points)
+        var bias = sampling_offsets.bias?.values ?? [Float](repeating: 0, count: groups * points * 2)
+        for g in 0..<groups {
+            for p in 0..<points {
+                bias[(g * points + p) * 2] += grid[p].dx
+                bias[(g * points + p) * 2 + 1] += grid[p].dy
+            }
+        }
+        offsetBias = Tensor(shape: [groups * points * 2], values: bias)
+    }
+
+    /// x [N,H,W,C] (the block's normalised input) -> [N,H,W,C]
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let query = gelu(dwNorm(dwConv(x)))
+        let value = value_proj(x)
+        let offsets = linear(query, weight: sampling_offsets.weight.tensor, bias: offsetBias)  // [N,H,W,G*P*2]
+        let logits = attention_weights(query).reshaped([n, h, w, groups, points])
+        let weights = softmax(logits).reshaped([n, h, w, groups * points])
+        return output_proj(deformableSampling(value, offsets: offsets, weights: weights, groups: groups))
+    }
+}
+
+/// The fixed displacement (in pixels) of each of the P = k*k points, before the learned offset.
+///
+/// The reference builds `meshgrid(l, l)` with l = linspace(-k//2 + 1, k//2, k) (Python floor
+/// division; [-1, 0, 1] for k = 3), stacks it as (row, column) pairs and adds those pairs to (x, y)
+/// locations, so point p = i*k + j moves by l[i] along x and by l[j] along y.
+/// If P is not a square, the grid of the largest square below it is used for its first points
+/// and the rest get none (the reference cannot build such a model).
+func dcnv3KernelGrid(points: Int) -> [(dx: Float, dy: Float)] {
+    let k = max(1, Int(Double(points).squareRoot()))
+    let lo = -((k + 1) / 2) + 1, hi = k / 2  // -k//2 + 1 and k//2 for k >= 1
+    let step = k > 1 ? Float(hi - lo) / Float(k - 1) : 0
+    let l = (0..<k).map { Float(lo) + Float($0) * step }
+    return (0..<points).map { p in p < k * k ? (l[p / k], l[p % k]) : (0, 0) }
+}
+
+/// The reference's `DCNv3Block`: gamma1, norm1, attn (DCNv3), gamma2, norm2, mlp.
+public final class DCNv3Block: Block {
+    let gamma1: Parameter  // [C]
+    let gamma2: Parameter  // [C]
+    let norm1: LayerNorm
+    let attn: DCNv3Attention
+    let norm2: LayerNorm
+    let mlp: Mlp
+
+    init(_ ctx: BlockContext) {
+        let c = ctx.dim
+        let settings = ctx.settings
+        gamma1 = Parameter([c], init: .layerScale)
+        gamma2 = Parameter([c], init: .layerScale)
+        // The block's norm_layer is nn.LayerNorm with its default eps, not the model's LayerNorm2d eps.
+        norm1 = LayerNorm(c, eps: 1e-5)
+        attn = DCNv3Attention(dim: c, groups: ctx.config.heads[ctx.stage], points: settings.deform_points ?? 9,
+                              kernel: settings.kernel_size ?? 3)
+        norm2 = LayerNorm(c, eps: 1e-5)
+        mlp = Mlp(c, hidden: 4 * c)
+    }
+
+    /// x [N,H,W,C] -> [N,H,W,C]
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = residual(x, attn(norm1(x)), gamma1)
+        return residual(y, mlp(norm2(y)), gamma2)
+    }
+}

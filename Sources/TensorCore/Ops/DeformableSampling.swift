@@ -1,0 +1,304 @@
+// TensorCore op: deformable bilinear sampling, the core of DCNv3 (and of deformable attention with
+// one level). Every output pixel reads, for each channel group, P points of the value map at
+// learned offsets from its own position, bilinearly interpolated with zeros outside the map, and
+// sums them with per-point weights. Forward and backward side by side; the backward gives
+// gradients for the values (a scatter-add), the offsets and the weights. A slow reference
+// implementation in Double sits beside it for tests.
+//
+// Coordinates: pixel (y, x) of the value map has its centre at (y, x); output pixel (y, x) samples
+// point p of group g at (x + offsets[.., 2p], y + offsets[.., 2p + 1]). This is what PyTorch's
+// `grid_sample(mode: bilinear, padding_mode: zeros, align_corners: False)` computes for the
+// normalised coordinates the DCNv3 reference builds (its zero ring of padding and zeros outside the
+// padded map are the same as zeros outside this map). Multi-level sampling, other padding modes
+// and offsets relative to anything but the output pixel are not provided.
+//
+// Speed: channels-last makes each bilinear tap a contiguous run of D floats, so the kernels work on
+// SIMD chunks of channels (16 and 4 wide in the forward, whose accumulator stays in registers over
+// all points of a pixel; 4 wide in the backward), with a scalar tail for other D.
+//
+// Determinism: the forward and the offset/weight gradients are independent per output pixel; the
+// value gradient is a scatter, done per (image, group) pair, each of which owns a disjoint channel
+// slice of the result and visits its pixels in a fixed order, so no sum depends on the thread count.
+//
+// Shape key: N batch, H height, W width, G groups (heads), D channels per group, C = G*D channels,
+// P sampling points per group.
+
+import Foundation
+
+/// The four bilinear taps of one sampling location. Tap 00 is (y0, x0), 01 is (y0, x0+1), 10 is
+/// (y0+1, x0), 11 is (y0+1, x0+1). A tap outside the map has weight 0, mask 0 and pixel index 0
+/// (a valid address, so loops need no branches).
+struct BilinearTaps {
+    /// Pixel indices `y * W + x` within the image.
+    var i00: Int, i01: Int, i10: Int, i11: Int
+    /// Interpolation weights.
+    var w00: Float, w01: Float, w10: Float, w11: Float
+    /// 1 for taps inside the map, 0 outside.
+    var m00: Float, m01: Float, m10: Float, m11: Float
+    /// Fractional parts of the location.
+    var fx: Float, fy: Float
+
+    /// Taps of location (sx, sy) on an h x w map, or nil when all four lie outside (or the location
+    /// is not finite).
+    @inline(__always)
+    init?(sx: Float, sy: Float, w: Int, h: Int) {
+        guard sx > -1, sx < Float(w), sy > -1, sy < Float(h) else { return nil }
+        // floor by truncation (sx, sy > -1), avoiding a library call.
+        let tx = Int(sx), ty = Int(sy)
+        let x0 = Float(tx) > sx ? tx - 1 : tx, y0 = Float(ty) > sy ? ty - 1 : ty
+        let fx = sx - Float(x0), fy = sy - Float(y0)
+        let inX0: Float = x0 >= 0 ? 1 : 0, inX1: Float = x0 + 1 < w ? 1 : 0
+        let inY0: Float = y0 >= 0 ? 1 : 0, inY1: Float = y0 + 1 < h ? 1 : 0
+        m00 = inY0 * inX0; m01 = inY0 * inX1; m10 = inY1 * inX0; m11 = inY1 * inX1
+        w00 = (1 - fy) * (1 - fx) * m00
+        w01 = (1 - fy) * fx * m01
+        w10 = fy * (1 - fx) * m10
+        w11 = fy * fx * m11
+        i00 = m00 != 0 ? y0 * w + x0 : 0
+        i01 = m01 != 0 ? y0 * w + x0 + 1 : 0
+        i10 = m10 != 0 ? (y0 + 1) * w + x0 : 0
+        i11 = m11 != 0 ? (y0 + 1) * w + x0 + 1 : 0
+        self.fx = fx
+        self.fy = fy
+    }
+}
+
+/// One sample's taps as element offsets into the image, weights multiplied by the point's weight.
+private struct WeightedTaps {
+    var o00 = 0, o01 = 0, o10 = 0, o11 = 0
+    var a00: Float = 0, a01: Float = 0, a10: Float = 0, a11: Float = 0
+}
+
+// Channel chunks use concrete SIMD types: generic SIMD code is many times slower in debug builds.
+private typealias F16 = SIMD16<Float>
+private typealias F4 = SIMD4<Float>
+
+@inline(__always) private func load16(_ p: UnsafePointer<Float>) -> F16 { UnsafeRawPointer(p).loadUnaligned(as: F16.self) }
+@inline(__always) private func load4(_ p: UnsafePointer<Float>) -> F4 { UnsafeRawPointer(p).loadUnaligned(as: F4.self) }
+@inline(__always) private func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self) }
+@inline(__always) private func store4(_ v: F4, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F4.self) }
+
+/// Deformable sampling: out[n, y, x, g*D + d] = sum_p weights[n, y, x, g*P + p] *
+/// bilinear(value[n, :, :, g*D + d], x + offsets[n, y, x, 2(g*P + p)], y + offsets[n, y, x, 2(g*P + p) + 1]).
+///
+/// Bilinear interpolation has pixel centres at integer coordinates and reads zeros outside the map.
+/// - Parameters:
+///   - value: [N, H, W, G*D], channels-last; group g owns channels g*D ..< (g+1)*D.
+///   - offsets: [N, H, W, G*P*2], (dx, dy) pairs in pixels, relative to the output pixel.
+///   - weights: [N, H, W, G*P], e.g. a softmax over each group's P points.
+///   - groups: G.
+/// - Returns: [N, H, W, G*D]. Gradients flow to all three inputs.
+public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor, groups: Int) -> Tensor {
+    precondition(value.rank == 4 && groups > 0 && value.shape[3] % groups == 0,
+                 "deformableSampling: value \(value.shape) is not [N,H,W,G*D] for \(groups) groups")
+    let (n, h, w, c) = (value.shape[0], value.shape[1], value.shape[2], value.shape[3])
+    let d = c / groups
+    let gp = weights.lastDim
+    precondition(weights.count == n * h * w * gp && gp % groups == 0,
+                 "deformableSampling: weights \(weights.shape) are not [N,H,W,G*P] for value \(value.shape)")
+    precondition(offsets.count == n * h * w * 2 * gp,
+                 "deformableSampling: offsets \(offsets.shape) are not [N,H,W,G*P*2] for weights \(weights.shape)")
+    let p = gp / groups
+    let out = Tensor(uninitializedShape: value.shape)
+    let vp = value.data, op = out.data, offp = offsets.data, wtp = weights.data
+    let rows = n * h
+    parallelFor(rows, grain: grainFor(rows, cost: w * gp * (8 * d + 24))) { r in
+        let taps = UnsafeMutablePointer<WeightedTaps>.allocate(capacity: max(p, 1))
+        defer { taps.deallocate() }
+        for row in r {
+            let b = row / h, y = row % h
+            let image = vp + b * h * w * c
+            for x in 0..<w {
+                let pixel = row * w + x
+                for g in 0..<groups {
+                    // The taps of this pixel's points in group g; points wholly outside are dropped.
+                    var count = 0
+                    for k in 0..<p {
+                        let q = pixel * gp + g * p + k
+                        guard let t = BilinearTaps(sx: Float(x) + offp[2 * q], sy: Float(y) + offp[2 * q + 1], w: w, h: h) else { continue }
+                        let a = wtp[q]
+                        taps[count] = WeightedTaps(o00: t.i00 * c, o01: t.i01 * c, o10: t.i10 * c, o11: t.i11 * c,
+                                                   a00: a * t.w00, a01: a * t.w01, a10: a * t.w10, a11: a * t.w11)
+                        count += 1
+                    }
+                    let src = image + g * d, dst = op + pixel * c + g * d
+                    // Channel chunks of 16, then 4, then 1; each accumulator stays in registers over the points.
+                    var j = 0
+                    while j + 16 <= d {
+                        var acc = F16()
+                        for s in 0..<count {
+                            let t = taps[s], v = src + j
+                            acc += F16(repeating: t.a00) * load16(v + t.o00) + F16(repeating: t.a01) * load16(v + t.o01)
+                            acc += F16(repeating: t.a10) * load16(v + t.o10) + F16(repeating: t.a11) * load16(v + t.o11)
+                        }
+                        store16(acc, dst + j)
+                        j += 16
+                    }
+                    while j + 4 <= d {
+                        var acc = F4()
+                        for s in 0..<count {
+                            let t = taps[s], v = src + j
+                            acc += F4(repeating: t.a00) * load4(v + t.o00) + F4(repeating: t.a01) * load4(v + t.o01)
+                            acc += F4(repeating: t.a10) * load4(v + t.o10) + F4(repeating: t.a11) * load4(v + t.o11)
+                        }
+                        store4(acc, dst + j)
+                        j += 4
+                    }
+                    while j < d {
+                        var acc: Float = 0
+                        for s in 0..<count {
+                            let t = taps[s], v = src + j
+                            acc += t.a00 * v[t.o00] + t.a01 * v[t.o01] + t.a10 * v[t.o10] + t.a11 * v[t.o11]
+                        }
+                        dst[j] = acc
+                        j += 1
+                    }
+                }
+            }
+        }
+    }
+    return Tape.record(out, inputs: [value, offsets, weights]) { dOut in
+        var dOffsets: Tensor? = nil, dWeights: Tensor? = nil, dValue: Tensor? = nil
+        if Tape.needsGrad(offsets) || Tape.needsGrad(weights) {
+            (dOffsets, dWeights) = deformableSamplingPointGradients(value, offsets: offsets, weights: weights, dOut: dOut, groups: groups)
+        }
+        if Tape.needsGrad(value) {
+            dValue = deformableSamplingValueGradient(value.shape, offsets: offsets, weights: weights, dOut: dOut, groups: groups)
+        }
+        return [dValue, dOffsets, dWeights]
+    }
+}
+
+/// Gradients with respect to the offsets [N,H,W,G*P*2] and weights [N,H,W,G*P], one output pixel at a time.
+/// With s the bilinear sample and a the point's weight: dweight = <dOut, s>,
+/// doffset = a * <dOut, ds/dx>, a * <dOut, ds/dy>.
+func deformableSamplingPointGradients(_ value: Tensor, offsets: Tensor, weights: Tensor, dOut: Tensor,
+                                      groups: Int) -> (Tensor, Tensor) {
+    let (n, h, w, c) = (value.shape[0], value.shape[1], value.shape[2], value.shape[3])
+    let d = c / groups, gp = weights.lastDim, p = gp / groups
+    let dOff = Tensor(uninitializedShape: offsets.shape)
+    let dWt = Tensor(uninitializedShape: weights.shape)
+    let vp = value.data, offp = offsets.data, wtp = weights.data, gradp = dOut.data
+    let doffp = dOff.data, dwtp = dWt.data
+    let rows = n * h
+    parallelFor(rows, grain: grainFor(rows, cost: w * gp * (8 * d + 32))) { r in
+        for row in r {
+            let b = row / h, y = row % h
+            let image = vp + b * h * w * c
+            for x in 0..<w {
+                let pixel = row * w + x
+                for g in 0..<groups {
+                    let go = gradp + pixel * c + g * d
+                    let src = image + g * d
+                    for k in 0..<p {
+                        let q = pixel * gp + g * p + k
+                        guard let t = BilinearTaps(sx: Float(x) + offp[2 * q], sy: Float(y) + offp[2 * q + 1], w: w, h: h) else {
+                            dwtp[q] = 0; doffp[2 * q] = 0; doffp[2 * q + 1] = 0
+                            continue
+                        }
+                        // <dOut, tap value> for the four taps.
+                        let v00 = src + t.i00 * c, v01 = src + t.i01 * c, v10 = src + t.i10 * c, v11 = src + t.i11 * c
+                        var c00 = F4(), c01 = F4(), c10 = F4(), c11 = F4()
+                        var j = 0
+                        while j + 4 <= d {
+                            let gj = load4(go + j)
+                            c00 += gj * load4(v00 + j); c01 += gj * load4(v01 + j)
+                            c10 += gj * load4(v10 + j); c11 += gj * load4(v11 + j)
+                            j += 4
+                        }
+                        var e00 = c00.sum(), e01 = c01.sum(), e10 = c10.sum(), e11 = c11.sum()
+                        while j < d {
+                            let gj = go[j]
+                            e00 += gj * v00[j]; e01 += gj * v01[j]; e10 += gj * v10[j]; e11 += gj * v11[j]
+                            j += 1
+                        }
+                        // Taps outside the map read zero.
+                        e00 *= t.m00; e01 *= t.m01; e10 *= t.m10; e11 *= t.m11
+                        let (fx, fy) = (t.fx, t.fy)
+                        dwtp[q] = (1 - fy) * ((1 - fx) * e00 + fx * e01) + fy * ((1 - fx) * e10 + fx * e11)
+                        let a = wtp[q]
+                        doffp[2 * q] = a * ((1 - fy) * (e01 - e00) + fy * (e11 - e10))
+                        doffp[2 * q + 1] = a * ((1 - fx) * (e10 - e00) + fx * (e11 - e01))
+                    }
+                }
+            }
+        }
+    }
+    return (dOff, dWt)
+}
+
+/// Gradient with respect to the values [N,H,W,G*D]: every sample adds weight * tap weight * dOut to
+/// its four taps. One task per (image, group): the task owns that image's channel slice of the
+/// result and walks the output pixels and points in order, so the sums are the same for any thread count.
+func deformableSamplingValueGradient(_ shape: [Int], offsets: Tensor, weights: Tensor, dOut: Tensor, groups: Int) -> Tensor {
+    let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+    let d = c / groups, gp = weights.lastDim, p = gp / groups
+    let dValue = Tensor(uninitializedShape: shape)
+    let offp = offsets.data, wtp = weights.data, gradp = dOut.data, dvp = dValue.data
+    let hw = h * w
+    parallelFor(n * groups) { r in
+        for task in r {
+            let b = task / groups, g = task % groups
+            let dst = dvp + b * hw * c + g * d
+            for i in 0..<hw { (dst + i * c).update(repeating: 0, count: d) }
+            for y in 0..<h {
+                for x in 0..<w {
+                    let pixel = (b * h + y) * w + x
+                    let go = gradp + pixel * c + g * d
+                    for k in 0..<p {
+                        let q = pixel * gp + g * p + k
+                        guard let t = BilinearTaps(sx: Float(x) + offp[2 * q], sy: Float(y) + offp[2 * q + 1], w: w, h: h) else { continue }
+                        // Taps outside the map have weight 0 and point at pixel 0, where they add nothing.
+                        let a = wtp[q]
+                        let a00 = a * t.w00, a01 = a * t.w01, a10 = a * t.w10, a11 = a * t.w11
+                        let d00 = dst + t.i00 * c, d01 = dst + t.i01 * c, d10 = dst + t.i10 * c, d11 = dst + t.i11 * c
+                        var j = 0
+                        while j + 4 <= d {
+                            let gj = load4(go + j)
+                            store4(load4(d00 + j) + F4(repeating: a00) * gj, d00 + j)
+                            store4(load4(d01 + j) + F4(repeating: a01) * gj, d01 + j)
+                            store4(load4(d10 + j) + F4(repeating: a10) * gj, d10 + j)
+                            store4(load4(d11 + j) + F4(repeating: a11) * gj, d11 + j)
+                            j += 4
+                        }
+                        while j < d {
+                            let gj = go[j]
+                            d00[j] += a00 * gj; d01[j] += a01 * gj; d10[j] += a10 * gj; d11[j] += a11 * gj
+                            j += 1
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return dValue
+}
+
+/// The same sum as `deformableSampling`, by the definition: each of the four neighbours of every
+/// sampling location is visited, weighted by (1 - |sx - x'|)(1 - |sy - y'|) and skipped when outside
+/// the map; accumulated in Double. Slow; for tests. Same shapes as `deformableSampling`; returns its
+/// output values, row-major.
+public func referenceDeformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor, groups: Int) -> [Float] {
+    let (n, h, w, c) = (value.shape[0], value.shape[1], value.shape[2], value.shape[3])
+    let d = c / groups, gp = weights.lastDim, p = gp / groups
+    var out = [Float](repeating: 0, count: value.count)
+    for b in 0..<n { for y in 0..<h { for x in 0..<w { for g in 0..<groups { for j in 0..<d {
+        let pixel = (b * h + y) * w + x
+        var acc = 0.0
+        for k in 0..<p {
+            let q = pixel * gp + g * p + k
+            let sx = Double(x) + Double(offsets.data[2 * q]), sy = Double(y) + Double(offsets.data[2 * q + 1])
+            let x0 = Int(Foundation.floor(sx)), y0 = Int(Foundation.floor(sy))
+            var sample = 0.0
+            for yy in y0...(y0 + 1) {
+                for xx in x0...(x0 + 1) where yy >= 0 && yy < h && xx >= 0 && xx < w {
+                    let tap = (1 - Swift.abs(sx - Double(xx))) * (1 - Swift.abs(sy - Double(yy)))
+                    sample += tap * Double(value.data[((b * h + yy) * w + xx) * c + g * d + j])
+                }
+            }
+            acc += Double(weights.data[q]) * sample
+        }
+        out[pixel * c + g * d + j] = Float(acc)
+    } } } } }
+    return out
+}
