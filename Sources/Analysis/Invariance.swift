@@ -107,9 +107,12 @@ public enum InvarianceKind: String, CaseIterable, Sendable {
 
 /// One perturbation level: its text as given (the key in reports) and its value.
 public struct InvarianceLevel: Sendable, Equatable {
+    /// The level as written (on the command line, or the study's spelling): the key in reports.
     public var key: String
+    /// Jitter in pixels, angle in degrees, or crop ratio.
     public var value: Double
 
+    /// A level `value` reported under `key`.
     public init(key: String, value: Double) {
         self.key = key
         self.value = value
@@ -118,7 +121,9 @@ public struct InvarianceLevel: Sendable, Equatable {
 
 /// The settings of an invariance run.
 public struct InvarianceSettings: Sendable {
+    /// The perturbation.
     public var kind: InvarianceKind
+    /// The levels measured, in report order.
     public var levels: [InvarianceLevel]
     /// Crop side (network input).
     public var size = 224
@@ -172,10 +177,12 @@ public struct InvarianceSubject {
     public var label: String
     /// Where it came from (the --model argument).
     public var source: String
+    /// The network.
     public var model: UnifiedModel
     /// True for a preset with random weights.
     public var untrained: Bool
 
+    /// A model to measure, named `label` in reports and `source` as given.
     public init(label: String, source: String, model: UnifiedModel, untrained: Bool) {
         self.label = label
         self.source = source
@@ -186,11 +193,13 @@ public struct InvarianceSubject {
 
 /// The metrics of one model at one level. Percentages are 0 to 100.
 public struct InvarianceLevelMetrics: Sendable {
+    /// The level these numbers belong to.
     public var level: InvarianceLevel
     /// Share of images whose top-1 equals the standard image's top-1 (%).
     public var consistency: Double
-    /// Top-1 and top-5 accuracy against the labels (%), nil without labels.
+    /// Top-1 accuracy against the labels (%), nil without labels.
     public var acc1: Double?
+    /// Top-5 accuracy against the labels (%), nil without labels.
     public var acc5: Double?
     /// Mean soft-target cross-entropy against the standard prediction (nats).
     public var ce: Double
@@ -200,17 +209,23 @@ public struct InvarianceLevelMetrics: Sendable {
 
 /// One model's curve and summary numbers.
 public struct InvarianceModelResult: Sendable {
+    /// Name in legends and reports.
     public var label: String
+    /// The --model argument.
     public var source: String
+    /// Architecture name (preset or file name).
     public var arch: String
+    /// Mixer family ("swin", "convnext", ...).
     public var family: String
+    /// True for a preset with random weights.
     public var untrained: Bool
     /// In the order of the settings' levels.
     public var levels: [InvarianceLevelMetrics]
     /// Mean of `consistency` over the levels (%).
     public var meanConsistency: Double
-    /// Accuracy of the standard images (%), nil without labels.
+    /// Top-1 accuracy of the standard images (%), nil without labels.
     public var standardAcc1: Double?
+    /// Top-5 accuracy of the standard images (%), nil without labels.
     public var standardAcc5: Double?
     /// Zhang's shift consistency (%), when pairs were asked for.
     public var shiftConsistency: Double?
@@ -218,15 +233,20 @@ public struct InvarianceModelResult: Sendable {
 
 /// A whole invariance run.
 public struct InvarianceResult: Sendable {
+    /// The settings the run used.
     public var settings: InvarianceSettings
+    /// The images, in order.
     public var images: [String]
     /// Where the labels came from; nil without labels.
     public var labelSource: String?
+    /// One result per subject, in the order given.
     public var models: [InvarianceModelResult]
     /// Images each model ran through its forward pass (standard, levels and pairs, less reused ones).
     public var forwardImages: Int
+    /// Wall time of the run.
     public var seconds: Double
 
+    /// Whether accuracies were measured.
     public var labelled: Bool { labelSource != nil }
 }
 

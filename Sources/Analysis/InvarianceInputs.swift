@@ -9,16 +9,21 @@ import Imaging
 
 /// A bad input to an invariance run: one line naming the file or option and the problem.
 public struct InvarianceError: Error, CustomStringConvertible, Sendable {
+    /// The file, line or option at fault.
     public var subject: String
+    /// What is wrong with it.
     public var problem: String
+    /// What to do about it, when there is something to say.
     public var hint: String?
 
+    /// An error about `subject`.
     public init(_ subject: String, _ problem: String, hint: String? = nil) {
         self.subject = subject
         self.problem = problem
         self.hint = hint
     }
 
+    /// "subject: problem (hint: ...)", one line.
     public var description: String {
         "\(subject): \(problem)" + (hint.map { " (hint: \($0))" } ?? "")
     }

@@ -20,7 +20,9 @@ struct Invariance: ParsableCommand {
               translate  jitter 0 to 64 px, step 4: the crop centre moves along one of the eight compass directions, \
             drawn per image and level (image by image, levels in order) as numpy's np.random.seed(seed) then \
             randint(8) would draw them. The study's code draws randint(7) and so never moves down-left; we use all \
-            eight (--study-directions draws randint(7)). Where the window leaves the image it is zero-padded.
+            eight (--study-directions draws randint(7)). Where the window leaves the image it is zero-padded. As in the \
+            study, jitter 0 can sit one pixel off the standard crop (the window starts at side // 2 - size // 2, \
+            the centre crop rounds half to even), so its consistency need not be 100 %.
               rotate     0 to 90 degrees, step 5, counter-clockwise, bicubic, zero fill, after the centre crop \
             (--pre-crop: before it).
               scale      the evaluation transform with crop ratio 0.2, 0.325, ..., 1.95 (the study's \
@@ -37,7 +39,7 @@ struct Invariance: ParsableCommand {
             Writes <kind>.json, <kind>.csv and <kind>.png to --out.
             """)
 
-    @Argument(help: ArgumentHelp("translate, rotate or scale.", valueName: "kind"))
+    @Argument(help: ArgumentHelp("The perturbation.", valueName: "kind"))
     var kind: InvarianceKind
 
     @Option(name: .long, help: ArgumentHelp("Checkpoint file, or a preset name for an untrained model; repeat for one curve per model.", valueName: "ckpt|preset"))
