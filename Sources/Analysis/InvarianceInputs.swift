@@ -39,6 +39,8 @@ public struct LabelledImages: Sendable {
     public var labelSource: String?
     /// For each label, where it was read ("labels.txt line 3", "class folder n01440764"), for error messages.
     public var labelOrigins: [String]
+    /// The number of classes when the labels came from class folders (the largest count of one root).
+    public var classFolderCount: Int?
 
     /// Unlabelled images.
     public init(paths: [String]) {
@@ -69,9 +71,11 @@ public struct LabelledImages: Sendable {
         var files: [String] = []
         var folderLabels: [(label: Int, origin: String)] = []
         var classRoots = 0
+        var classCount = 0
         for path in images {
             if let classes = try classFolders(of: path) {
                 classRoots += 1
+                classCount = max(classCount, classes.count)
                 for (index, name) in classes.enumerated() {
                     let found = try listImages([joined(path, name)])
                     files += found
@@ -89,8 +93,10 @@ public struct LabelledImages: Sendable {
             throw InvarianceError("--images", "mixes class folders with other images, so some images would have no class",
                                   hint: "give only class-folder roots, or a --labels file for all of them")
         }
-        return LabelledImages(paths: files, labels: folderLabels.map(\.label),
-                              source: "class folders of " + images.joined(separator: ", "), origins: folderLabels.map(\.origin))
+        var set = LabelledImages(paths: files, labels: folderLabels.map(\.label),
+                                 source: "class folders of " + images.joined(separator: ", "), origins: folderLabels.map(\.origin))
+        set.classFolderCount = classCount
+        return set
     }
 
     /// Labels `paths` from a file of `name class-index` lines (blank lines and lines starting with `#`

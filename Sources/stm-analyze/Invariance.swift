@@ -142,6 +142,9 @@ struct Invariance: ParsableCommand {
             }
             loaded.append(l)
         }
+        if let folders = inputs.classFolderCount, let classes = loaded.first?.config.num_classes, folders != classes {
+            warn("\(folders) class folders give classes 0 to \(folders - 1) in name order; they are the model's class indices only when all \(classes) class folders (e.g. ImageNet's wnids) are there")
+        }
         let names = label.isEmpty ? curveNames(loaded) : label
         let subjects = zip(loaded, zip(model, names)).map { l, mn in
             InvarianceSubject(label: mn.1, source: mn.0, model: l.model, untrained: l.untrained)

@@ -169,6 +169,7 @@ final class InvarianceTests: XCTestCase {
         XCTAssertEqual(set.paths.map { URL(fileURLWithPath: $0).lastPathComponent },
                        ["ILSVRC2012_val_00000004.JPEG", "ILSVRC2012_val_00000019.JPEG", "ILSVRC2012_val_00000078.JPEG"])
         XCTAssertEqual(set.labels, [0, 0, 1])
+        XCTAssertEqual(set.classFolderCount, 2)
         // A flat folder has no labels; mixing it with class folders is an error.
         XCTAssertNil(try LabelledImages.gather(images: [imageFolder], labelsFile: nil).labels)
         XCTAssertThrowsError(try LabelledImages.gather(images: [root, imageFolder], labelsFile: nil)) { error in
