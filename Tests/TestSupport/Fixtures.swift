@@ -62,10 +62,14 @@ public struct ToolRun {
     public var stderr: String
 }
 
-/// Runs the built `stm-analyze` (the debug build that `swift build --build-tests` makes, else release).
+/// Runs the built `stm-analyze` of the same configuration as the tests (debug or release).
 public func runTool(_ arguments: [String], environment: [String: String] = [:]) throws -> ToolRun {
     let root = packageRoot()
-    let candidates = ["debug", "release"].map { "\(root)/.build/\($0)/stm-analyze" }
+    #if DEBUG
+    let candidates = ["\(root)/.build/debug/stm-analyze"]
+    #else
+    let candidates = ["\(root)/.build/release/stm-analyze"]
+    #endif
     guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         throw NSError(domain: "stm-analyze tests", code: 1, userInfo: [NSLocalizedDescriptionKey: "stm-analyze is not built (looked for \(candidates))"])
     }
