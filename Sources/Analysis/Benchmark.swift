@@ -47,15 +47,6 @@ public func medianTime(repeats: Int, _ body: () -> Void) -> Double {
     return times[times.count / 2]
 }
 
-/// The sgemm rate in GFLOP/s on square float32 matrices of side `n`.
-public func measureSgemm(n: Int = 1024, repeats: Int = 5) -> Double {
-    let a = Tensor(shape: [n, n], repeating: 0.5), b = Tensor(shape: [n, n], repeating: 0.25), c = Tensor.zeros([n, n])
-    let t = medianTime(repeats: repeats) {
-        gemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n)
-    }
-    return 2 * Double(n * n * n) / t / 1e9
-}
-
 /// Benchmarks one untrained preset at `size`.
 public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, largeBatch: Int = 32, repeats: Int = 3) throws -> BenchResult {
     let loaded = try ModelLoader.load(model: name, initLayerScale: 1)

@@ -58,8 +58,8 @@ struct Bench: ParsableCommand {
             try writeJSON(row, to: json!)
             return
         }
-        let sgemm = measureSgemm()
-        print("threads \(Threads.count), OpenBLAS \(BLASInfo.coreName) kernels, sgemm \(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, this run)")
+        let sgemm = measureSgemmRate()
+        print("threads \(Threads.count), OpenBLAS \(BLASInfo.coreName) kernels, sgemm \(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, OpenBLAS threading, this run)")
         print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  share  tensors MB  RSS MB")
         var rows: [[String: Any]] = []
         for p in presets {
