@@ -25,6 +25,9 @@ public struct BenchResult: Sendable {
     public var erfFlops: Double
     /// Peak bytes of tensor storage during the ERF pass.
     public var peakTensorBytes: Int
+    /// Peak resident set size of the process after the ERF passes (weights included), before the
+    /// forward-throughput runs.
+    public var erfPeakRSSBytes: Int
 }
 
 /// The process's peak resident set size in bytes (getrusage).
@@ -61,6 +64,7 @@ public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, 
     let stage4 = medianTime(repeats: repeats) { _ = centreContributions(model: model, input: xErf, stages: [4]) } / Double(erfBatch)
     let peak = MemoryStats.peakBytes - base
     let all = medianTime(repeats: repeats) { _ = centreContributions(model: model, input: xErf, stages: [1, 2, 3, 4]) } / Double(erfBatch)
+    let erfRSS = peakRSSBytes()
     let x1 = input(1)
     let f1 = medianTime(repeats: repeats) { _ = model.forward(x1) }
     let xl = input(largeBatch)
@@ -71,5 +75,5 @@ public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, 
     FlopCounter.enabled = false
     return BenchResult(preset: name, params: model.parameterCount, erfStage4: stage4, erfAllStages: all,
                        forwardBatch1: 1 / f1, forwardBatchLarge: Double(largeBatch) / fl, largeBatch: largeBatch,
-                       erfFlops: FlopCounter.flops, peakTensorBytes: peak)
+                       erfFlops: FlopCounter.flops, peakTensorBytes: peak, erfPeakRSSBytes: erfRSS)
 }
