@@ -3,7 +3,6 @@
 // reduction ratios everywhere: this checks the padding rules (Swin's windows), ConvNeXt and DCNv3 on
 // non-square maps against the reference stage outputs.
 // Each detection stage output goes through `out_norm_i`, which does not feed the next stage.
-// (HaloNet's check lives in HaloSizeTests.)
 
 @testable import Models
 import Checkpoint
@@ -45,6 +44,8 @@ final class DetectionBackboneTests: XCTestCase {
     }
 
     func testConvNeXt() throws { try check("convnext") }
+    // HaloNet: its padded pixels stay valid keys (zeros after norm1), as the detection block pads them.
+    func testHaloPaddedBlocks() throws { try check("halo") }
     // Stage 4: the classification model (which this toolkit runs) uses one unshifted window when the
     // stage map is 7 at img_size 224; the detection backbone removed that rule and shifts there.
     func testSwinPaddedWindows() throws { try check("swin", stages: 3) }
