@@ -32,14 +32,16 @@ let package = Package(
         .systemLibrary(name: "CFreeType", pkgConfig: "freetype2",
                        providers: [.apt(["libfreetype-dev"])]),
 
+        // The error type every library throws for bad input.
+        .target(name: "Diagnostics", swiftSettings: fast),
         // Tensor core: float32 NHWC tensors, primitive ops with forward and backward, reverse-mode tape.
         .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: fast),
         // Checkpoint readers: torch.save zip archives (pickle interpreted, never executed) and safetensors.
-        .target(name: "Checkpoint", swiftSettings: fast),
+        .target(name: "Checkpoint", dependencies: ["Diagnostics"], swiftSettings: fast),
         // Models: architecture configs, presets, block registry, the five mixers, strict loading.
         .target(name: "Models", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: fast),
         // Imaging: JPEG/PNG codecs and Pillow-exact resampling, crops and affine transforms.
-        .target(name: "Imaging", dependencies: ["CPNG", "CJPEG"], swiftSettings: fast),
+        .target(name: "Imaging", dependencies: ["Diagnostics", "CPNG", "CJPEG"], swiftSettings: fast),
         // Rendering: colour maps, heatmaps with colour bars, line plots, text through FreeType.
         .target(name: "Rendering", dependencies: ["Imaging", "CFreeType"], swiftSettings: fast),
         // Analysis: classification, ERF maps and ratios, invariance protocols.

@@ -4,30 +4,12 @@
 // indices, as torchvision's ImageFolder numbers them); and the one-line error every bad input gives.
 // Not here: other label formats (CSV, ImageNet's LOC_val_solution), recursive walks below a class folder.
 
+@_exported import Diagnostics
 import Foundation
 import Imaging
 
-/// A bad input to an invariance run: one line naming the file or option and the problem.
-public struct InvarianceError: Error, CustomStringConvertible, Sendable {
-    /// The file, line or option at fault.
-    public var subject: String
-    /// What is wrong with it.
-    public var problem: String
-    /// What to do about it, when there is something to say.
-    public var hint: String?
-
-    /// An error about `subject`.
-    public init(_ subject: String, _ problem: String, hint: String? = nil) {
-        self.subject = subject
-        self.problem = problem
-        self.hint = hint
-    }
-
-    /// "subject: problem (hint: ...)", one line.
-    public var description: String {
-        "\(subject): \(problem)" + (hint.map { " (hint: \($0))" } ?? "")
-    }
-}
+/// Errors of this module: one line naming the subject and the problem (see Diagnostics).
+public typealias InvarianceError = ToolError
 
 /// Image files in processing order, with a class index per image when labels were given.
 public struct LabelledImages: Sendable {

@@ -2,6 +2,7 @@
 // file (its dtype and shape kept for reporting), with its values widened to float32 for the models.
 // This file also holds the error type every reader throws. It does not know about any model.
 
+@_exported import Diagnostics
 import Foundation
 
 /// Element types that the readers understand. Integer and bool tensors are widened to Float too
@@ -50,30 +51,8 @@ public struct TensorRecord: Sendable {
     public var count: Int { values.count }
 }
 
-/// Every failure of a reader or writer. `description` is one line naming the file and the problem,
-/// with a hint where one helps.
-public struct CheckpointError: Error, CustomStringConvertible, Sendable {
-    /// The file concerned.
-    public var path: String
-    /// What is wrong, in a few words.
-    public var problem: String
-    /// What the user can do about it, if there is a useful suggestion.
-    public var hint: String?
-
-    /// Makes an error about `path`.
-    public init(_ path: String, _ problem: String, hint: String? = nil) {
-        self.path = path
-        self.problem = problem
-        self.hint = hint
-    }
-
-    /// `path: problem (hint: ...)`, on one line.
-    public var description: String {
-        var s = "\(path): \(problem)"
-        if let hint { s += " (hint: \(hint))" }
-        return s
-    }
-}
+/// Errors of this module: one line naming the subject and the problem (see Diagnostics).
+public typealias CheckpointError = ToolError
 
 // MARK: - little-endian decoding helpers shared by the readers
 

@@ -1,6 +1,8 @@
 // Imaging: the 8-bit image type every codec and transform works on. Row-major, channels interleaved
 // (HWC), as Pillow holds an "RGB" or "RGBA" image. Float conversion and normalisation live elsewhere.
 
+@_exported import Diagnostics
+
 /// An 8-bit image: `height` rows of `width` pixels of `channels` interleaved bytes (1 = L, 3 = RGB, 4 = RGBA).
 public struct Image8: Sendable, Equatable {
     public var width: Int
@@ -25,21 +27,5 @@ public struct Image8: Sendable, Equatable {
     }
 }
 
-/// A codec or transform failure: one line naming the file (or operation) and the problem.
-public struct ImagingError: Error, CustomStringConvertible, Sendable {
-    public var path: String
-    public var problem: String
-    public var hint: String?
-
-    public init(_ path: String, _ problem: String, hint: String? = nil) {
-        self.path = path
-        self.problem = problem
-        self.hint = hint
-    }
-
-    public var description: String {
-        var s = "\(path): \(problem)"
-        if let hint { s += " (hint: \(hint))" }
-        return s
-    }
-}
+/// Errors of this module: one line naming the subject and the problem (see Diagnostics).
+public typealias ImagingError = ToolError

@@ -3,6 +3,7 @@
 // released names; `ArchConfig.load(path:)` reads the JSON format. Which block a family uses is
 // decided by the registry (`Registry.swift`), not here.
 
+@_exported import Diagnostics
 import Foundation
 
 /// The five spatial token mixers of the study.
@@ -149,21 +150,5 @@ public struct ArchConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// A model-building or loading failure: one line naming the file and the problem, with a hint.
-public struct ModelError: Error, CustomStringConvertible, Sendable {
-    public var path: String
-    public var problem: String
-    public var hint: String?
-
-    public init(_ path: String, _ problem: String, hint: String? = nil) {
-        self.path = path
-        self.problem = problem
-        self.hint = hint
-    }
-
-    public var description: String {
-        var s = "\(path): \(problem)"
-        if let hint { s += " (hint: \(hint))" }
-        return s
-    }
-}
+/// Errors of this module: one line naming the subject and the problem (see Diagnostics).
+public typealias ModelError = ToolError

@@ -66,7 +66,7 @@ struct Classify: ParsableCommand {
         if let logits {
             let n = results.count, k = results.first?.logits.count ?? 0
             let record = TensorRecord(shape: [n, k], values: results.flatMap(\.logits))
-            do { try SafeTensors.write(path: logits, tensors: [("logits", record)]) } catch let e as CheckpointError { throw CLIError(e.description) }
+            try SafeTensors.write(path: logits, tensors: [("logits", record)])
             print("logits       \(logits) [\(n), \(k)]")
         }
         if let json {

@@ -155,10 +155,8 @@ struct Erf: ParsableCommand {
         ]
         for stage in result.stages {
             let record = TensorRecord(shape: [side, side], values: stage.mean)
-            do {
-                try SafeTensors.write(path: "\(outDir)/erf_stage\(stage.stage).safetensors", tensors: [("mean", record)],
-                                      metadata: ["model": title, "stage": "\(stage.stage)", "images": "\(result.images.count)"])
-            } catch let e as CheckpointError { throw CLIError(e.description) }
+            try SafeTensors.write(path: "\(outDir)/erf_stage\(stage.stage).safetensors", tensors: [("mean", record)],
+                                  metadata: ["model": title, "stage": "\(stage.stage)", "images": "\(result.images.count)"])
         }
         for (name, image) in pngs { try PNGCodec.write(image, to: "\(outDir)/\(name)", dpi: 200) }
         try writeJSON(doc, to: "\(outDir)/erf.json")

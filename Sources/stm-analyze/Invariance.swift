@@ -161,7 +161,7 @@ struct Invariance: ParsableCommand {
         let figure = try invarianceFigure(result).render()
         let csv = Data(invarianceCSV(result).utf8)
         let base = "\(outDir)/\(kind.rawValue)"
-        do { try writeAtomically(csv, to: base + ".csv") } catch let e as CheckpointError { throw CLIError(e.description) }
+        try writeAtomically(csv, to: base + ".csv")
         try PNGCodec.write(figure, to: base + ".png", dpi: 200)
         try writeJSON(invarianceDocument(result), to: base + ".json")
 

@@ -99,7 +99,5 @@ func checkWritableOutput(_ path: String, option: String) throws {
 /// Encodes a JSON-compatible value with sorted keys and writes it atomically.
 func writeJSON(_ value: Any, to path: String) throws {
     let data = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys])
-    do { try writeAtomically(data + Data("\n".utf8), to: path) } catch let e as CheckpointError {
-        throw CLIError(e.description)
-    }
+    try writeAtomically(data + Data("\n".utf8), to: path)
 }

@@ -21,11 +21,8 @@ do {
     }
     let message: String
     switch error {
-    case let e as CheckpointError: message = e.description
-    case let e as ModelError: message = e.description
-    case let e as ImagingError: message = e.description
+    case let e as ToolError: message = e.description
     case let e as CLIError: message = e.description
-    case let e as RenderingError: message = e.description
     default: message = STMAnalyze.message(for: error) + " (see 'stm-analyze help')"
     }
     FileHandle.standardError.write(Data(("stm-analyze: error: " + message.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
