@@ -26,7 +26,10 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     let work = Double(m) * Double(n) * Double(k)
     if threads > 1 && work >= 4_000_000 && !Threads.insideParallelRegion {
         let parts = threads
-        if m >= parts * 8 {
+        // Each part packs its own copy of the operand it does not split: split C's rows when B is the
+        // smaller operand to copy (n <= m), its columns otherwise.
+        let splitRows = m >= parts * 8 && (n <= m || n < parts * 16)
+        if splitRows {
             let rows = (m + parts - 1) / parts
             parallelFor(m, grain: rows) { r in
                 sgemmCall(transA, transB, r.count, n, k, alpha,
