@@ -58,7 +58,7 @@ let package = Package(
             swiftSettings: fast),
 
         // Helpers shared by the test targets (fixture paths, tolerances); not part of any product.
-        .target(name: "TestSupport", dependencies: ["Checkpoint"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Checkpoint", "TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Checkpoint"]),

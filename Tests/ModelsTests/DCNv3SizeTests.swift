@@ -14,27 +14,13 @@ import TestSupport
 import XCTest
 
 final class DCNv3SizeTests: XCTestCase {
-    /// A smooth, deterministic [1,S,S,3] input of roughly unit scale.
-    private func pattern(side s: Int) -> Tensor {
-        var v = [Float](repeating: 0, count: s * s * 3)
-        for y in 0..<s {
-            for x in 0..<s {
-                let fy = Float(y) / Float(s), fx = Float(x) / Float(s)
-                for c in 0..<3 {
-                    v[(y * s + x) * 3 + c] = sinf(11 * fx - 7 * fy + 2 * Float(c)) + 0.4 * cosf(19 * fx * fy + Float(c))
-                }
-            }
-        }
-        return Tensor(shape: [1, s, s, 3], values: v)
-    }
-
     private func allFinite(_ t: Tensor) -> Bool { t.values.allSatisfy { $0.isFinite } }
 
     func testNanoRunsAtOtherInputSizes() throws {
         let model = try ModelLoader.load(model: referencePath("dcnv3_nano.pth"), arch: referencePath("dcnv3_nano.json")).model
         let dims = model.config.dims
         for side in [448, 320, 304] {
-            let x = pattern(side: side)
+            let x = syntheticImage(side: side)
             let out = model.forward(x)
             // Stem and transitions are 3x3 stride-2 convs with padding 1: each halves, rounding up.
             var map = (side + 1) / 2
@@ -61,7 +47,7 @@ final class DCNv3SizeTests: XCTestCase {
         // Layer scale 0.5 rather than the reference's 1e-6, so that every block changes the result.
         let loaded = try ModelLoader.load(model: "unified_dcn_v3_tiny", initLayerScale: 0.5, seed: 3)
         XCTAssertTrue(loaded.untrained)
-        let x = pattern(side: 224).requiringGrad()
+        let x = syntheticImage(side: 224).requiringGrad()
         let logits = try XCTUnwrap(loaded.model.forward(x).logits)
         XCTAssertEqual(logits.shape, [1, 1000])
         XCTAssertTrue(allFinite(logits), "untrained tiny logits")

@@ -15,20 +15,6 @@ import TestSupport
 import XCTest
 
 final class PVTSizeTests: XCTestCase {
-    /// A smooth, deterministic [1,S,S,3] input of roughly unit scale.
-    private func syntheticImage(side s: Int) -> Tensor {
-        var v = [Float](repeating: 0, count: s * s * 3)
-        for y in 0..<s {
-            for x in 0..<s {
-                for c in 0..<3 {
-                    let fy = Float(y) / Float(s), fx = Float(x) / Float(s)
-                    v[(y * s + x) * 3 + c] = sinf(9 * fx + 5 * fy + Float(c)) + 0.5 * cosf(23 * fx * fy - Float(c))
-                }
-            }
-        }
-        return Tensor(shape: [1, s, s, 3], values: v)
-    }
-
     private func allFinite(_ t: Tensor) -> Bool { t.values.allSatisfy { $0.isFinite } }
 
     private func loadNano() throws -> UnifiedModel {

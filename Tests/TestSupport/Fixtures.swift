@@ -2,6 +2,7 @@
 
 import Checkpoint
 import Foundation
+import TensorCore
 import XCTest
 
 /// The `shared` folder beside the package root (../shared), found from this file's path.
@@ -95,4 +96,18 @@ public func temporaryDirectory(_ name: String = "stm-analyze-test") -> String {
     let dir = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString)"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
+}
+
+/// A smooth, deterministic [1,S,S,3] network input of roughly unit scale (no image file needed).
+public func syntheticImage(side s: Int) -> Tensor {
+    var v = [Float](repeating: 0, count: s * s * 3)
+    for y in 0..<s {
+        for x in 0..<s {
+            let fy = Float(y) / Float(s), fx = Float(x) / Float(s)
+            for c in 0..<3 {
+                v[(y * s + x) * 3 + c] = sinf(9 * fx + 5 * fy + Float(c)) + 0.5 * cosf(23 * fx * fy - Float(c))
+            }
+        }
+    }
+    return Tensor(shape: [1, s, s, 3], values: v)
 }
