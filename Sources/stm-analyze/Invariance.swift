@@ -93,9 +93,13 @@ struct Invariance: ParsableCommand {
     @Option(name: .long, help: "Seed of the untrained initialisation.")
     var initSeed: UInt64 = 0
 
+    @Option(name: .long, help: ArgumentHelp("Regression check: exit with status 1 (after writing the outputs) when any model's mean consistency is below this percentage.", valueName: "percent"))
+    var failBelow: Double?
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
+        if let f = failBelow, !(f.isFinite && f >= 0 && f <= 100) { throw ValidationError("--fail-below must be a percentage from 0 to 100 (got \(f))") }
         if model.isEmpty { throw ValidationError("--model is needed (repeat it for several models)") }
         if !(arch.count <= 1 || arch.count == model.count) {
             throw ValidationError("--arch is given \(arch.count) times for \(model.count) --model; give it once for all or once per model")
@@ -167,6 +171,14 @@ struct Invariance: ParsableCommand {
 
         printTable(result)
         print("wrote \(base).json, \(base).csv, \(base).png (\(String(format: "%.1f", result.seconds)) s, \(result.forwardImages) forward images per model)")
+        if let failBelow {
+            let low = result.models.filter { $0.meanConsistency < failBelow }
+            if !low.isEmpty {
+                throw CLIError("regression check failed: " + low.map { String(format: "%@ mean consistency %.2f %%", $0.label, $0.meanConsistency) }
+                    .joined(separator: ", ") + String(format: " is below --fail-below %.2f %%", failBelow))
+            }
+            print(String(format: "regression check passed: every mean consistency is at least %.2f %%", failBelow))
+        }
     }
 
     /// Legend names: the checkpoint names, with the mixer (then a number) added where two would be equal.
