@@ -60,7 +60,8 @@ struct Classify: ParsableCommand {
         for r in results {
             print(URL(fileURLWithPath: r.path).lastPathComponent)
             for (i, t) in r.top.enumerated() {
-                print(String(format: "  %d. class %4d  %6.2f%%", i + 1, t.index, 100 * t.probability))
+                let name = ImageNetClasses.name(t.index, classes: loaded.config.num_classes).map { "  " + $0 } ?? ""
+                print(String(format: "  %d. class %4d  %6.2f%%", i + 1, t.index, 100 * t.probability) + name)
             }
         }
         if let logits {
@@ -74,7 +75,11 @@ struct Classify: ParsableCommand {
                 "model": modelOptions.model, "arch": loaded.config.displayName, "untrained": loaded.untrained,
                 "size": size, "crop_pct": cropPct,
                 "images": results.map { r in
-                    ["path": r.path, "top": r.top.map { ["class": $0.index, "probability": Double($0.probability)] as [String: Any] }] as [String: Any]
+                    ["path": r.path, "top": r.top.map { t -> [String: Any] in
+                        var entry: [String: Any] = ["class": t.index, "probability": Double(t.probability)]
+                        if let name = ImageNetClasses.name(t.index, classes: loaded.config.num_classes) { entry["name"] = name }
+                        return entry
+                    }] as [String: Any]
                 },
             ]
             try writeJSON(doc, to: json)

@@ -100,3 +100,16 @@ final class ERFTests: XCTestCase {
         XCTAssertEqual(legacy.stages[0].ratios, erfRatios(normalised: normalisedMap(legacy.stages[0].mean), height: 64, width: 64, thresholds: settings.thresholds))
     }
 }
+
+final class ImageNetClassesTests: XCTestCase {
+    func testNamesAreInImageNetIndexOrder() {
+        XCTAssertEqual(ImageNetClasses.names.count, 1000)
+        XCTAssertEqual(ImageNetClasses.name(0), "tench")
+        XCTAssertEqual(ImageNetClasses.name(207), "golden retriever")
+        XCTAssertEqual(ImageNetClasses.name(281), "tabby")
+        XCTAssertEqual(ImageNetClasses.name(817), "sports car")
+        XCTAssertEqual(ImageNetClasses.name(999), "toilet tissue")
+        XCTAssertNil(ImageNetClasses.name(1000))
+        XCTAssertNil(ImageNetClasses.name(3, classes: 10), "no ImageNet names for a 10-class head")
+    }
+}
