@@ -146,14 +146,8 @@ public final class Mlp: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor { fc2(gelu(fc1(x))) }
 }
 
-/// Multiplies channels by a learned layer-scale vector stored with any shape holding C values
-/// ([C], [1,C,1,1] or [1,1,1,C] in the reference blocks).
-@inlinable
-public func layerScale(_ x: Tensor, _ gamma: Parameter) -> Tensor {
-    channelAffine(x, scale: gamma.tensor.detached().reshaped([gamma.count]))
-}
-
-/// The residual update of every block: `x + gamma * y`, fused (gamma stored with any shape holding C values).
+/// The residual update of every block with its layer scale: `x + gamma * y`, fused (gamma stored with
+/// any shape holding C values: [C], [1,C,1,1] or [1,1,1,C] in the reference blocks).
 @inlinable
 public func residual(_ x: Tensor, _ y: Tensor, _ gamma: Parameter) -> Tensor {
     addScaled(x, y, scale: gamma.tensor.detached().reshaped([gamma.count]))

@@ -72,9 +72,6 @@ public enum Tape {
         return result
     }
 
-    /// True for the inputs of a rule that need a gradient; lets a rule skip work for constants.
-    public static func needsGrad(_ t: Tensor) -> Bool { t.requiresGrad }
-
     /// Runs the backward pass from `output`, seeded with `seed` (same shape as `output`).
     ///
     /// Nodes are visited in reverse topological order. With `retainGraph == false` each node's rule

@@ -132,8 +132,8 @@ struct Invariance: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let settings = try cli { try self.settings() }
-        let inputs = try cli { try LabelledImages.gather(images: images, labelsFile: labels) }
+        let settings = try self.settings()
+        let inputs = try LabelledImages.gather(images: images, labelsFile: labels)
         let outDir = out ?? "outputs/invariance/\(kind.rawValue)"
         try prepareOutputFolder(outDir)
 
@@ -141,9 +141,7 @@ struct Invariance: ParsableCommand {
         for (i, m) in model.enumerated() {
             let a = arch.count == 1 ? arch[0] : (arch.isEmpty ? nil : arch[i])
             let l = try ModelLoader.load(model: m, arch: a, initLayerScale: initLayerScale, seed: initSeed)
-            if l.untrained {
-                warn("\(l.config.displayName) is UNTRAINED: random weights (seed \(initSeed)); its outputs say nothing about the trained model")
-            }
+            warnIfUntrained(l, seed: initSeed)
             loaded.append(l)
         }
         if let folders = inputs.classFolderCount, let classes = loaded.first?.config.num_classes, folders != classes {
@@ -154,10 +152,8 @@ struct Invariance: ParsableCommand {
             InvarianceSubject(label: mn.1, source: mn.0, model: l.model, untrained: l.untrained)
         }
         let reporter = ProgressReporter(label: "invariance \(kind.rawValue)")
-        let result = try cli {
-            try runInvariance(subjects: subjects, images: inputs, settings: settings) { done, total, seconds in
-                reporter.update(done: done, total: total, seconds: seconds)
-            }
+        let result = try runInvariance(subjects: subjects, images: inputs, settings: settings) { done, total, seconds in
+            reporter.update(done: done, total: total, seconds: seconds)
         }
         reporter.finish()
 
@@ -211,9 +207,4 @@ struct Invariance: ParsableCommand {
         if r.labelled { print(cell("standard acc1") + r.models.map { cell(pct($0.standardAcc1)) }.joined()) }
         if r.settings.pairs { print(cell("shift consist.") + r.models.map { cell(pct($0.shiftConsistency)) }.joined()) }
     }
-}
-
-/// Runs `body`, turning an analysis input error into the command line's one-line error.
-private func cli<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as InvarianceError { throw CLIError(e.description) }
 }

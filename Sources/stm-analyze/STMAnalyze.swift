@@ -40,9 +40,7 @@ struct ModelOptions: ParsableArguments {
     /// Loads the model, printing a loud notice for untrained presets.
     func load() throws -> LoadedModel {
         let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: seed)
-        if loaded.untrained {
-            warn("\(loaded.config.displayName) is UNTRAINED: random weights (seed \(seed)); its outputs say nothing about the trained model")
-        }
+        warnIfUntrained(loaded, seed: seed)
         return loaded
     }
 }
@@ -65,6 +63,13 @@ struct RuntimeOptions: ParsableArguments {
             let env = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""
             note("threads \(Threads.count); OpenBLAS \(BLASInfo.coreName) kernels\(env)\(BLASInfo.usesAVX512Kernels ? ", AVX-512" : "")")
         }
+    }
+}
+
+/// Says loudly on stderr that a model has random weights.
+func warnIfUntrained(_ loaded: LoadedModel, seed: UInt64) {
+    if loaded.untrained {
+        warn("\(loaded.config.displayName) is UNTRAINED: random weights (seed \(seed)); its outputs say nothing about the trained model")
     }
 }
 

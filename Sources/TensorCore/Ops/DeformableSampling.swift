@@ -159,10 +159,10 @@ public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor
     }
     return Tape.record(out, inputs: [value, offsets, weights]) { dOut in
         var dOffsets: Tensor? = nil, dWeights: Tensor? = nil, dValue: Tensor? = nil
-        if Tape.needsGrad(offsets) || Tape.needsGrad(weights) {
+        if offsets.requiresGrad || weights.requiresGrad {
             (dOffsets, dWeights) = deformableSamplingPointGradients(value, offsets: offsets, weights: weights, dOut: dOut, groups: groups)
         }
-        if Tape.needsGrad(value) {
+        if value.requiresGrad {
             dValue = deformableSamplingValueGradient(value.shape, offsets: offsets, weights: weights, dOut: dOut, groups: groups)
         }
         return [dValue, dOffsets, dWeights]
