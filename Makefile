@@ -49,10 +49,26 @@ test: deps
 	  total=$$(echo "$$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/'); failed=$$(echo "$$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/'); \
 	  if [ -n "$$summary" ]; then echo "tests: $$((total - failed)) passed, $$failed failed"; fi; exit $$status
 
-# Speed and memory of the core on untrained presets, with 2 threads and with 1 (see README, Performance).
+# Speed and memory of the core on untrained presets, with 2 threads and with 1 (see README, Performance),
+# set beside the PyTorch baseline in bench/pytorch, run in the same job. The baseline needs a Python with
+# torch: PYTORCH_PYTHON names one; otherwise a venv in .venv-torch is made with pip (a large download,
+# once). PYTORCH=0 skips the comparison; so does a failed install, with a note.
+PYTORCH        ?= 1
+PYTORCH_PYTHON ?= .venv-torch/bin/python
 bench: build
 	@mkdir -p outputs
-	$(BIN) bench --threads 2 --json outputs/bench.json
+	@cmp=""; \
+	if [ "$(PYTORCH)" != 0 ]; then \
+	  if ! $(PYTORCH_PYTHON) -c "import torch" >/dev/null 2>&1 && [ "$(PYTORCH_PYTHON)" = .venv-torch/bin/python ]; then \
+	    echo "bench: installing torch into .venv-torch for the PyTorch baseline (PYTORCH=0 skips it)"; \
+	    python3 -m venv .venv-torch && .venv-torch/bin/pip install -q torch || echo "bench: could not install torch"; \
+	  fi; \
+	  if $(PYTORCH_PYTHON) -c "import torch" >/dev/null 2>&1; then \
+	    $(PYTORCH_PYTHON) bench/pytorch/check_parity.py || exit 1; \
+	    cmp="--pytorch $(PYTORCH_PYTHON)"; \
+	  else echo "bench: no Python with torch; timing stm-analyze alone"; fi; \
+	fi; \
+	$(BIN) bench --threads 2 $$cmp --json outputs/bench.json && \
 	$(BIN) bench --threads 1 --presets unified_convnext_tiny unified_swin_tiny --json outputs/bench_1thread.json
 
 clean:

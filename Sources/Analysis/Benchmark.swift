@@ -23,6 +23,9 @@ public struct BenchResult: Sendable {
     public var largeBatch: Int
     /// Multiply-add flops (x2) of one image's stage-4 ERF pass, counted from the GEMM shapes.
     public var erfFlops: Double
+    /// Wall seconds of that pass spent inside matrix products (one counted pass, batch `erfBatch`,
+    /// per image).
+    public var erfGemmSeconds: Double
     /// Peak bytes of tensor storage during the ERF pass.
     public var peakTensorBytes: Int
     /// Peak resident set size of the process after the ERF passes (weights included), before the
@@ -71,9 +74,9 @@ public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, 
     let fl = medianTime(repeats: max(1, repeats - 1)) { _ = model.forward(xl) }
     FlopCounter.reset()
     FlopCounter.enabled = true
-    _ = centreContributions(model: model, input: x1, stages: [4])
+    _ = centreContributions(model: model, input: xErf, stages: [4])
     FlopCounter.enabled = false
     return BenchResult(preset: name, params: model.parameterCount, erfStage4: stage4, erfAllStages: all,
                        forwardBatch1: 1 / f1, forwardBatchLarge: Double(largeBatch) / fl, largeBatch: largeBatch,
-                       erfFlops: FlopCounter.flops, peakTensorBytes: peak, erfPeakRSSBytes: erfRSS)
+                       erfFlops: FlopCounter.flops / Double(erfBatch), erfGemmSeconds: FlopCounter.seconds / Double(erfBatch), peakTensorBytes: peak, erfPeakRSSBytes: erfRSS)
 }

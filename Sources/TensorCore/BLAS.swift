@@ -14,7 +14,16 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  b: UnsafePointer<Float>, ldb: Int,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
-    if FlopCounter.enabled { FlopCounter.add(2 * Double(m) * Double(n) * Double(k)) }
+    if FlopCounter.enabled && Threads.insideParallelRegion {
+        FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: 0)
+    } else if FlopCounter.enabled {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        FlopCounter.enabled = false
+        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        FlopCounter.enabled = true
+        FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        return
+    }
     if k == 0 {
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return
@@ -89,14 +98,22 @@ public enum BLASInfo {
     }
 }
 
-/// Counts GEMM flops while enabled (for `bench`'s achieved-rate figure). Off by default.
+/// Counts GEMM flops, and the wall time spent in GEMM calls, while enabled (for `bench`'s
+/// achieved-rate figures). Off by default; calls made inside parallel regions add flops
+/// but no time (their time is the region's, not a product's).
 public enum FlopCounter {
     nonisolated(unsafe) public static var enabled = false
     nonisolated(unsafe) private static var total = 0.0
+    nonisolated(unsafe) private static var time = 0.0
     private static let lock = NSLock()
-    @usableFromInline static func add(_ f: Double) { lock.lock(); total += f; lock.unlock() }
+    @usableFromInline static func add(_ f: Double, seconds: Double) {
+        lock.lock(); total += f; time += seconds; lock.unlock()
+    }
+    /// Flops counted since the last reset.
     public static var flops: Double { lock.lock(); defer { lock.unlock() }; return total }
-    public static func reset() { lock.lock(); total = 0; lock.unlock() }
+    /// Wall seconds spent inside counted GEMM calls since the last reset.
+    public static var seconds: Double { lock.lock(); defer { lock.unlock() }; return time }
+    public static func reset() { lock.lock(); total = 0; time = 0; lock.unlock() }
 }
 
 extension BLASInfo {

@@ -15,6 +15,10 @@ struct Bench: ParsableCommand {
             backward) and of all four stages from one forward; forward images/s at batch 1 and at --large-batch; \
             the GEMM rate reached during the stage-4 ERF and its share of this machine's sgemm rate measured in \
             the same run; peak tensor memory and peak RSS of the process that ran it.
+
+            With --pytorch PYTHON, each preset is also run by the PyTorch baseline in bench/pytorch (the \
+            published architecture, parity-checked against the reference fixtures by check_parity.py), one \
+            preset after the other in the same run, and a second table gives the ratios.
             """)
 
     @Option(name: .long, parsing: .upToNextOption, help: "Presets to time.")
@@ -33,6 +37,15 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write the results as JSON.", valueName: "file.json"))
     var json: String?
 
+    @Option(name: .long, help: ArgumentHelp("A Python that has torch: time the PyTorch baseline too, in the same run, and print the ratios.", valueName: "python"))
+    var pytorch: String?
+
+    @Option(name: .long, help: ArgumentHelp("The PyTorch baseline script.", valueName: "file.py"))
+    var pytorchScript = "bench/pytorch/bench_torch.py"
+
+    @Option(name: .long, parsing: .upToNextOption, help: "PyTorch modes to time: eager, lossless (oneDNN matmul + torch.compile).")
+    var pytorchModes: [String] = ["eager"]
+
     @Flag(name: .long, help: .hidden)
     var child = false
 
@@ -42,6 +55,14 @@ struct Bench: ParsableCommand {
         if erfBatch < 1 || largeBatch < 1 || repeats < 1 { throw ValidationError("--erf-batch, --large-batch and --repeats must be at least 1") }
         if let json { try checkWritableOutput(json, option: "--json") }
         for p in presets where Presets.named(p) == nil { throw ValidationError("--presets: \(p) is not a preset") }
+        if pytorch != nil {
+            guard FileManager.default.isReadableFile(atPath: pytorchScript) else {
+                throw ValidationError("--pytorch-script: \(pytorchScript) not found (run from the repository root, or pass its path)")
+            }
+            for m in pytorchModes where !["eager", "lossless"].contains(m) {
+                throw ValidationError("--pytorch-modes: \(m) is not a mode (eager, lossless)")
+            }
+        }
     }
 
     func run() throws {
@@ -52,7 +73,7 @@ struct Bench: ParsableCommand {
                 "preset": r.preset, "params": r.params, "erf_stage4_ms_per_image": 1000 * r.erfStage4,
                 "erf_all_stages_ms_per_image": 1000 * r.erfAllStages, "forward_batch1_images_per_s": r.forwardBatch1,
                 "forward_large_batch_images_per_s": r.forwardBatchLarge, "large_batch": largeBatch, "erf_batch": erfBatch,
-                "erf_gflop_per_image": r.erfFlops / 1e9, "peak_tensor_mb": Double(r.peakTensorBytes) / 1e6,
+                "erf_gflop_per_image": r.erfFlops / 1e9, "erf_gemm_ms_per_image": 1000 * r.erfGemmSeconds, "peak_tensor_mb": Double(r.peakTensorBytes) / 1e6,
                 "peak_rss_mb": Double(r.erfPeakRSSBytes) / 1e6, "peak_rss_all_mb": Double(peakRSSBytes()) / 1e6,
             ]
             try writeJSON(row, to: json!)
@@ -60,7 +81,7 @@ struct Bench: ParsableCommand {
         }
         let sgemm = measureSgemmRate()
         print("threads \(Threads.count), OpenBLAS \(BLASInfo.coreName) kernels, sgemm \(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, OpenBLAS threading, this run)")
-        print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  share  tensors MB  RSS MB (ERF)")
+        print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  share  in GEMM  tensors MB  RSS MB (ERF)")
         var rows: [[String: Any]] = []
         for p in presets {
             var row = try measureInChild(p)
@@ -68,15 +89,64 @@ struct Bench: ParsableCommand {
             let rate = (row["erf_gflop_per_image"] as! Double) / (ms / 1000)
             row["gflops"] = rate
             row["sgemm_share"] = rate / sgemm
-            print(String(format: "%-25@ %13.1f  %14.1f  %12.2f  %13.2f  %7.0f  %4.0f%%  %10.0f  %6.0f", p as NSString, ms,
+            // The share of the ERF pass's wall time spent inside matrix products (from one counted pass).
+            let inGemm = (row["erf_gemm_ms_per_image"] as! Double) / ms
+            row["gemm_time_share"] = inGemm
+            print(String(format: "%-25@ %13.1f  %14.1f  %12.2f  %13.2f  %7.0f  %4.0f%%  %6.0f%%  %10.0f  %6.0f", p as NSString, ms,
                          row["erf_all_stages_ms_per_image"] as! Double, row["forward_batch1_images_per_s"] as! Double,
-                         row["forward_large_batch_images_per_s"] as! Double, rate, 100 * rate / sgemm,
+                         row["forward_large_batch_images_per_s"] as! Double, rate, 100 * rate / sgemm, 100 * inGemm,
                          row["peak_tensor_mb"] as! Double, row["peak_rss_mb"] as! Double))
+            if let pytorch {
+                for mode in pytorchModes {
+                    row["pytorch_\(mode)"] = try measurePyTorch(p, python: pytorch, mode: mode)
+                }
+            }
             rows.append(row)
         }
+        if pytorch != nil { printComparison(rows) }
         if let json {
             try writeJSON(["threads": Threads.count, "blas_kernels": BLASInfo.coreName, "sgemm_gflops": sgemm, "presets": rows], to: json)
             print("wrote \(json)")
+        }
+    }
+
+    /// Runs the PyTorch baseline script for one preset and mode and reads its JSON object.
+    private func measurePyTorch(_ preset: String, python: String, mode: String) throws -> [String: Any] {
+        let tmp = NSTemporaryDirectory() + "stm-bench-torch-\(getpid())-\(preset)-\(mode).json"
+        defer { unlink(tmp) }
+        FileHandle.standardError.write(Data("bench: PyTorch \(mode), \(preset)\n".utf8))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [python, pytorchScript, "--preset", preset, "--threads", "\(Threads.count)", "--repeats", "\(repeats)",
+                             "--large-batch", "\(largeBatch)", "--erf-batch", "\(erfBatch)", "--mode", mode, "--json", tmp]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: tmp),
+              let row = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw CLIError("bench: the PyTorch baseline failed for \(preset) (\(mode), exit status \(process.terminationStatus)); "
+                           + "its message is above (hint: --pytorch takes a Python that can import torch)")
+        }
+        return row
+    }
+
+    /// The second table: stm-analyze against each PyTorch mode, as ratios taken in this run
+    /// (speed-up = PyTorch's time / ours; RSS ratio = ours / PyTorch's).
+    private func printComparison(_ rows: [[String: Any]]) {
+        for mode in pytorchModes {
+            print("\nagainst PyTorch \(mode), same run, \(Threads.count) threads (speed-up = PyTorch time / stm-analyze time)")
+            print("preset                    ERF s4 ms: torch   ours  speed-up  ERF all  fwd b1  fwd b\(largeBatch): torch img/s  speed-up  ERF RSS MB: torch  ours  ours/torch")
+            for row in rows {
+                guard let t = row["pytorch_\(mode)"] as? [String: Any],
+                      let tErf = t["erf_stage4_ms"] as? Double, let tAll = t["erf_all_stages_ms"] as? Double,
+                      let tF1 = t["forward_b1_ips"] as? Double, let tFl = t["forward_large_ips"] as? Double,
+                      let tRSS = t["erf_peak_rss_bytes"] as? Double else { continue }
+                let erf = row["erf_stage4_ms_per_image"] as! Double, all = row["erf_all_stages_ms_per_image"] as! Double
+                let f1 = row["forward_batch1_images_per_s"] as! Double, fl = row["forward_large_batch_images_per_s"] as! Double
+                let rss = row["peak_rss_mb"] as! Double
+                print(String(format: "%-25@ %16.1f %6.1f  %7.2fx %7.2fx %6.2fx %19.2f  %8.2fx %17.0f %5.0f  %10.2f",
+                             (row["preset"] as! String) as NSString, tErf, erf, tErf / erf, tAll / all, f1 / tF1,
+                             tFl, fl / tFl, tRSS / 1e6, rss, rss / (tRSS / 1e6)))
+            }
         }
     }
 
