@@ -32,10 +32,12 @@ let package = Package(
         .systemLibrary(name: "CFreeType", pkgConfig: "freetype2",
                        providers: [.apt(["libfreetype-dev"])]),
 
+        // A persistent worker pool for parallelFor (C: atomics and pthreads).
+        .target(name: "CThreadPool", cSettings: [.unsafeFlags(["-O2"])]),
         // The error type every library throws for bad input.
         .target(name: "Diagnostics", swiftSettings: fast),
         // Tensor core: float32 NHWC tensors, primitive ops with forward and backward, reverse-mode tape.
-        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CThreadPool"], swiftSettings: fast),
         // Checkpoint readers: torch.save zip archives (pickle interpreted, never executed) and safetensors.
         .target(name: "Checkpoint", dependencies: ["Diagnostics"], swiftSettings: fast),
         // Models: architecture configs, presets, block registry, the five mixers, strict loading.

@@ -76,21 +76,38 @@ extension UnifiedModel {
     /// seeded generator): conv/linear weights and tables truncated-normal with std 0.02, biases 0,
     /// norms 1/0, BatchNorm statistics 0/1, layer scales `layerScale`.
     public func initialize(seed: UInt64 = 0, layerScale: Float) {
-        var rng = SeededNormal(seed: seed)
-        for (_, p) in namedParameters() {
+        for (index, (_, p)) in namedParameters().enumerated() {
             switch p.initializer {
             case .zeros: p.assign([Float](repeating: 0, count: p.count))
             case .ones: p.assign([Float](repeating: 1, count: p.count))
             case .constant(let v): p.assign([Float](repeating: v, count: p.count))
             case .layerScale: p.assign([Float](repeating: layerScale, count: p.count))
             case .normal(let std):
-                p.assign((0..<p.count).map { _ in Float(rng.normal() * Double(std)) })
+                p.assign(seededValues(p.count, seed: seed, stream: index) { Float($0.normal() * Double(std)) })
             case .truncatedNormal(let std):
-                p.assign((0..<p.count).map { _ in rng.truncatedNormal(std: std, bound: 2) })
+                p.assign(seededValues(p.count, seed: seed, stream: index) { $0.truncatedNormal(std: std, bound: 2) })
             }
         }
         prepareAll()
     }
+}
+
+/// `count` values drawn by `draw`, in chunks of 16384 with a generator of their own, seeded from
+/// (seed, parameter index, chunk index): the same values for any thread count, drawn in parallel.
+private func seededValues(_ count: Int, seed: UInt64, stream: Int, _ draw: (inout SeededNormal) -> Float) -> [Float] {
+    let chunk = 16_384
+    var out = [Float](repeating: 0, count: count)
+    out.withUnsafeMutableBufferPointer { buffer in
+        let base = buffer.baseAddress!
+        let chunks = (count + chunk - 1) / chunk
+        parallelFor(chunks, grain: 1) { r in
+            for c in r {
+                var rng = SeededNormal(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(stream) &* 0x1_0000_0001 &+ UInt64(c))
+                for i in (c * chunk)..<min(count, (c + 1) * chunk) { base[i] = draw(&rng) }
+            }
+        }
+    }
+    return out
 }
 
 private func squeezed(_ shape: [Int]) -> [Int] { shape.filter { $0 != 1 } }

@@ -159,3 +159,42 @@ public func measureSgemmRate(n: Int = 1024, repeats: Int = 5) -> Double {
     times.sort()
     return 2 * Double(n * n * n) / times[times.count / 2] / 1e9
 }
+
+/// The machine's float32 peak in GFLOP/s: every thread runs independent 16-lane fused multiply-adds
+/// (twelve chains, enough to hide their latency), `iterations` rounds each; the best of `trials`
+/// (on shared virtual machines the two threads may land on one physical core for a while). No
+/// matrix product on this machine can beat it, so `bench` uses it to bound what any float32
+/// implementation could reach.
+public func measureFMAPeak(iterations: Int = 2_000_000, trials: Int = 9) -> Double {
+    let threads = Threads.count
+    var best = 0.0
+    var sink = [Float](repeating: 0, count: threads)
+    for _ in 0..<trials {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        sink.withUnsafeMutableBufferPointer { out in
+            let outp = out.baseAddress!
+            parallelFor(threads, grain: 1) { r in
+                for t in r { outp[t] = fmaChains(iterations) }
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        best = max(best, Double(threads) * Double(iterations) * 12 * 16 * 2 / seconds / 1e9)
+    }
+    precondition(sink.allSatisfy { $0.isFinite }, "measureFMAPeak: the chains diverged")
+    return best
+}
+
+@inline(never)
+private func fmaChains(_ iterations: Int) -> Float {
+    let m = SIMD16<Float>(repeating: 0.999_999), a = SIMD16<Float>(repeating: 1e-7)
+    var c0 = SIMD16<Float>(repeating: 1), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0
+    var c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0
+    for _ in 0..<iterations {
+        c0 = a.addingProduct(c0, m); c1 = a.addingProduct(c1, m); c2 = a.addingProduct(c2, m)
+        c3 = a.addingProduct(c3, m); c4 = a.addingProduct(c4, m); c5 = a.addingProduct(c5, m)
+        c6 = a.addingProduct(c6, m); c7 = a.addingProduct(c7, m); c8 = a.addingProduct(c8, m)
+        c9 = a.addingProduct(c9, m); c10 = a.addingProduct(c10, m); c11 = a.addingProduct(c11, m)
+    }
+    let s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11
+    return s.sum()
+}

@@ -1,11 +1,13 @@
 // TensorCore: threads. `parallelFor` splits an index range into fixed chunks and runs them on
-// Dispatch's pool; chunk boundaries depend only on the range and the grain, never on the thread
+// a persistent worker pool (CThreadPool; Dispatch's pool, tried first, often ran short runs on one
+// thread on Linux); chunk boundaries depend only on the range and the grain, never on the thread
 // count, and no kernel reduces across chunks, so results are identical for any thread count.
 // A `parallelFor` inside another runs serially (no oversubscription). OpenBLAS itself runs
 // single-threaded: `gemm` splits large products across our threads instead, so no OpenBLAS thread
 // spins while our kernels run.
 
 import CBLAS
+import CThreadPool
 import Dispatch
 import Foundation
 
@@ -54,16 +56,34 @@ public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Vo
         return
     }
     // Several chunks per thread balance uneven work; boundaries depend on count and grain only.
-    let key = Threads.regionKey
     withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let was = pthread_getspecific(key)
-            pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
-            let lo = c * g
-            body(lo..<min(lo + g, count))
-            pthread_setspecific(key, was)
-        }
+        var job = ParallelJob(body: body, count: count, grain: g)
+        withUnsafeMutablePointer(to: &job) { stm_pool_run(chunks, Int32(threads), runParallelChunk, $0) }
     }
+}
+
+/// What `parallelFor` hands to the pool: the body and how chunks map to index ranges.
+@usableFromInline
+struct ParallelJob {
+    @usableFromInline let body: (Range<Int>) -> Void
+    @usableFromInline let count: Int, grain: Int
+    @usableFromInline init(body: @escaping (Range<Int>) -> Void, count: Int, grain: Int) {
+        self.body = body
+        self.count = count
+        self.grain = grain
+    }
+}
+
+/// The pool's entry point: runs chunk `c` of the job at `ctx`, marked as inside a parallel region.
+@usableFromInline
+let runParallelChunk: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void = { ctx, c in
+    let job = ctx!.assumingMemoryBound(to: ParallelJob.self)
+    let key = Threads.regionKey
+    let was = pthread_getspecific(key)
+    pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
+    let lo = c * job.pointee.grain
+    job.pointee.body(lo..<min(lo + job.pointee.grain, job.pointee.count))
+    pthread_setspecific(key, was)
 }
 
 /// A grain that gives roughly `perThread` chunks per thread for `count` items of `cost` flops each,

@@ -80,7 +80,9 @@ struct Bench: ParsableCommand {
             return
         }
         let sgemm = measureSgemmRate()
-        print("threads \(Threads.count), OpenBLAS \(BLASInfo.coreName) kernels, sgemm \(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, OpenBLAS threading, this run)")
+        let peak = measureFMAPeak()
+        print("threads \(Threads.count), OpenBLAS \(BLASInfo.coreName) kernels, sgemm \(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, OpenBLAS threading, this run); "
+              + "float32 FMA peak \(String(format: "%.0f", peak)) GFLOP/s")
         print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  share  in GEMM  tensors MB  RSS MB (ERF)")
         var rows: [[String: Any]] = []
         for p in presets {
@@ -103,9 +105,9 @@ struct Bench: ParsableCommand {
             }
             rows.append(row)
         }
-        if pytorch != nil { printComparison(rows) }
+        if pytorch != nil { printComparison(rows, sgemm: sgemm, peak: peak) }
         if let json {
-            try writeJSON(["threads": Threads.count, "blas_kernels": BLASInfo.coreName, "sgemm_gflops": sgemm, "presets": rows], to: json)
+            try writeJSON(["threads": Threads.count, "blas_kernels": BLASInfo.coreName, "sgemm_gflops": sgemm, "fma_peak_gflops": peak, "presets": rows], to: json)
             print("wrote \(json)")
         }
     }
@@ -130,11 +132,13 @@ struct Bench: ParsableCommand {
     }
 
     /// The second table: stm-analyze against each PyTorch mode, as ratios taken in this run
-    /// (speed-up = PyTorch's time / ours; RSS ratio = ours / PyTorch's).
-    private func printComparison(_ rows: [[String: Any]]) {
+    /// (speed-up = PyTorch's time / ours; RSS ratio = ours / PyTorch's). The last columns bound what any
+    /// float32 implementation could reach here: the ERF's matrix-product flops alone, at this run's
+    /// sgemm rate and at the FMA peak, as a speed-up over PyTorch.
+    private func printComparison(_ rows: [[String: Any]], sgemm: Double, peak: Double) {
         for mode in pytorchModes {
             print("\nagainst PyTorch \(mode), same run, \(Threads.count) threads (speed-up = PyTorch time / stm-analyze time)")
-            print("preset                    ERF s4 ms: torch   ours  speed-up  ERF all  fwd b1  fwd b\(largeBatch): torch img/s  speed-up  ERF RSS MB: torch  ours  ours/torch")
+            print("preset                    ERF s4 ms: torch   ours  speed-up  ERF all  fwd b1  fwd b\(largeBatch): torch img/s  speed-up  ERF RSS MB: torch  ours  ours/torch  bound at sgemm  at peak")
             for row in rows {
                 guard let t = row["pytorch_\(mode)"] as? [String: Any],
                       let tErf = t["erf_stage4_ms"] as? Double, let tAll = t["erf_all_stages_ms"] as? Double,
@@ -143,9 +147,11 @@ struct Bench: ParsableCommand {
                 let erf = row["erf_stage4_ms_per_image"] as! Double, all = row["erf_all_stages_ms_per_image"] as! Double
                 let f1 = row["forward_batch1_images_per_s"] as! Double, fl = row["forward_large_batch_images_per_s"] as! Double
                 let rss = row["peak_rss_mb"] as! Double
-                print(String(format: "%-25@ %16.1f %6.1f  %7.2fx %7.2fx %6.2fx %19.2f  %8.2fx %17.0f %5.0f  %10.2f",
+                let gflop = row["erf_gflop_per_image"] as! Double
+                print(String(format: "%-25@ %16.1f %6.1f  %7.2fx %7.2fx %6.2fx %19.2f  %8.2fx %17.0f %5.0f  %10.2f  %13.2fx %7.2fx",
                              (row["preset"] as! String) as NSString, tErf, erf, tErf / erf, tAll / all, f1 / tF1,
-                             tFl, fl / tFl, tRSS / 1e6, rss, rss / (tRSS / 1e6)))
+                             tFl, fl / tFl, tRSS / 1e6, rss, rss / (tRSS / 1e6),
+                             tErf / (1000 * gflop / sgemm), tErf / (1000 * gflop / max(peak, sgemm))))
             }
         }
     }
