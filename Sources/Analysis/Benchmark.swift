@@ -69,9 +69,9 @@ public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, 
     let all = medianTime(repeats: repeats) { _ = centreContributions(model: model, input: xErf, stages: [1, 2, 3, 4]) } / Double(erfBatch)
     let erfRSS = peakRSSBytes()
     let x1 = input(1)
-    let f1 = medianTime(repeats: repeats) { _ = model.forward(x1) }
+    let f1 = medianTime(repeats: repeats) { _ = model.logits(x1) }
     let xl = input(largeBatch)
-    let fl = medianTime(repeats: max(1, repeats - 1)) { _ = model.forward(xl) }
+    let fl = medianTime(repeats: max(1, repeats - 1)) { _ = model.logits(xl) }
     FlopCounter.reset()
     FlopCounter.enabled = true
     _ = centreContributions(model: model, input: xErf, stages: [4])

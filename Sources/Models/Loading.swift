@@ -112,7 +112,7 @@ private func seededValues(_ count: Int, seed: UInt64, stream: Int, _ draw: (inou
 
 private func squeezed(_ shape: [Int]) -> [Int] { shape.filter { $0 != 1 } }
 
-/// A seeded normal generator (SplitMix64 + Box-Muller), the same sequence on every platform.
+/// A seeded normal generator (SplitMix64 + Marsaglia's polar method), the same sequence on every platform.
 public struct SeededNormal {
     var state: UInt64
     var spare: Double?
@@ -128,12 +128,17 @@ public struct SeededNormal {
         return (Double(z >> 11) + 0.5) / Double(1 << 53)
     }
 
+    /// A standard normal value (Marsaglia's polar method: one logarithm per pair, no trigonometry).
     public mutating func normal() -> Double {
         if let s = spare { spare = nil; return s }
-        let u1 = nextUniform(), u2 = nextUniform()
-        let r = (-2 * Foundation.log(u1)).squareRoot()
-        spare = r * Foundation.sin(2 * Double.pi * u2)
-        return r * Foundation.cos(2 * Double.pi * u2)
+        while true {
+            let u = 2 * nextUniform() - 1, v = 2 * nextUniform() - 1
+            let s = u * u + v * v
+            guard s < 1 && s > 0 else { continue }
+            let f = (-2 * Foundation.log(s) / s).squareRoot()
+            spare = v * f
+            return u * f
+        }
     }
 
     /// Normal(0, std) redrawn until it lies in [-bound, bound] (absolute bounds, as timm's trunc_normal_).

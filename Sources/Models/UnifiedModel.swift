@@ -118,6 +118,26 @@ public final class UnifiedModel: Module {
         return out
     }
 
-    /// Class logits [N, classes] for x [N,H,W,3].
-    public func logits(_ x: Tensor) -> Tensor { forward(x).logits! }
+    /// Images per pass in `logits`: large batches run as passes of this many images, whose
+    /// activations stay small enough to be reused from cache (a batch of 32 at 224 ran about 15 %
+    /// slower per image than passes of 8 here). Every image's logits are the same either way.
+    public static let inferenceMicroBatch = 8
+
+    /// Class logits [N, classes] for x [N,H,W,3]. Without gradients, runs in micro-batches.
+    public func logits(_ x: Tensor) -> Tensor {
+        let n = x.shape[0], per = Self.inferenceMicroBatch
+        guard n > per, !x.requiresGrad else { return forward(x).logits! }
+        let imageSize = x.count / n
+        var result: Tensor?
+        for start in stride(from: 0, to: n, by: per) {
+            let count = min(per, n - start)
+            let part = Tensor(uninitializedShape: [count] + x.shape.dropFirst())
+            part.data.update(from: x.data + start * imageSize, count: count * imageSize)
+            let l = forward(part).logits!  // [count, classes]
+            let out = result ?? Tensor(uninitializedShape: [n, l.shape[1]])
+            (out.data + start * l.shape[1]).update(from: l.data, count: l.count)
+            result = out
+        }
+        return result!
+    }
 }

@@ -50,6 +50,27 @@ public func fastErf(_ x: Float16x) -> Float16x {
     return p / q
 }
 
+/// Applies a 16-lane function of two inputs to `count` floats from `a` and `b` into `dst` (the tail
+/// padded with zeros).
+@inlinable @inline(__always)
+func mapLanes2(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int,
+               _ f: (Float16x, Float16x) -> Float16x) {
+    var i = 0
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b), out = UnsafeMutableRawPointer(dst)
+    while i + 16 <= count {
+        let u = ra.loadUnaligned(fromByteOffset: i * 4, as: Float16x.self)
+        let v = rb.loadUnaligned(fromByteOffset: i * 4, as: Float16x.self)
+        out.storeBytes(of: f(u, v), toByteOffset: i * 4, as: Float16x.self)
+        i += 16
+    }
+    if i < count {
+        var u = Float16x(repeating: 0), v = Float16x(repeating: 0)
+        for j in 0..<(count - i) { u[j] = a[i + j]; v[j] = b[i + j] }
+        let r = f(u, v)
+        for j in 0..<(count - i) { dst[i + j] = r[j] }
+    }
+}
+
 /// Applies a 16-lane function to `count` floats from `src` into `dst` (the tail padded with zeros).
 @inlinable @inline(__always)
 func mapLanes(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int, _ f: (Float16x) -> Float16x) {

@@ -3,6 +3,7 @@
 
 import Analysis
 import Models
+import TestSupport
 import TensorCore
 import XCTest
 
@@ -28,5 +29,27 @@ final class PresetTests: XCTestCase {
             let model = UnifiedModel(config: config)
             XCTAssertEqual(model.parameterCount, Self.publishedCounts[name], name)
         }
+    }
+}
+
+/// `logits` runs batches larger than `inferenceMicroBatch` in passes; every image must get what a
+/// pass of the whole batch gives it.
+final class MicroBatchTests: XCTestCase {
+    func testLogitsInPassesEqualOneWholeBatch() throws {
+        let model = UnifiedModel(config: try XCTUnwrap(Presets.named("unified_swin_micro")))
+        model.initialize(seed: 3, layerScale: 1)
+        let n = UnifiedModel.inferenceMicroBatch + 3, side = 64
+        let one = syntheticImage(side: side)
+        var values: [Float] = []
+        for i in 0..<n { values += one.values.map { $0 * (1 + 0.1 * Float(i)) } }  // distinct images
+        let x = Tensor(shape: [n, side, side, 3], values: values)
+        let whole = model.forward(x).logits!.values
+        let passes = model.logits(x)
+        XCTAssertEqual(passes.shape, [n, 1000])
+        let worst = zip(whole, passes.values).map { abs($0 - $1) }.max()!
+        let scale = whole.map(abs).max()!
+        XCTAssertLessThanOrEqual(worst, 1e-5 * max(scale, 1), "largest difference \(worst)")
+        // The last pass (3 images) must not repeat the first rows.
+        XCTAssertNotEqual(Array(passes.values[0..<1000]), Array(passes.values[(n - 1) * 1000..<n * 1000]))
     }
 }

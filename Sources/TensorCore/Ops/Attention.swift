@@ -3,7 +3,7 @@
 // the output is written with heads already merged. Constant logit terms (relative-position bias,
 // shift or padding masks) are added before the softmax; a differentiable logit term (HaloNet's
 // query-dependent relative logits) may be added too and receives a gradient. The forward keeps the
-// softmax probabilities for the backward. Dropout and causal masks are not provided.
+// softmax probabilities for the backward (only when a backward can follow). Dropout and causal masks are not provided.
 //
 // Shape key: B sequences (images x windows), Lq queries, Lk keys, Hd heads, Dk query/key width
 // per head, Dv value width per head.
@@ -55,17 +55,23 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
 
     let ldo = heads * dv
     let out = Tensor(uninitializedShape: [b, lq, ldo])
-    let probs = Tensor(uninitializedShape: [b, heads, lq, lk])  // kept for the backward
+    // The probabilities are kept for the backward when there will be one; otherwise each chunk
+    // works in a scratch block of its own (forward-only runs of large batches stay in cache).
+    let keep = qt.requiresGrad || kt.requiresGrad || vt.requiresGrad || (logits?.requiresGrad ?? false)
+    let probs: Tensor? = keep ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil  // [B, Hd, Lq, Lk]
     let qp = qt.data + q.offset, kp = kt.data + k.offset, vp = vt.data + v.offset
-    let pp = probs.data, op = out.data
+    let pp: UnsafeMutablePointer<Float>? = probs?.data
+    let op = out.data
     let headBias: UnsafeMutablePointer<Float>? = bias.perHead?.data
     let groupBias: UnsafeMutablePointer<Float>? = bias.perGroup?.data
     let extra: UnsafeMutablePointer<Float>? = logits?.data
     let block = lq * lk
     parallelFor(b * heads, grain: grainFor(b * heads, cost: block * (dk + dv) * 2)) { r in
+        let scratch: UnsafeMutablePointer<Float>? = pp == nil ? .allocate(capacity: block) : nil
+        defer { scratch?.deallocate() }
         for bh in r {
             let s = bh / heads, h = bh % heads
-            let sp = pp + bh * block
+            let sp = pp.map { $0 + bh * block } ?? scratch!
             gemm(transB: true, m: lq, n: lk, k: dk, alpha: scale, a: qp + s * lq * ldq + h * dk, lda: ldq,
                  b: kp + s * lk * ldk + h * dk, ldb: ldk, c: sp, ldc: lk)
             if let headBias { let src = headBias + h * block; for i in 0..<block { sp[i] += src[i] } }
@@ -89,7 +95,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         let dLogits = logits.map { _ in Tensor(uninitializedShape: [b, heads, lq, lk]) }
         let dqp = dq.data + qOff, dkp = dk_.data + kOff, dvp = dv_.data + vOff
         // Read the kept tensors through the closure's own references so they stay alive until now.
-        let qp = qt.data + qOff, kp = kt.data + kOff, vp = vt.data + vOff, pp = probs.data
+        let qp = qt.data + qOff, kp = kt.data + kOff, vp = vt.data + vOff, pp = probs!.data
         let dop = dOut.data
         let dlp: UnsafeMutablePointer<Float>? = dLogits?.data
         let scratch = Tensor(uninitializedShape: [b * heads, block])
