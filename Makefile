@@ -52,8 +52,10 @@ test: deps
 # Speed and memory of the core on untrained presets, with 2 threads and with 1 (see README, Performance),
 # set beside the PyTorch baseline in bench/pytorch, run in the same job. The baseline needs a Python with
 # torch: PYTORCH_PYTHON names one; otherwise a venv in .venv-torch is made with pip (a large download,
-# once). PYTORCH=0 skips the comparison; so does a failed install, with a note.
+# once). PYTORCH=0 skips the comparison; so does a failed install, with a note. PYTORCH_MODES="eager
+# lossless" adds PyTorch's best lossless mode (oneDNN matmul + torch.compile; compiling takes minutes).
 PYTORCH        ?= 1
+PYTORCH_MODES  ?= eager
 PYTORCH_PYTHON ?= .venv-torch/bin/python
 bench: build
 	@mkdir -p outputs
@@ -65,7 +67,7 @@ bench: build
 	  fi; \
 	  if $(PYTORCH_PYTHON) -c "import torch" >/dev/null 2>&1; then \
 	    $(PYTORCH_PYTHON) bench/pytorch/check_parity.py || exit 1; \
-	    cmp="--pytorch $(PYTORCH_PYTHON)"; \
+	    cmp="--pytorch $(PYTORCH_PYTHON) --pytorch-modes $(PYTORCH_MODES)"; \
 	  else echo "bench: no Python with torch; timing stm-analyze alone"; fi; \
 	fi; \
 	$(BIN) bench --threads 2 $$cmp --json outputs/bench.json && \
