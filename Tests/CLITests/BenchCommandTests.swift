@@ -1,0 +1,68 @@
+// `stm-analyze bench`: bad options give one error line, and the PyTorch comparison reads the
+// baseline's JSON and reports the ratios of the same run. The baseline is replaced here by a shell
+// script that writes fixed numbers, so the test needs no PyTorch and checks the plumbing exactly.
+// Timings themselves are never asserted.
+
+import Foundation
+import TestSupport
+import XCTest
+
+final class BenchCommandTests: XCTestCase {
+    /// A stand-in for bench_torch.py: writes fixed timings to the path after `--json`, or fails.
+    func fakeBaseline(in dir: String, failing: Bool = false) -> String {
+        let path = dir + "/fake_torch.sh"
+        let body = failing ? "echo 'fake baseline: no torch here' >&2; exit 3\n" : """
+            while [ $# -gt 0 ]; do if [ "$1" = --json ]; then out="$2"; fi; shift; done
+            printf '{"erf_stage4_ms": 1000, "erf_all_stages_ms": 3000, "forward_b1_ips": 2, "forward_large_ips": 4, "erf_peak_rss_bytes": 2000000000}' > "$out"
+
+            """
+        FileManager.default.createFile(atPath: path, contents: Data(body.utf8))
+        return path
+    }
+
+    func testComparisonUsesTheBaselinesNumbers() throws {
+        let dir = temporaryDirectory()
+        let json = dir + "/bench.json"
+        let run = try runTool(["bench", "--presets", "unified_convnext_micro", "--repeats", "1", "--large-batch", "2",
+                               "--threads", "1", "--pytorch", "/bin/sh", "--pytorch-script", fakeBaseline(in: dir), "--json", json])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let data = try XCTUnwrap(FileManager.default.contents(atPath: json))
+        let top = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let row = try XCTUnwrap((top["presets"] as? [[String: Any]])?.first)
+        let torch = try XCTUnwrap(row["pytorch_eager"] as? [String: Any])
+        XCTAssertEqual(torch["erf_stage4_ms"] as? Double, 1000)
+        let ours = try XCTUnwrap(row["erf_stage4_ms_per_image"] as? Double)
+        XCTAssertGreaterThan(ours, 0)
+        // The comparison line carries PyTorch's time, ours, and their ratio.
+        let line = try XCTUnwrap(run.stdout.split(separator: "\n").last { $0.hasPrefix("unified_convnext_micro") && $0.contains("1000.0") })
+        XCTAssertTrue(line.contains(String(format: "%.2fx", 1000 / ours)), "no speed-up \(1000 / ours) in: \(line)")
+        XCTAssertTrue(line.contains(String(format: "%.0f", 2000.0)), "no PyTorch RSS in: \(line)")
+        for key in ["sgemm_gflops", "fma_peak_gflops", "erf_gflop_per_image", "erf_gemm_ms_per_image"] {
+            XCTAssertGreaterThan(row[key] as? Double ?? 0, 0, key)
+        }
+    }
+
+    func testFailingBaselineIsOneErrorLine() throws {
+        let dir = temporaryDirectory()
+        let run = try runTool(["bench", "--presets", "unified_convnext_micro", "--repeats", "1", "--large-batch", "1",
+                               "--threads", "1", "--pytorch", "/bin/sh", "--pytorch-script", fakeBaseline(in: dir, failing: true),
+                               "--json", dir + "/bench.json"])
+        XCTAssertEqual(run.status, 1)
+        let errors = run.stderr.split(separator: "\n").filter { $0.hasPrefix("stm-analyze: error:") }
+        XCTAssertEqual(errors.count, 1, run.stderr)
+        XCTAssertTrue(errors.first?.contains("unified_convnext_micro") ?? false, run.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bench.json"))
+    }
+
+    func testBadOptions() throws {
+        for (args, mention) in [(["--presets", "not_a_preset"], "not_a_preset"),
+                                (["--pytorch", "python3", "--pytorch-script", "/nonexistent/bench_torch.py"], "/nonexistent/bench_torch.py"),
+                                (["--pytorch", "python3", "--pytorch-modes", "fast"], "fast"),
+                                (["--repeats", "0"], "--repeats")] {
+            let run = try runTool(["bench"] + args)
+            XCTAssertEqual(run.status, 1, "\(args): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(mention), "\(args): \(run.stderr)")
+            XCTAssertFalse(run.stderr.contains("Fatal error"))
+        }
+    }
+}
