@@ -73,9 +73,13 @@ public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, 
     let xl = input(largeBatch)
     let fl = medianTime(repeats: max(1, repeats - 1)) { _ = model.logits(xl) }
     FlopCounter.reset()
+    GemmProfile.reset()
     FlopCounter.enabled = true
     _ = centreContributions(model: model, input: xErf, stages: [4])
     FlopCounter.enabled = false
+    if ProcessInfo.processInfo.environment["STM_GEMM_PROFILE"] != nil {
+        FileHandle.standardError.write(Data("\(name): matrix products of one stage-4 ERF pass\n\(GemmProfile.report())\n".utf8))
+    }
     return BenchResult(preset: name, params: model.parameterCount, erfStage4: stage4, erfAllStages: all,
                        forwardBatch1: 1 / f1, forwardBatchLarge: Double(largeBatch) / fl, largeBatch: largeBatch,
                        erfFlops: FlopCounter.flops / Double(erfBatch), erfGemmSeconds: FlopCounter.seconds / Double(erfBatch), peakTensorBytes: peak, erfPeakRSSBytes: erfRSS)

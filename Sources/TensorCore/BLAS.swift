@@ -22,6 +22,7 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
         gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         FlopCounter.enabled = true
         FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        GemmProfile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         return
     }
     if k == 0 {
@@ -197,4 +198,34 @@ private func fmaChains(_ iterations: Int) -> Float {
     }
     let s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11
     return s.sum()
+}
+
+/// Time and rate per GEMM shape, gathered with `FlopCounter` (calls outside parallel regions):
+/// `bench` prints it to stderr when `STM_GEMM_PROFILE` is set, to see which products run below
+/// the sgemm rate.
+public enum GemmProfile {
+    nonisolated(unsafe) private static var table: [String: (flops: Double, seconds: Double, calls: Int)] = [:]
+    private static let lock = NSLock()
+
+    @usableFromInline static func add(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, seconds: Double) {
+        let key = "\(transA ? "T" : "N")\(transB ? "T" : "N") m=\(m) n=\(n) k=\(k)"
+        lock.lock()
+        var e = table[key] ?? (0, 0, 0)
+        e.flops += 2 * Double(m) * Double(n) * Double(k)
+        e.seconds += seconds
+        e.calls += 1
+        table[key] = e
+        lock.unlock()
+    }
+
+    /// The `limit` shapes that took longest, one line each (shape, calls, total ms, GFLOP/s).
+    public static func report(limit: Int = 30) -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        return table.sorted { $0.value.seconds > $1.value.seconds }.prefix(limit).map { key, v in
+            String(format: "%-30@ calls %4d  %8.2f ms  %6.1f GFLOP/s", key as NSString, v.calls, v.seconds * 1000, v.flops / v.seconds / 1e9)
+        }.joined(separator: "\n")
+    }
+
+    public static func reset() { lock.lock(); table = [:]; lock.unlock() }
 }
