@@ -21,8 +21,9 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
         FlopCounter.enabled = false
         gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         FlopCounter.enabled = true
-        FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        GemmProfile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: seconds)
+        GemmProfile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: seconds)
         return
     }
     if k == 0 {

@@ -3,7 +3,8 @@
 // the output is written with heads already merged. Constant logit terms (relative-position bias,
 // shift or padding masks) are added before the softmax; a differentiable logit term (HaloNet's
 // query-dependent relative logits) may be added too and receives a gradient. The forward keeps the
-// softmax probabilities for the backward (only when a backward can follow). Dropout and causal masks are not provided.
+// softmax probabilities for the backward, when one can follow. Dropout and causal masks are not
+// provided.
 //
 // Shape key: B sequences (images x windows), Lq queries, Lk keys, Hd heads, Dk query/key width
 // per head, Dv value width per head.
