@@ -14,18 +14,28 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  b: UnsafePointer<Float>, ldb: Int,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
-    if FlopCounter.enabled && Threads.insideParallelRegion {
-        FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: 0)
-    } else if FlopCounter.enabled {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        FlopCounter.enabled = false
-        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        FlopCounter.enabled = true
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: seconds)
-        GemmProfile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: seconds)
+    guard FlopCounter.enabled else {
+        gemmUncounted(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
     }
+    let flops = 2 * Double(m) * Double(n) * Double(k)
+    if Threads.insideParallelRegion {
+        FlopCounter.add(flops, seconds: 0)  // the region's time is not a product's
+        gemmUncounted(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    }
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    gemmUncounted(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    FlopCounter.add(flops, seconds: seconds)
+    GemmProfile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: seconds)
+}
+
+/// `gemm` without the flop and time accounting: the split across threads and the OpenBLAS calls.
+@inlinable
+func gemmUncounted(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                   _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                   _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
     if k == 0 {
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return

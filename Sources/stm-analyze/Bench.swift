@@ -118,21 +118,14 @@ struct Bench: ParsableCommand {
 
     /// Runs the PyTorch baseline script for one preset and mode and reads its JSON object.
     private func measurePyTorch(_ preset: String, python: String, mode: String) throws -> [String: Any] {
-        let tmp = NSTemporaryDirectory() + "stm-bench-torch-\(getpid())-\(preset)-\(mode).json"
-        defer { unlink(tmp) }
         FileHandle.standardError.write(Data("bench: PyTorch \(mode), \(preset)\n".utf8))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, pytorchScript, "--preset", preset, "--threads", "\(Threads.count)", "--repeats", "\(repeats)",
-                             "--large-batch", "\(largeBatch)", "--erf-batch", "\(erfBatch)", "--mode", mode, "--json", tmp]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: tmp),
-              let row = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw CLIError("bench: the PyTorch baseline failed for \(preset) (\(mode), exit status \(process.terminationStatus)); "
-                           + "its message is above (hint: --pytorch takes a Python that can import torch)")
+        return try runWritingJSON("/usr/bin/env", [python, pytorchScript, "--preset", preset, "--threads", "\(Threads.count)",
+                                                   "--repeats", "\(repeats)", "--large-batch", "\(largeBatch)",
+                                                   "--erf-batch", "\(erfBatch)", "--mode", mode],
+                                  tag: "torch-\(preset)-\(mode)") { status in
+            "bench: the PyTorch baseline failed for \(preset) (\(mode), exit status \(status)); "
+                + "its message is above (hint: --pytorch takes a Python that can import torch)"
         }
-        return row
     }
 
     /// The second table: stm-analyze against each PyTorch mode, as ratios taken in this run
@@ -163,17 +156,27 @@ struct Bench: ParsableCommand {
 
     /// Runs this program's `bench --child` for one preset and reads its JSON row.
     private func measureInChild(_ preset: String) throws -> [String: Any] {
-        let tmp = NSTemporaryDirectory() + "stm-bench-\(getpid())-\(preset).json"
+        try runWritingJSON("/proc/self/exe", ["bench", "--child", "--presets", preset, "--erf-batch", "\(erfBatch)",
+                                              "--large-batch", "\(largeBatch)", "--repeats", "\(repeats)",
+                                              "--threads", "\(Threads.count)"], tag: preset) { status in
+            "bench: measuring \(preset) failed (exit status \(status))"
+        }
+    }
+
+    /// Runs `executable arguments --json TMP`, waits, and returns the JSON object it wrote to TMP;
+    /// throws `failure(exit status)` when it fails or writes no object.
+    private func runWritingJSON(_ executable: String, _ arguments: [String], tag: String,
+                                failure: (Int32) -> String) throws -> [String: Any] {
+        let tmp = NSTemporaryDirectory() + "stm-bench-\(getpid())-\(tag).json"
         defer { unlink(tmp) }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        process.arguments = ["bench", "--child", "--presets", preset, "--erf-batch", "\(erfBatch)", "--large-batch", "\(largeBatch)",
-                             "--repeats", "\(repeats)", "--threads", "\(Threads.count)", "--json", tmp]
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments + ["--json", tmp]
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: tmp),
-              let row = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw CLIError("bench: measuring \(preset) failed (exit status \(process.terminationStatus))")
+              let row = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw CLIError(failure(process.terminationStatus))
         }
         return row
     }
