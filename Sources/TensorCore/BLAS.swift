@@ -142,14 +142,24 @@ extension BLASInfo {
         return ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
     }
 
-    /// OpenBLAS reads `OPENBLAS_CORETYPE` only when it loads. When it picked AVX2 kernels on a CPU
-    /// with AVX-512 (as 0.3.21 does on some AMD processors) and the user set no core type, restart
-    /// this program once with `OPENBLAS_CORETYPE=SkylakeX` (about twice the sgemm rate). Returns only
-    /// when no restart was needed or it failed.
+    /// OpenBLAS reads `OPENBLAS_CORETYPE` only when it loads. When the user set no core type,
+    /// restart this program once with the kernels whose sums do not depend on a row's position in the
+    /// call: `SkylakeX` on a CPU with AVX-512 (when OpenBLAS picked AVX2 kernels there, as 0.3.21 does
+    /// on some AMD processors), and `Sandybridge` on a CPU without it (the Haswell/Zen sgemm kernel adds
+    /// up K in an order that depends on the register tile, so results would depend on the thread
+    /// count and the batch). Returns only when no restart was needed or it failed.
     public static func restartWithFastKernelsIfNeeded() {
         let env = ProcessInfo.processInfo.environment
-        guard env["OPENBLAS_CORETYPE"] == nil, env["STM_NO_REEXEC"] == nil, !usesAVX512Kernels, cpuHasAVX512 else { return }
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+        guard env["OPENBLAS_CORETYPE"] == nil, env["STM_NO_REEXEC"] == nil else { return }
+        let wanted: String
+        if cpuHasAVX512 {
+            if usesAVX512Kernels { return }
+            wanted = "SkylakeX"
+        } else {
+            if coreName.lowercased() == "sandybridge" { return }
+            wanted = "Sandybridge"
+        }
+        setenv("OPENBLAS_CORETYPE", wanted, 1)
         setenv("STM_NO_REEXEC", "1", 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         unsetenv("OPENBLAS_CORETYPE")  // exec failed: carry on with what we have
