@@ -34,10 +34,14 @@ let package = Package(
 
         // A persistent worker pool for parallelFor (C: atomics and pthreads).
         .target(name: "CThreadPool", cSettings: [.unsafeFlags(["-O2"])]),
+        // The packed GEMM with a fixed summation order (AVX-512, AVX2+FMA and portable micro-kernels,
+        // chosen at run time). No contraction of a*b+c: every fma is written out.
+        .target(name: "CGemm", dependencies: ["CThreadPool"],
+                cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         // The error type every library throws for bad input.
         .target(name: "Diagnostics", swiftSettings: fast),
         // Tensor core: float32 NHWC tensors, primitive ops with forward and backward, reverse-mode tape.
-        .target(name: "TensorCore", dependencies: ["CBLAS", "CThreadPool"], swiftSettings: fast),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CThreadPool", "CGemm"], swiftSettings: fast),
         // Checkpoint readers: torch.save zip archives (pickle interpreted, never executed) and safetensors.
         .target(name: "Checkpoint", dependencies: ["Diagnostics"], swiftSettings: fast),
         // Models: architecture configs, presets, block registry, the five mixers, strict loading.

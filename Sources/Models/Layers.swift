@@ -56,7 +56,7 @@ public final class Conv2d: Module {
 
     public func prepare() {
         let s = weight.shape
-        ohwi = convWeightOHWI(weight.values, o: s[0], c: s[1], kh: s[2], kw: s[3])
+        ohwi = convWeightOHWI(weight.values, o: s[0], c: s[1], kh: s[2], kw: s[3]).frozen()
     }
 
     /// x [N,H,W,C] -> [N,Ho,Wo,O]

@@ -39,7 +39,7 @@ public final class Parameter: @unchecked Sendable {
     public var values: [Float] { tensor.values }
 
     func assign(_ values: [Float]) {
-        tensor = Tensor(shape: shape, values: values)
+        tensor = Tensor(shape: shape, values: values).frozen()
     }
 
     /// Element count.

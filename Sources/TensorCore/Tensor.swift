@@ -14,6 +14,16 @@ public final class Storage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     /// Number of elements.
     public let count: Int
+    /// Packed forms of this storage for `gemm`, made on first use once it is frozen.
+    var packs: [PackKey: PackedMatrix] = [:]
+    let packLock = NSLock()
+    private var frozenFlag = false
+
+    /// True once `freeze()` was called: the values never change again (weights).
+    public var isFrozen: Bool { packLock.lock(); defer { packLock.unlock() }; return frozenFlag }
+
+    /// Promises that the values never change again, so that matrix products may keep packed copies.
+    public func freeze() { packLock.lock(); frozenFlag = true; packLock.unlock() }
 
     /// Allocates `count` floats; their values are undefined until written.
     public init(uninitializedCount count: Int) {

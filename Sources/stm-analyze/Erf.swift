@@ -151,7 +151,7 @@ struct Erf: ParsableCommand {
             "untrained": loaded.untrained, "size": size, "resize": resize, "grad": grad, "scaling": settings.scaling.description,
             "stm_legacy_scaling": stmLegacyScaling, "images": result.images,
             "skipped": result.skipped.map { ["path": $0.path, "reason": $0.reason] },
-            "stages": stagesJSON, "seconds": result.seconds,
+            "stages": stagesJSON,
         ]
         for stage in result.stages {
             let record = TensorRecord(shape: [side, side], values: stage.mean)
@@ -162,6 +162,8 @@ struct Erf: ParsableCommand {
         try writeJSON(doc, to: "\(outDir)/erf.json")
 
         printSummary(result, title: title)
+        // Timings stay out of erf.json, so that the same inputs give the same bytes.
+        note(String(format: "ERF of %d image%@ in %.1f s", result.images.count, result.images.count == 1 ? "" : "s", result.seconds))
         print("wrote \(outDir)/erf.json, erf_stage{\(settings.stages.map(String.init).joined(separator: ","))}.{safetensors,png}, erf_stages.png")
     }
 

@@ -9,7 +9,8 @@ import Models
 import Rendering
 import TensorCore
 
-BLASInfo.restartWithFastKernelsIfNeeded()
+// OpenBLAS is only bench's yardstick: give it its fastest kernels there.
+if CommandLine.arguments.dropFirst().first == "bench" { BLASInfo.restartWithFastKernelsIfNeeded() }
 
 do {
     var command = try STMAnalyze.parseAsRoot()

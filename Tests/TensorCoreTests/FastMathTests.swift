@@ -36,3 +36,32 @@ final class FastMathTests: XCTestCase {
         XCTAssertLessThan(worst, 5e-7, "absolute error of fastErf (a few float32 ulps)")
     }
 }
+
+/// The bits of the project's exp and erf are part of the determinism guarantee: a build for AVX2
+/// (`-target-cpu haswell`) and one for AVX-512 must give the same bits. This pins them with a
+/// digest over a dense grid (FNV-1a over the bit patterns), the same on every build and host.
+final class FastMathBitsTests: XCTestCase {
+    static let goldenExp: UInt64 = 0
+    static let goldenErf: UInt64 = 0
+
+    private func digest(_ f: (Float16x) -> Float16x, from lo: Float, to hi: Float) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        let steps = 1 << 16
+        for i in 0..<steps {
+            var v = Float16x(repeating: 0)
+            for j in 0..<16 { v[j] = lo + (hi - lo) * Float(i * 16 + j) / Float(steps * 16) }
+            let r = f(v)
+            for j in 0..<16 {
+                h ^= UInt64(r[j].bitPattern)
+                h = h &* 0x0000_0100_0000_01b3
+            }
+        }
+        return h
+    }
+
+    func testExpAndErfBitsAreTheGoldenOnes() {
+        let e = digest(fastExp, from: -90, to: 90), r = digest(fastErf, from: -7, to: 7)
+        XCTAssertEqual(e, Self.goldenExp, "fastExp digest \(e)")
+        XCTAssertEqual(r, Self.goldenErf, "fastErf digest \(r)")
+    }
+}

@@ -79,7 +79,7 @@ public final class HaloAttention: Module {
                 for i in 0..<c { reordered[dst * c + i] = w[(h * per + j) * c + i] }
             }
         }
-        kvMatrix = Tensor(shape: [heads * per, c], values: reordered)
+        kvMatrix = Tensor(shape: [heads * per, c], values: reordered).frozen()
         heightTable = pos_embed.height_rel.tensor.detached()
         widthTable = pos_embed.width_rel.tensor.detached()
     }

@@ -28,13 +28,13 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
     let col = Tensor(uninitializedShape: [rows, kdim])
     im2col(x.data, n: n, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, pad: pad, ho: ho, wo: wo, col: col.data)
     let out = Tensor(uninitializedShape: [n, ho, wo, o])
-    if let bias { broadcastRows(bias.data, count: o, into: out.data, rows: rows) }
     gemm(transB: true, m: rows, n: o, k: kdim, a: col.data, lda: kdim, b: weight.data, ldb: kdim,
-         beta: bias == nil ? 0 : 1, c: out.data, ldc: o)
+         c: out.data, ldc: o, packedB: weight.packedForGemm(transposed: true), bias: bias.map { UnsafePointer($0.data) })
     return Tape.record(out, inputs: [x]) { dOut in
         // dcol [rows, kdim] = dOut [rows, O] · weight [O, kdim]; then fold back onto the input.
         let dcol = Tensor(uninitializedShape: [rows, kdim])
-        gemm(m: rows, n: kdim, k: o, a: dOut.data, lda: o, b: weight.data, ldb: kdim, c: dcol.data, ldc: kdim)
+        gemm(m: rows, n: kdim, k: o, a: dOut.data, lda: o, b: weight.data, ldb: kdim, c: dcol.data, ldc: kdim,
+             packedB: weight.packedForGemm(transposed: false))
         let dx = Tensor(uninitializedShape: x.shape)
         col2im(dcol.data, n: n, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, pad: pad, ho: ho, wo: wo, dx: dx.data)
         return [dx]

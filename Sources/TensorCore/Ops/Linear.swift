@@ -12,16 +12,15 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     var outShape = x.shape
     outShape[outShape.count - 1] = o
     let out = Tensor(uninitializedShape: outShape)
-    if let bias {
-        precondition(bias.count == o, "linear: bias of \(bias.count) for \(o) outputs")
-        broadcastRows(bias.data, count: o, into: out.data, rows: m)
-    }
+    if let bias { precondition(bias.count == o, "linear: bias of \(bias.count) for \(o) outputs") }
+    // A frozen weight (a model's) is packed once for each of the two products it takes part in.
     gemm(transB: true, m: m, n: o, k: k, a: x.data, lda: k, b: weight.data, ldb: k,
-         beta: bias == nil ? 0 : 1, c: out.data, ldc: o)
+         c: out.data, ldc: o, packedB: weight.packedForGemm(transposed: true), bias: bias.map { UnsafePointer($0.data) })
     return Tape.record(out, inputs: [x]) { dOut in
         // dx [M, K] = dOut [M, O] · weight [O, K]
         let dx = Tensor(uninitializedShape: x.shape)
-        gemm(m: m, n: k, k: o, a: dOut.data, lda: o, b: weight.data, ldb: k, c: dx.data, ldc: k)
+        gemm(m: m, n: k, k: o, a: dOut.data, lda: o, b: weight.data, ldb: k, c: dx.data, ldc: k,
+             packedB: weight.packedForGemm(transposed: false))
         return [dx]
     }
 }

@@ -1,0 +1,539 @@
+// CGemm: the packed, blocked single-precision GEMM of TensorCore. See include/stm_gemm.h for the
+// contract (one FMA chain per element of C, k in order, the same bits on every kernel and split).
+//
+// Structure (after BLIS/GotoBLAS): op(B) is packed once per call, or once per model for weights,
+// into NR-wide column slivers that run the whole of K; C is cut into blocks of MC rows x a multiple
+// of NR columns (boundaries from M, N and K only), one pool chunk each; a chunk packs its rows of
+// op(A) into MR-row slivers, KC values of k at a time, and runs the register-tiled micro-kernel on
+// every MR x NR tile, continuing each tile's chains through C from one KC block to the next.
+// Edge tiles run the same micro-kernel on a zero-padded copy.
+//
+// Shape key: M, N, K as in the header; MR x NR the register tile; KC the k-block; MC the rows of a
+// chunk. Leaves out: weight gradients' special forms (callers transpose), complex and double types.
+#include "stm_gemm.h"
+#include "stm_pool.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define STM_X86 1
+#else
+#define STM_X86 0
+#endif
+
+/// One k-block of one MR x NR tile at `c` (row stride ldc): load != 0 continues the chains from the
+/// values in c, else from +0; last != 0 applies the epilogue (alpha, beta with c's values as C_old,
+/// which the driver only asks for when load == 0, and bias [NR]) before storing.
+typedef void (*micro_fn)(long kc, const float *ap, const float *bp, float *c, long ldc,
+                         int load, int last, float alpha, float beta, const float *bias);
+
+typedef struct {
+    int mr, nr;   // register tile
+    long kc, mc;  // k-block and rows of a chunk (a multiple of mr)
+    micro_fn micro;
+} kernel_t;
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernels. Each element's arithmetic is the header's scalar formula, lane for lane.
+
+#define P_MR 4
+#define P_NR 8
+static void micro_portable(long kc, const float *ap, const float *bp, float *c, long ldc,
+                           int load, int last, float alpha, float beta, const float *bias) {
+    float acc[P_MR][P_NR];
+    for (int i = 0; i < P_MR; i++)
+        for (int j = 0; j < P_NR; j++) acc[i][j] = load ? c[i * ldc + j] : 0.0f;
+    for (long p = 0; p < kc; p++) {
+        const float *a = ap + p * P_MR, *b = bp + p * P_NR;
+        for (int i = 0; i < P_MR; i++)
+            for (int j = 0; j < P_NR; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    for (int i = 0; i < P_MR; i++)
+        for (int j = 0; j < P_NR; j++) {
+            float t = acc[i][j];
+            if (last) {
+                if (alpha != 1.0f) t = alpha * t;
+                if (beta != 0.0f) t = fmaf(beta, c[i * ldc + j], t);
+                if (bias) t = t + bias[j];
+            }
+            c[i * ldc + j] = t;
+        }
+}
+
+#if STM_X86
+#define A2_MR 6
+#define A2_NR 16
+__attribute__((target("avx2,fma")))
+static void micro_avx2(long kc, const float *ap, const float *bp, float *c, long ldc,
+                       int load, int last, float alpha, float beta, const float *bias) {
+    __m256 acc[A2_MR][2];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A2_MR; i++) {
+        acc[i][0] = load ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
+        acc[i][1] = load ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
+    }
+    for (long p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < A2_MR; i++) {
+            __m256 a = _mm256_broadcast_ss(ap + i);
+            acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+        }
+        ap += A2_MR;
+        bp += A2_NR;
+    }
+    if (last) {
+        __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+        __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+        __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int i = 0; i < A2_MR; i++) {
+            if (alpha != 1.0f) { acc[i][0] = _mm256_mul_ps(va, acc[i][0]); acc[i][1] = _mm256_mul_ps(va, acc[i][1]); }
+            if (beta != 0.0f) {
+                acc[i][0] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc), acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc + 8), acc[i][1]);
+            }
+            if (bias) { acc[i][0] = _mm256_add_ps(acc[i][0], bias0); acc[i][1] = _mm256_add_ps(acc[i][1], bias1); }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A2_MR; i++) {
+        _mm256_storeu_ps(c + i * ldc, acc[i][0]);
+        _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
+    }
+}
+
+#define A5_MR 8
+#define A5_NR 32
+__attribute__((target("avx512f")))
+static void micro_avx512(long kc, const float *ap, const float *bp, float *c, long ldc,
+                         int load, int last, float alpha, float beta, const float *bias) {
+    __m512 acc[A5_MR][2];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A5_MR; i++) {
+        acc[i][0] = load ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
+        acc[i][1] = load ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();
+    }
+    for (long p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < A5_MR; i++) {
+            __m512 a = _mm512_set1_ps(ap[i]);
+            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+        }
+        ap += A5_MR;
+        bp += A5_NR;
+    }
+    if (last) {
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+        __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+        __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int i = 0; i < A5_MR; i++) {
+            if (alpha != 1.0f) { acc[i][0] = _mm512_mul_ps(va, acc[i][0]); acc[i][1] = _mm512_mul_ps(va, acc[i][1]); }
+            if (beta != 0.0f) {
+                acc[i][0] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 16), acc[i][1]);
+            }
+            if (bias) { acc[i][0] = _mm512_add_ps(acc[i][0], bias0); acc[i][1] = _mm512_add_ps(acc[i][1], bias1); }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A5_MR; i++) {
+        _mm512_storeu_ps(c + i * ldc, acc[i][0]);
+        _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
+    }
+}
+#endif
+
+static const kernel_t kernels[3] = {
+    {P_MR, P_NR, 256, 64, micro_portable},
+#if STM_X86
+    {A2_MR, A2_NR, 256, 96, micro_avx2},
+    {A5_MR, A5_NR, 192, 96, micro_avx512},
+#else
+    {P_MR, P_NR, 256, 64, micro_portable},
+    {P_MR, P_NR, 256, 64, micro_portable},
+#endif
+};
+#define MAX_MR 8
+#define MAX_NR 32
+
+// ---------------------------------------------------------------------------------------------
+// Kernel choice.
+
+int stm_gemm_cpu_best(void) {
+#if STM_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return STM_GEMM_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return STM_GEMM_AVX2;
+#endif
+    return STM_GEMM_PORTABLE;
+}
+
+static atomic_int chosen = -1;
+
+const char *stm_gemm_kernel_name(int kernel) {
+    switch (kernel) {
+    case STM_GEMM_AVX512: return "avx512";
+    case STM_GEMM_AVX2: return "avx2";
+    case STM_GEMM_PORTABLE: return "portable";
+    default: return "unknown";
+    }
+}
+
+int stm_gemm_kernel_named(const char *name) {
+    if (!name) return -1;
+    for (int k = 0; k < 3; k++)
+        if (strcasecmp(name, stm_gemm_kernel_name(k)) == 0) return k;
+    return -1;
+}
+
+int stm_gemm_kernel(void) {
+    int k = atomic_load_explicit(&chosen, memory_order_relaxed);
+    if (k >= 0) return k;
+    int best = stm_gemm_cpu_best();
+    int want = stm_gemm_kernel_named(getenv("STM_GEMM_KERNEL"));
+    k = (want >= 0 && want <= best) ? want : best;
+    atomic_store(&chosen, k);
+    return k;
+}
+
+int stm_gemm_set_kernel(int kernel) {
+    if (kernel < 0 || kernel > stm_gemm_cpu_best()) return -1;
+    atomic_store(&chosen, kernel);
+    return kernel;
+}
+
+int stm_gemm_mr(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kernel].mr; }
+int stm_gemm_nr(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kernel].nr; }
+
+// ---------------------------------------------------------------------------------------------
+// Packing.
+
+static inline float elem(const float *x, long ld, int trans, long r, long col) {
+    return trans ? x[col * ld + r] : x[r * ld + col];
+}
+
+/// op(B) columns [j0, j0+nr) (zero beyond n), all of k, into dst[k][nr].
+static void pack_b_sliver(int transB, const float *b, long ldb, long k, long n, long j0, int nr, float *dst) {
+    long cols = n - j0 < nr ? n - j0 : nr;
+    if (!transB) {
+        for (long p = 0; p < k; p++) {
+            const float *src = b + p * ldb + j0;
+            float *d = dst + p * nr;
+            long j = 0;
+            for (; j < cols; j++) d[j] = src[j];
+            for (; j < nr; j++) d[j] = 0.0f;
+        }
+    } else {
+        for (long j = 0; j < nr; j++) {
+            if (j < cols) {
+                const float *src = b + (j0 + j) * ldb;
+                for (long p = 0; p < k; p++) dst[p * nr + j] = src[p];
+            } else {
+                for (long p = 0; p < k; p++) dst[p * nr + j] = 0.0f;
+            }
+        }
+    }
+}
+
+/// op(A) rows [i0, i0+rows) and k in [p0, p0+kc) into MR-row slivers dst[s][kc][mr] (zero rows past `rows`).
+static void pack_a_block(int transA, const float *a, long lda, long i0, long rows, long p0, long kc, int mr, float *dst) {
+    for (long s = 0; s * mr < rows; s++) {
+        float *d = dst + s * kc * mr;
+        long r0 = s * mr;
+        long valid = rows - r0 < mr ? rows - r0 : mr;
+        if (!transA) {
+            for (long ii = 0; ii < mr; ii++) {
+                if (ii < valid) {
+                    const float *src = a + (i0 + r0 + ii) * lda + p0;
+                    for (long p = 0; p < kc; p++) d[p * mr + ii] = src[p];
+                } else {
+                    for (long p = 0; p < kc; p++) d[p * mr + ii] = 0.0f;
+                }
+            }
+        } else {
+            for (long p = 0; p < kc; p++) {
+                const float *src = a + (p0 + p) * lda + i0 + r0;
+                long ii = 0;
+                for (; ii < valid; ii++) d[p * mr + ii] = src[ii];
+                for (; ii < mr; ii++) d[p * mr + ii] = 0.0f;
+            }
+        }
+    }
+}
+
+struct stm_gemm_packed {
+    int kernel, nr;
+    long k, n;
+    float *data;
+};
+
+static float *aligned_floats(long count) {
+    size_t bytes = ((size_t)(count > 0 ? count : 1) * sizeof(float) + 63) & ~(size_t)63;
+    return (float *)aligned_alloc(64, bytes);
+}
+
+typedef struct {
+    int transB;
+    const float *b;
+    long ldb, k, n;
+    int nr;
+    float *dst;
+} pack_job;
+
+static void pack_b_chunk(void *ctx, long s) {
+    pack_job *J = (pack_job *)ctx;
+    pack_b_sliver(J->transB, J->b, J->ldb, J->k, J->n, s * J->nr, J->nr, J->dst + s * J->k * J->nr);
+}
+
+static void pack_b_all(int transB, const float *b, long ldb, long k, long n, int nr, float *dst, int threads) {
+    long slivers = (n + nr - 1) / nr;
+    pack_job J = {transB, b, ldb, k, n, nr, dst};
+    if (threads > 1 && k * n >= 65536) stm_pool_run(slivers, threads, pack_b_chunk, &J);
+    else for (long s = 0; s < slivers; s++) pack_b_chunk(&J, s);
+}
+
+stm_gemm_packed *stm_gemm_pack_b(int transB, long k, long n, const float *b, long ldb) {
+    int kern = stm_gemm_kernel();
+    int nr = kernels[kern].nr;
+    long slivers = (n + nr - 1) / nr;
+    stm_gemm_packed *p = (stm_gemm_packed *)malloc(sizeof *p);
+    if (!p) return NULL;
+    p->kernel = kern;
+    p->nr = nr;
+    p->k = k;
+    p->n = n;
+    p->data = aligned_floats(slivers * k * nr);
+    if (!p->data) { free(p); return NULL; }
+    pack_b_all(transB, b, ldb, k, n, nr, p->data, 1);
+    return p;
+}
+
+void stm_gemm_packed_free(stm_gemm_packed *p) {
+    if (!p) return;
+    free(p->data);
+    free(p);
+}
+
+long stm_gemm_packed_bytes(const stm_gemm_packed *p) {
+    if (!p) return 0;
+    return ((p->n + p->nr - 1) / p->nr) * p->k * p->nr * (long)sizeof(float);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread scratch (pool workers persist, so these are allocated once per thread and size).
+
+static _Thread_local float *tl_a = NULL;
+static _Thread_local long tl_a_cap = 0;
+static _Thread_local float *tl_b = NULL;
+static _Thread_local long tl_b_cap = 0;
+
+static float *scratch(float **buf, long *cap, long count) {
+    if (count > *cap) {
+        free(*buf);
+        *buf = aligned_floats(count);
+        *cap = *buf ? count : 0;
+    }
+    return *buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The driver.
+
+typedef struct {
+    const kernel_t *kern;
+    int transA;
+    long m, n, k;
+    float alpha, beta;
+    const float *a;
+    long lda;
+    float *c;
+    long ldc;
+    const float *bp;  // packed op(B), all of K per sliver
+    const float *bias;
+    stm_gemm_post_fn post;
+    void *post_ctx;
+    long cb;          // column blocks
+    long mc, ncols;   // rows and columns of a block
+    int failed;
+} gemm_job;
+
+static void run_block(void *ctx, long u) {
+    gemm_job *J = (gemm_job *)ctx;
+    const kernel_t *K = J->kern;
+    const int mr = K->mr, nr = K->nr;
+    long ri = u / J->cb, ci = u % J->cb;
+    long i0 = ri * J->mc, j0 = ci * J->ncols;
+    long rows = J->m - i0 < J->mc ? J->m - i0 : J->mc;
+    long cols = J->n - j0 < J->ncols ? J->n - j0 : J->ncols;
+    long kcmax = J->k < K->kc ? J->k : K->kc;
+    long srows = (rows + mr - 1) / mr * mr;
+    float *abuf = scratch(&tl_a, &tl_a_cap, srows * kcmax);
+    if (!abuf) { J->failed = 1; return; }
+    float tile[MAX_MR * MAX_NR] __attribute__((aligned(64)));
+    float bpad[MAX_NR] __attribute__((aligned(64)));
+    for (long pc = 0; pc < J->k; pc += K->kc) {
+        long kc = J->k - pc < K->kc ? J->k - pc : K->kc;
+        int load = pc > 0, last = pc + kc == J->k;
+        pack_a_block(J->transA, J->a, J->lda, i0, rows, pc, kc, mr, abuf);
+        for (long js = 0; js < cols; js += nr) {
+            long nrem = cols - js < nr ? cols - js : nr;
+            const float *bsl = J->bp + ((j0 + js) / nr) * J->k * nr + pc * nr;
+            const float *bias = (J->bias && last) ? J->bias + j0 + js : NULL;
+            if (bias && nrem < nr) {
+                for (long j = 0; j < nr; j++) bpad[j] = j < nrem ? bias[j] : 0.0f;
+                bias = bpad;
+            }
+            for (long is = 0; is < rows; is += mr) {
+                long mrem = rows - is < mr ? rows - is : mr;
+                float *cp = J->c + (i0 + is) * J->ldc + j0 + js;
+                const float *ap = abuf + (is / mr) * kc * mr;
+                if (mrem == mr && nrem == nr) {
+                    K->micro(kc, ap, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
+                } else {
+                    int need = load || (last && J->beta != 0.0f);
+                    for (long i = 0; i < mr; i++)
+                        for (long j = 0; j < nr; j++)
+                            tile[i * nr + j] = (need && i < mrem && j < nrem) ? cp[i * J->ldc + j] : 0.0f;
+                    K->micro(kc, ap, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
+                    for (long i = 0; i < mrem; i++)
+                        for (long j = 0; j < nrem; j++) cp[i * J->ldc + j] = tile[i * nr + j];
+                }
+            }
+        }
+    }
+    if (J->post) J->post(J->post_ctx, J->c, J->ldc, i0, j0, rows, cols);
+}
+
+/// The epilogue alone (K = 0, or the second half of a beta != 0 product over several k-blocks,
+/// where t holds alpha * acc): C = fmaf(beta, C, t) + bias, element by element.
+static void finish_scalar(long m, long n, float alpha, float beta, const float *t, long ldt,
+                          float *c, long ldc, const float *bias) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            float v = t ? t[i * ldt + j] : (alpha != 1.0f ? alpha * 0.0f : 0.0f);
+            if (beta != 0.0f) v = fmaf(beta, c[i * ldc + j], v);
+            if (bias) v = v + bias[j];
+            c[i * ldc + j] = v;
+        }
+}
+
+void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
+               const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+               const stm_gemm_packed *packed_b, const float *bias,
+               stm_gemm_post_fn post, void *post_ctx, int threads) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        finish_scalar(m, n, alpha, beta, NULL, 0, c, ldc, bias);
+        if (post) post(post_ctx, c, ldc, 0, 0, m, n);
+        return;
+    }
+    int kid = stm_gemm_kernel();
+    const kernel_t *K = &kernels[kid];
+    if (beta != 0.0f && k > K->kc) {
+        // C_old is overwritten by the first k-block's partial sums: run into a scratch matrix first.
+        float *t = aligned_floats(m * n);
+        if (!t) abort();
+        stm_sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, 0.0f, t, n, packed_b, NULL, NULL, NULL, threads);
+        finish_scalar(m, n, alpha, beta, t, n, c, ldc, bias);
+        free(t);
+        if (post) post(post_ctx, c, ldc, 0, 0, m, n);
+        return;
+    }
+    const int nr = K->nr;
+    long slivers = (n + nr - 1) / nr;
+    const float *bp;
+    if (packed_b && packed_b->kernel == kid && packed_b->k == k && packed_b->n == n) {
+        bp = packed_b->data;
+    } else {
+        float *buf = scratch(&tl_b, &tl_b_cap, slivers * k * nr);
+        if (!buf) abort();
+        pack_b_all(transB, b, ldb, k, n, nr, buf, threads);
+        bp = buf;
+    }
+    // Blocks: MC rows by a multiple of NR columns, from the sizes alone; enough of them to balance
+    // a few threads when the product is large.
+    long mc = K->mc;
+    long rb = (m + mc - 1) / mc;
+    long cbw = slivers;  // slivers per column block
+    double flops = 2.0 * (double)m * (double)n * (double)k;
+    if (flops >= 4e6 && rb < 16) {
+        long want = (16 + rb - 1) / rb;
+        if (want > slivers) want = slivers;
+        cbw = (slivers + want - 1) / want;
+    }
+    long ncols = cbw * nr;
+    long cb = (n + ncols - 1) / ncols;
+    gemm_job J = {K, transA, m, n, k, alpha, beta, a, lda, c, ldc, bp, bias, post, post_ctx, cb, mc, ncols, 0};
+    long blocks = rb * cb;
+    if (threads > 1 && blocks > 1 && flops >= 4e6) stm_pool_run(blocks, threads, run_block, &J);
+    else for (long u = 0; u < blocks; u++) run_block(&J, u);
+    if (J.failed) abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// FMA peak.
+
+static volatile float fma_sink;
+
+static double chains_portable(long it) {
+    float c[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    for (long i = 0; i < it; i++)
+        for (int j = 0; j < 8; j++) c[j] = fmaf(c[j], 0.999999f, 1e-7f);
+    fma_sink = c[0] + c[1] + c[2] + c[3] + c[4] + c[5] + c[6] + c[7];
+    return (double)it * 8 * 2;
+}
+
+#if STM_X86
+__attribute__((target("avx2,fma")))
+static double chains_avx2(long it) {
+    __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+    __m256 c[12];
+    for (int j = 0; j < 12; j++) c[j] = _mm256_set1_ps(1.0f);
+    for (long i = 0; i < it; i++) {
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 12; j++) c[j] = _mm256_fmadd_ps(c[j], m, a);
+    }
+    __m256 s = c[0];
+    for (int j = 1; j < 12; j++) s = _mm256_add_ps(s, c[j]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    fma_sink = out[0];
+    return (double)it * 12 * 8 * 2;
+}
+
+__attribute__((target("avx512f")))
+static double chains_avx512(long it) {
+    __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+    __m512 c[12];
+    for (int j = 0; j < 12; j++) c[j] = _mm512_set1_ps(1.0f);
+    for (long i = 0; i < it; i++) {
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 12; j++) c[j] = _mm512_fmadd_ps(c[j], m, a);
+    }
+    __m512 s = c[0];
+    for (int j = 1; j < 12; j++) s = _mm512_add_ps(s, c[j]);
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    fma_sink = out[0];
+    return (double)it * 12 * 16 * 2;
+}
+#endif
+
+double stm_fma_chains(int kernel, long iterations) {
+#if STM_X86
+    if (kernel == STM_GEMM_AVX512 && stm_gemm_cpu_best() >= STM_GEMM_AVX512) return chains_avx512(iterations);
+    if (kernel >= STM_GEMM_AVX2 && stm_gemm_cpu_best() >= STM_GEMM_AVX2) return chains_avx2(iterations);
+#endif
+    return chains_portable(iterations);
+}

@@ -1,0 +1,108 @@
+// The same inputs give the same bytes (README, "Determinism"): `erf` and `invariance` on the shared
+// nano models write byte-identical result files for 1, 2, 3 and 5 threads, for --batch 1 and 4, and
+// for every GEMM micro-kernel this CPU runs (STM_GEMM_KERNEL); and their SHA-256 digests are the
+// golden ones committed below, so a CI run on a host of another kind (AVX2-only, AVX-512) or a
+// build for another vector width fails if a single bit moves.
+
+import Foundation
+import TestSupport
+import XCTest
+
+final class DeterminismTests: XCTestCase {
+    // Paths relative to the package root (where runTool runs the tool), so that the paths recorded in
+    // the result files, and so their digests, are the same in every clone.
+    private let imageFolder = "../shared/images/imagenet-val"
+    private var twoImages: [String] { ["ILSVRC2012_val_00000004.JPEG", "ILSVRC2012_val_00000019.JPEG"].map { imageFolder + "/" + $0 } }
+    private var fourImages: [String] {
+        ["ILSVRC2012_val_00000004.JPEG", "ILSVRC2012_val_00000019.JPEG", "ILSVRC2012_val_00000078.JPEG",
+         "ILSVRC2012_val_00000098.JPEG"].map { imageFolder + "/" + $0 }
+    }
+
+    /// SHA-256 of every ERF result file (maps and erf.json), and of the invariance JSON and CSV, for the
+    /// shared swin and convnext nano models. Change them only with a deliberate, explained change of
+    /// the numbers (say so in the commit).
+    static let golden: [String: String] = [:]
+
+    private func model(_ name: String) -> [String] {
+        _ = referencePath("\(name)_nano.pth")  // fails the test when ../shared is missing
+        return ["--model", "../shared/reference/\(name)_nano.pth", "--arch", "../shared/reference/\(name)_nano.json"]
+    }
+
+    /// Runs `erf` and returns name -> SHA-256 of each result file (the PNGs are derived from the maps
+    /// and checked too).
+    private func erfDigests(_ name: String, images: [String], extra: [String], env: [String: String] = [:]) throws -> [String: String] {
+        let out = temporaryDirectory("determinism-erf") + "/\(name)"
+        let run = try runTool(["erf"] + model(name) + ["--images"] + images + ["--out", out] + extra, environment: env)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+        XCTAssertTrue(files.contains("erf.json") && files.contains("erf_stage4.safetensors"), "\(files)")
+        var d: [String: String] = [:]
+        for f in files { d[f] = try sha256(of: out + "/" + f) }
+        return d
+    }
+
+    private func invarianceDigests(_ name: String, extra: [String], env: [String: String] = [:]) throws -> [String: String] {
+        let out = temporaryDirectory("determinism-inv") + "/\(name)"
+        let run = try runTool(["invariance", "rotate"] + model(name) + ["--images"] + twoImages
+                              + ["--levels", "0,30", "--out", out] + extra, environment: env)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return ["rotate.json": try sha256(of: out + "/rotate.json"), "rotate.csv": try sha256(of: out + "/rotate.csv")]
+    }
+
+    func testErfIsByteIdenticalAcrossThreadCountsBatchesAndKernels() throws {
+        for name in ["swin", "convnext"] {
+            let base = try erfDigests(name, images: fourImages, extra: ["--threads", "1", "--batch", "1"])
+            for threads in ["2", "3", "5"] {
+                XCTAssertEqual(try erfDigests(name, images: fourImages, extra: ["--threads", threads, "--batch", "1"]), base,
+                               "\(name): --threads \(threads)")
+            }
+            XCTAssertEqual(try erfDigests(name, images: fourImages, extra: ["--threads", "2", "--batch", "4"]), base, "\(name): --batch 4")
+            XCTAssertEqual(try erfDigests(name, images: fourImages, extra: ["--threads", "3", "--batch", "3"]), base, "\(name): --batch 3")
+            for kernel in runnableKernels() {
+                XCTAssertEqual(try erfDigests(name, images: fourImages, extra: ["--threads", "2", "--batch", "2"], env: ["STM_GEMM_KERNEL": kernel]),
+                               base, "\(name): STM_GEMM_KERNEL=\(kernel)")
+            }
+            // Golden digests: the same on every host and build.
+            for (file, digest) in base.sorted(by: { $0.key < $1.key }) where !file.hasSuffix(".png") {
+                XCTAssertEqual(digest, Self.golden["erf/\(name)/\(file)"], "golden digest of erf/\(name)/\(file)")
+            }
+        }
+    }
+
+    func testInvarianceIsByteIdenticalAcrossThreadCountsAndKernels() throws {
+        for name in ["swin", "convnext"] {
+            let base = try invarianceDigests(name, extra: ["--threads", "1"])
+            for threads in ["2", "3", "5"] {
+                XCTAssertEqual(try invarianceDigests(name, extra: ["--threads", threads]), base, "\(name): --threads \(threads)")
+            }
+            for kernel in runnableKernels() {
+                XCTAssertEqual(try invarianceDigests(name, extra: ["--threads", "2"], env: ["STM_GEMM_KERNEL": kernel]), base,
+                               "\(name): STM_GEMM_KERNEL=\(kernel)")
+            }
+            for (file, digest) in base { XCTAssertEqual(digest, Self.golden["invariance/\(name)/\(file)"], "golden digest of invariance/\(name)/\(file)") }
+        }
+    }
+
+    /// The micro-kernels this CPU can run besides its best (the portable one is too slow for whole
+    /// runs and is covered bit for bit by GemmTests).
+    private func runnableKernels() -> [String] {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        var out: [String] = []
+        if flags.contains(" avx2") && flags.contains(" fma") { out.append("avx2") }
+        if flags.contains(" avx512f") { out.append("avx512") }
+        return out
+    }
+}
+
+/// The SHA-256 of a file, through coreutils' sha256sum.
+func sha256(of path: String) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+    p.arguments = [path]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return String(String(decoding: data, as: UTF8.self).prefix(64))
+}

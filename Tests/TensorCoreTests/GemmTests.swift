@@ -1,0 +1,156 @@
+// TensorCoreTests: the GEMM's contract, bit for bit. Every element of C must equal the scalar FMA
+// chain (`fmaChainGemm`) for every micro-kernel this CPU can run, every transpose combination,
+// edge tiles, several k-blocks, alpha/beta/bias; a row must not depend on the other rows of the call
+// (M = 1..64), nor the result on the thread count or on pre-packing. OpenBLAS is the independent
+// oracle to a tolerance. Shapes: A [M,K] (or [K,M]), B [K,N] (or [N,K]), C [M,N].
+
+import XCTest
+@testable import TensorCore
+
+final class GemmTests: XCTestCase {
+    private var rng = TestRNG(20261201)
+
+    override func tearDown() {
+        GemmKernel.use(GemmKernel.best)
+        super.tearDown()
+    }
+
+    private func random(_ count: Int) -> [Float] { (0..<count).map { _ in rng.uniform() } }
+
+    /// Runs `gemm` and `fmaChainGemm` on the same random operands (leading dimensions padded) and
+    /// returns the first mismatch, if any.
+    private func mismatch(ta: Bool, tb: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
+                          bias: Bool = false, packed: Bool = false) -> String? {
+        let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2
+        let a = random((ta ? k : m) * lda), b = random((tb ? n : k) * ldb), c0 = random(m * ldc), bv = random(n)
+        var ours = c0, want = c0
+        let bt = Tensor(shape: [b.count], values: b).frozen()
+        let pack = packed ? PackedMatrix(transposed: tb, k: k, n: n, b: bt.data, ld: ldb) : nil
+        bv.withUnsafeBufferPointer { bp in
+            a.withUnsafeBufferPointer { ap in
+                ours.withUnsafeMutableBufferPointer { cp in
+                    gemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, lda: lda,
+                         b: bt.data, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: ldc, packedB: pack,
+                         bias: bias ? bp.baseAddress! : nil)
+                }
+                want.withUnsafeMutableBufferPointer { cp in
+                    fmaChainGemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, lda: lda,
+                                 b: bt.data, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: ldc,
+                                 bias: bias ? bp.baseAddress! : nil)
+                }
+            }
+        }
+        for i in 0..<m {
+            for j in 0..<ldc where ours[i * ldc + j].bitPattern != want[i * ldc + j].bitPattern {
+                return "\(GemmKernel.current) ta=\(ta) tb=\(tb) m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) bias=\(bias): "
+                    + "C[\(i),\(j)] = \(ours[i * ldc + j]), chain gives \(want[i * ldc + j])"
+            }
+        }
+        return nil
+    }
+
+    func testEveryElementIsOneFMAChainOnEveryKernel() {
+        XCTAssertFalse(GemmKernel.runnable.isEmpty)
+        for kernel in GemmKernel.runnable {
+            XCTAssertTrue(GemmKernel.use(kernel))
+            var failures: [String] = []
+            for trial in 0..<60 {
+                let m = 1 + Int(rng.next() % 70), n = 1 + Int(rng.next() % 70), k = 1 + Int(rng.next() % 70)
+                let ta = trial % 2 == 1, tb = (trial / 2) % 2 == 1
+                let alpha: Float = trial % 3 == 0 ? 1 : 0.7, beta: Float = trial % 5 == 0 ? 0.3 : 0
+                if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, alpha: alpha, beta: beta, bias: trial % 4 == 0) { failures.append(e) }
+            }
+            // Larger: several k-blocks (K past the k-block), row blocks and column blocks, threads.
+            for (m, n, k) in [(130, 100, 700), (300, 70, 257), (49, 768, 300), (7, 33, 1000)] {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, bias: true) { failures.append(e) }
+                    if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, alpha: 0.5, beta: 1) { failures.append(e) }
+                    if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, packed: true) { failures.append(e) }
+                }
+            }
+            XCTAssertEqual(failures, [], "\(kernel)")
+        }
+    }
+
+    func testKZeroGivesTheEpilogueOfAnEmptySum() {
+        XCTAssertNil(mismatch(ta: false, tb: false, m: 3, n: 5, k: 0, alpha: 2, beta: 0.5, bias: true))
+        XCTAssertNil(mismatch(ta: false, tb: false, m: 3, n: 5, k: 0))
+    }
+
+    func testARowDoesNotDependOnTheOtherRows() {
+        let (n, k) = (45, 131)
+        let a = random(64 * k), b = random(k * n)
+        for kernel in GemmKernel.runnable {
+            GemmKernel.use(kernel)
+            for m in 1...64 {
+                var all = [Float](repeating: 0, count: m * n)
+                gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &all, ldc: n)
+                for r in [0, m / 2, m - 1] {
+                    var alone = [Float](repeating: 0, count: n)
+                    a.withUnsafeBufferPointer { ap in
+                        gemm(m: 1, n: n, k: k, a: ap.baseAddress! + r * k, lda: k, b: b, ldb: n, c: &alone, ldc: n)
+                    }
+                    XCTAssertEqual(Array(all[(r * n)..<(r * n + n)]).map(\.bitPattern), alone.map(\.bitPattern),
+                                   "\(kernel): row \(r) of \(m)")
+                }
+            }
+        }
+    }
+
+    func testThreadCountsAndKernelsGiveIdenticalBytes() {
+        let before = Threads.count
+        defer { Threads.set(before) }
+        let (m, n, k) = (517, 389, 301)
+        let a = random(m * k), b = random(k * n), bias = random(n)
+        var results: [[UInt32]] = []
+        for kernel in GemmKernel.runnable {
+            GemmKernel.use(kernel)
+            for threads in [1, 2, 3, 5] {
+                Threads.set(threads)
+                var c = [Float](repeating: 0, count: m * n)
+                gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &c, ldc: n, bias: bias)
+                results.append(c.map(\.bitPattern))
+            }
+        }
+        for r in results.dropFirst() { XCTAssertTrue(r == results[0], "a kernel or thread count changed the bits") }
+    }
+
+    func testAgreesWithOpenBLAS() {
+        let (m, n, k) = (67, 91, 203)
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = random(m * k), b = random(k * n), c0 = random(m * n)
+            var ours = c0, theirs = c0
+            gemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.9, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
+                 beta: 0.4, c: &ours, ldc: n)
+            openblasGemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.9, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
+                         beta: 0.4, c: &theirs, ldc: n)
+            for i in 0..<m * n { XCTAssertEqual(ours[i], theirs[i], accuracy: 1e-4) }
+        }
+    }
+
+    func testFrozenWeightsArePackedOnceAndGiveTheSameBits() {
+        let (m, n, k) = (37, 50, 70)
+        let w = Tensor(shape: [n, k], values: random(n * k))
+        let x = Tensor(shape: [m, k], values: random(m * k))
+        let plain = linear(x, weight: w).values
+        XCTAssertNil(w.packedForGemm(transposed: true), "an unfrozen tensor is never packed")
+        w.frozen()
+        let p1 = w.packedForGemm(transposed: true), p2 = w.packedForGemm(transposed: true)
+        XCTAssertNotNil(p1)
+        XCTAssertTrue(p1 === p2, "a frozen weight is packed once")
+        XCTAssertEqual(linear(x, weight: w).values.map(\.bitPattern), plain.map(\.bitPattern))
+    }
+
+    func testFMAPeakIsMeasuredAtTheKernelsWidth() {
+        // Regression: the peak was once measured with 16-lane Swift SIMD that an AVX2 build
+        // scalarised (1 GFLOP/s). Any real core does well over 1 GFLOP/s per thread with vectors.
+        let before = Threads.count
+        defer { Threads.set(before) }
+        Threads.set(1)
+        for kernel in GemmKernel.runnable where kernel != .portable {
+            GemmKernel.use(kernel)
+            XCTAssertGreaterThan(measureFMAPeak(iterations: 200_000, trials: 2), 4, "\(kernel)")
+        }
+    }
+}
+
