@@ -66,10 +66,13 @@ public struct ToolRun {
 /// Runs the built `stm-analyze` of the same configuration as the tests (debug or release).
 public func runTool(_ arguments: [String], environment: [String: String] = [:]) throws -> ToolRun {
     let root = packageRoot()
+    // The tool of this test build: beside the test bundle (so a second build folder, such as a
+    // `-target-cpu haswell` one under --scratch-path, tests its own binary), else the default folder.
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("stm-analyze").path
     #if DEBUG
-    let candidates = ["\(root)/.build/debug/stm-analyze"]
+    let candidates = [beside, "\(root)/.build/debug/stm-analyze"]
     #else
-    let candidates = ["\(root)/.build/release/stm-analyze"]
+    let candidates = [beside, "\(root)/.build/release/stm-analyze"]
     #endif
     guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         throw NSError(domain: "stm-analyze tests", code: 1, userInfo: [NSLocalizedDescriptionKey: "stm-analyze is not built (looked for \(candidates))"])
