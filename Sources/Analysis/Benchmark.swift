@@ -31,6 +31,103 @@ public struct BenchResult: Sendable {
     /// Peak resident set size of the process after the ERF passes (weights included), before the
     /// forward-throughput runs.
     public var erfPeakRSSBytes: Int
+    /// The pass's longest GEMM shapes, each timed alone against OpenBLAS.
+    public var gemmShapes: [GemmShapeRate]
+}
+
+/// One matrix-product shape of the ERF pass, timed on its own: our GEMM's rate beside OpenBLAS's on
+/// the same shape and threads, in the same process.
+public struct GemmShapeRate: Codable, Sendable {
+    public var shape: GemmShape
+    /// Calls of this shape in one stage-4 ERF pass, and its share of the pass's GEMM flops.
+    public var calls: Int
+    public var flopShare: Double
+    /// GFLOP/s of our GEMM and of OpenBLAS's sgemm on this shape.
+    public var oursGflops: Double
+    public var openblasGflops: Double
+
+    enum CodingKeys: String, CodingKey {
+        case shape, calls, flopShare = "flop_share", oursGflops = "ours_gflops", openblasGflops = "openblas_gflops"
+    }
+}
+
+/// What the PyTorch baseline (bench/pytorch/bench_torch.py) reports for one preset and mode.
+public struct PyTorchTimes: Codable, Sendable {
+    public var erfStage4Ms: Double
+    public var erfAllStagesMs: Double
+    public var forwardB1Ips: Double
+    public var forwardLargeIps: Double
+    public var erfPeakRSSBytes: Double
+
+    enum CodingKeys: String, CodingKey {
+        case erfStage4Ms = "erf_stage4_ms", erfAllStagesMs = "erf_all_stages_ms", forwardB1Ips = "forward_b1_ips"
+        case forwardLargeIps = "forward_large_ips", erfPeakRSSBytes = "erf_peak_rss_bytes"
+    }
+}
+
+/// One preset's row of `stm-analyze bench`, as its JSON holds it: what the preset's own process
+/// measured, the rates it measured just before, and (filled in by the parent) the PyTorch times.
+public struct BenchRow: Codable, Sendable {
+    public var preset: String
+    public var params: Int
+    public var erfStage4MsPerImage: Double
+    public var erfAllStagesMsPerImage: Double
+    public var forwardBatch1ImagesPerS: Double
+    public var forwardLargeBatchImagesPerS: Double
+    public var largeBatch: Int
+    public var erfBatch: Int
+    /// GEMM flops of one image's stage-4 ERF pass, and the wall time spent in GEMM calls.
+    public var erfGflopPerImage: Double
+    public var erfGemmMsPerImage: Double
+    public var peakTensorMB: Double
+    public var peakRSSMB: Double
+    public var peakRSSAllMB: Double
+    /// OpenBLAS's 1024^3 sgemm rate and the float32 FMA peak, measured by this preset's process.
+    public var sgemmGflops: Double
+    public var fmaPeakGflops: Double
+    /// The GEMM kernel that ran.
+    public var gemmKernel: String
+    /// The ERF's GEMM shapes, longest first, each timed alone (ours and OpenBLAS's).
+    public var gemmShapes: [GemmShapeRate]
+    /// PyTorch's times per mode ("eager", "lossless"), when compared.
+    public var pytorch: [String: PyTorchTimes] = [:]
+
+    /// The row of one preset's measurements `r`, with the machine's rates measured by the same process.
+    public init(_ r: BenchResult, erfBatch: Int, sgemmGflops: Double, fmaPeakGflops: Double) {
+        preset = r.preset
+        params = r.params
+        erfStage4MsPerImage = 1000 * r.erfStage4
+        erfAllStagesMsPerImage = 1000 * r.erfAllStages
+        forwardBatch1ImagesPerS = r.forwardBatch1
+        forwardLargeBatchImagesPerS = r.forwardBatchLarge
+        largeBatch = r.largeBatch
+        self.erfBatch = erfBatch
+        erfGflopPerImage = r.erfFlops / 1e9
+        erfGemmMsPerImage = 1000 * r.erfGemmSeconds
+        peakTensorMB = Double(r.peakTensorBytes) / 1e6
+        peakRSSMB = Double(r.erfPeakRSSBytes) / 1e6
+        peakRSSAllMB = Double(peakRSSBytes()) / 1e6
+        self.sgemmGflops = sgemmGflops
+        self.fmaPeakGflops = fmaPeakGflops
+        gemmKernel = GemmKernel.current.description
+        gemmShapes = r.gemmShapes
+    }
+
+    /// GEMM rate reached during the stage-4 ERF pass (flops over the whole pass's time).
+    public var gflops: Double { erfGflopPerImage / (erfStage4MsPerImage / 1000) }
+    /// The pass's GEMM floor (its flops at the FMA peak) as a share of its time: 1 is the physical limit.
+    public var floorShare: Double { (1000 * erfGflopPerImage / fmaPeakGflops) / erfStage4MsPerImage }
+    /// Share of the pass's time spent inside matrix products.
+    public var gemmTimeShare: Double { erfGemmMsPerImage / erfStage4MsPerImage }
+
+    enum CodingKeys: String, CodingKey {
+        case preset, params, erfStage4MsPerImage = "erf_stage4_ms_per_image", erfAllStagesMsPerImage = "erf_all_stages_ms_per_image"
+        case forwardBatch1ImagesPerS = "forward_batch1_images_per_s", forwardLargeBatchImagesPerS = "forward_large_batch_images_per_s"
+        case largeBatch = "large_batch", erfBatch = "erf_batch", erfGflopPerImage = "erf_gflop_per_image"
+        case erfGemmMsPerImage = "erf_gemm_ms_per_image", peakTensorMB = "peak_tensor_mb", peakRSSMB = "peak_rss_mb"
+        case peakRSSAllMB = "peak_rss_all_mb", sgemmGflops = "sgemm_gflops", fmaPeakGflops = "fma_peak_gflops"
+        case gemmKernel = "gemm_kernel", gemmShapes = "gemm_shapes", pytorch
+    }
 }
 
 /// The process's peak resident set size in bytes (getrusage).
@@ -54,7 +151,10 @@ public func medianTime(repeats: Int, _ body: () -> Void) -> Double {
 }
 
 /// Benchmarks one untrained preset at `size`.
-public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, largeBatch: Int = 32, repeats: Int = 3) throws -> BenchResult {
+/// `shapeClasses` of the ERF pass's GEMM shapes (those that took longest) are also timed alone,
+/// ours against OpenBLAS.
+public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, largeBatch: Int = 32, repeats: Int = 3,
+                            shapeClasses: Int = 6) throws -> BenchResult {
     let loaded = try ModelLoader.load(model: name, initLayerScale: 1)
     let model = loaded.model
     func input(_ n: Int) -> Tensor {
@@ -80,7 +180,12 @@ public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, 
     if ProcessInfo.processInfo.environment["STM_GEMM_PROFILE"] != nil {
         FileHandle.standardError.write(Data("\(name): matrix products of one stage-4 ERF pass\n\(GemmProfile.report())\n".utf8))
     }
+    let shapes = GemmProfile.shapes(limit: shapeClasses).map { s -> GemmShapeRate in
+        let r = measureGemmShape(transA: s.shape.transA, transB: s.shape.transB, m: s.shape.m, n: s.shape.n, k: s.shape.k)
+        return GemmShapeRate(shape: s.shape, calls: s.calls, flopShare: s.flopShare, oursGflops: r.ours, openblasGflops: r.openblas)
+    }
     return BenchResult(preset: name, params: model.parameterCount, erfStage4: stage4, erfAllStages: all,
                        forwardBatch1: 1 / f1, forwardBatchLarge: Double(largeBatch) / fl, largeBatch: largeBatch,
-                       erfFlops: FlopCounter.flops / Double(erfBatch), erfGemmSeconds: FlopCounter.seconds / Double(erfBatch), peakTensorBytes: peak, erfPeakRSSBytes: erfRSS)
+                       erfFlops: FlopCounter.flops / Double(erfBatch), erfGemmSeconds: FlopCounter.seconds / Double(erfBatch), peakTensorBytes: peak, erfPeakRSSBytes: erfRSS,
+                       gemmShapes: shapes)
 }

@@ -2,6 +2,7 @@
 // Each preset is measured in a child process of its own, so its peak RSS is its own.
 
 import Analysis
+import Checkpoint
 import Models
 import ArgumentParser
 import Foundation
@@ -71,53 +72,53 @@ struct Bench: ParsableCommand {
             // This process's own view of the machine's rates: on a shared host they change during a run.
             let sgemm = measureSgemmRate(), peak = measureFMAPeak()
             let r = try benchmarkPreset(presets[0], erfBatch: erfBatch, largeBatch: largeBatch, repeats: repeats)
-            let row: [String: Any] = [
-                "preset": r.preset, "params": r.params, "erf_stage4_ms_per_image": 1000 * r.erfStage4,
-                "erf_all_stages_ms_per_image": 1000 * r.erfAllStages, "forward_batch1_images_per_s": r.forwardBatch1,
-                "forward_large_batch_images_per_s": r.forwardBatchLarge, "large_batch": largeBatch, "erf_batch": erfBatch,
-                "erf_gflop_per_image": r.erfFlops / 1e9, "erf_gemm_ms_per_image": 1000 * r.erfGemmSeconds, "peak_tensor_mb": Double(r.peakTensorBytes) / 1e6,
-                "peak_rss_mb": Double(r.erfPeakRSSBytes) / 1e6, "peak_rss_all_mb": Double(peakRSSBytes()) / 1e6,
-                "sgemm_gflops": sgemm, "fma_peak_gflops": peak,
-            ]
-            try writeJSON(row, to: json!)
+            let row = BenchRow(r, erfBatch: erfBatch, sgemmGflops: sgemm, fmaPeakGflops: peak)
+            try writeAtomically(try encodeBench(row) + Data("\n".utf8), to: json!)
             return
         }
         let sgemm = measureSgemmRate()
         let peak = measureFMAPeak()
-        print("threads \(Threads.count), OpenBLAS \(BLASInfo.coreName) kernels, sgemm \(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, OpenBLAS threading), "
-              + "float32 FMA peak \(String(format: "%.0f", peak)) GFLOP/s, best of 9 each, now; each preset's process measures both again (sgemm column)")
-        print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  sgemm  share  in GEMM  tensors MB  RSS MB (ERF)")
-        var rows: [[String: Any]] = []
+        print("threads \(Threads.count), GEMM kernel \(GemmKernel.current) (ours); OpenBLAS \(BLASInfo.coreName) kernels, sgemm "
+              + "\(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, OpenBLAS threading); float32 FMA peak \(String(format: "%.0f", peak)) GFLOP/s "
+              + "at the kernel's width; best of 9 each, now; each preset's process measures both again")
+        print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  sgemm  share  in GEMM  floor  tensors MB  RSS MB (ERF)")
+        var rows: [BenchRow] = []
         for p in presets {
             var row = try measureInChild(p)
-            let ms = row["erf_stage4_ms_per_image"] as! Double
-            let rate = (row["erf_gflop_per_image"] as! Double) / (ms / 1000)
-            row["gflops"] = rate
-            let sgemm = row["sgemm_gflops"] as! Double
-            row["sgemm_share"] = rate / sgemm
-            // The share of the ERF pass's wall time spent inside matrix products (from one counted pass).
-            let inGemm = (row["erf_gemm_ms_per_image"] as! Double) / ms
-            row["gemm_time_share"] = inGemm
-            print(String(format: "%-25@ %13.1f  %14.1f  %12.2f  %13.2f  %7.0f  %5.0f  %4.0f%%  %6.0f%%  %10.0f  %6.0f", p as NSString, ms,
-                         row["erf_all_stages_ms_per_image"] as! Double, row["forward_batch1_images_per_s"] as! Double,
-                         row["forward_large_batch_images_per_s"] as! Double, rate, sgemm, 100 * rate / sgemm, 100 * inGemm,
-                         row["peak_tensor_mb"] as! Double, row["peak_rss_mb"] as! Double))
+            print(String(format: "%-25@ %13.1f  %14.1f  %12.2f  %13.2f  %7.0f  %5.0f  %4.0f%%  %6.0f%%  %4.0f%%  %10.0f  %6.0f", p as NSString,
+                         row.erfStage4MsPerImage, row.erfAllStagesMsPerImage, row.forwardBatch1ImagesPerS,
+                         row.forwardLargeBatchImagesPerS, row.gflops, row.sgemmGflops, 100 * row.gflops / row.sgemmGflops,
+                         100 * row.gemmTimeShare, 100 * row.floorShare, row.peakTensorMB, row.peakRSSMB))
             if let pytorch {
-                for mode in pytorchModes {
-                    row["pytorch_\(mode)"] = try measurePyTorch(p, python: pytorch, mode: mode)
-                }
+                for mode in pytorchModes { row.pytorch[mode] = try measurePyTorch(p, python: pytorch, mode: mode) }
             }
             rows.append(row)
         }
+        printShapes(rows)
         if pytorch != nil { printComparison(rows) }
         if let json {
-            try writeJSON(["threads": Threads.count, "blas_kernels": BLASInfo.coreName, "sgemm_gflops": sgemm, "fma_peak_gflops": peak, "presets": rows], to: json)
+            let doc = BenchDocument(threads: Threads.count, gemmKernel: GemmKernel.current.description, blasKernels: BLASInfo.coreName,
+                                    sgemmGflops: sgemm, fmaPeakGflops: peak, presets: rows)
+            try writeAtomically(try encodeBench(doc) + Data("\n".utf8), to: json)
             print("wrote \(json)")
         }
     }
 
+    /// Per preset, the ERF pass's longest GEMM shapes, each timed alone: our rate against OpenBLAS's.
+    private func printShapes(_ rows: [BenchRow]) {
+        print("\nGEMM shapes of one stage-4 ERF pass (longest first), each timed alone in the preset's process: ours against OpenBLAS's sgemm (GFLOP/s)")
+        print("preset                    shape                         calls  flops  ours  OpenBLAS  ours/OpenBLAS")
+        for row in rows {
+            for s in row.gemmShapes {
+                let shape = "\(s.shape.transA ? "T" : "N")\(s.shape.transB ? "T" : "N") m=\(s.shape.m) n=\(s.shape.n) k=\(s.shape.k)"
+                print(String(format: "%-25@ %-29@ %5d  %4.0f%%  %4.0f  %8.0f  %12.2fx", row.preset as NSString, shape as NSString,
+                             s.calls, 100 * s.flopShare, s.oursGflops, s.openblasGflops, s.oursGflops / s.openblasGflops))
+            }
+        }
+    }
+
     /// Runs the PyTorch baseline script for one preset and mode and reads its JSON object.
-    private func measurePyTorch(_ preset: String, python: String, mode: String) throws -> [String: Any] {
+    private func measurePyTorch(_ preset: String, python: String, mode: String) throws -> PyTorchTimes {
         FileHandle.standardError.write(Data("bench: PyTorch \(mode), \(preset)\n".utf8))
         return try runWritingJSON("/usr/bin/env", [python, pytorchScript, "--preset", preset, "--threads", "\(Threads.count)",
                                                    "--repeats", "\(repeats)", "--large-batch", "\(largeBatch)",
@@ -132,30 +133,24 @@ struct Bench: ParsableCommand {
     /// (speed-up = PyTorch's time / ours; RSS ratio = ours / PyTorch's). The last columns bound what any
     /// float32 implementation could reach here: the ERF's matrix-product flops alone, at this run's
     /// sgemm rate and at the FMA peak, both measured by the preset's own process, as a speed-up over PyTorch.
-    private func printComparison(_ rows: [[String: Any]]) {
+    private func printComparison(_ rows: [BenchRow]) {
         for mode in pytorchModes {
             print("\nagainst PyTorch \(mode), same run, \(Threads.count) threads (speed-up = PyTorch time / stm-analyze time)")
             print("preset                    ERF s4 ms: torch   ours  speed-up  ERF all  fwd b1  fwd b\(largeBatch): torch img/s  speed-up  ERF RSS MB: torch  ours  ours/torch  bound at sgemm  at peak")
             for row in rows {
-                guard let t = row["pytorch_\(mode)"] as? [String: Any],
-                      let tErf = t["erf_stage4_ms"] as? Double, let tAll = t["erf_all_stages_ms"] as? Double,
-                      let tF1 = t["forward_b1_ips"] as? Double, let tFl = t["forward_large_ips"] as? Double,
-                      let tRSS = t["erf_peak_rss_bytes"] as? Double else { continue }
-                let erf = row["erf_stage4_ms_per_image"] as! Double, all = row["erf_all_stages_ms_per_image"] as! Double
-                let f1 = row["forward_batch1_images_per_s"] as! Double, fl = row["forward_large_batch_images_per_s"] as! Double
-                let rss = row["peak_rss_mb"] as! Double
-                let gflop = row["erf_gflop_per_image"] as! Double
-                let sgemm = row["sgemm_gflops"] as! Double, peak = row["fma_peak_gflops"] as! Double
+                guard let t = row.pytorch[mode] else { continue }
+                let erf = row.erfStage4MsPerImage, gflop = row.erfGflopPerImage
                 print(String(format: "%-25@ %16.1f %6.1f  %7.2fx %7.2fx %6.2fx %19.2f  %8.2fx %17.0f %5.0f  %10.2f  %13.2fx %7.2fx",
-                             (row["preset"] as! String) as NSString, tErf, erf, tErf / erf, tAll / all, f1 / tF1,
-                             tFl, fl / tFl, tRSS / 1e6, rss, rss / (tRSS / 1e6),
-                             tErf / (1000 * gflop / sgemm), tErf / (1000 * gflop / max(peak, sgemm))))
+                             row.preset as NSString, t.erfStage4Ms, erf, t.erfStage4Ms / erf, t.erfAllStagesMs / row.erfAllStagesMsPerImage,
+                             row.forwardBatch1ImagesPerS / t.forwardB1Ips, t.forwardLargeIps, row.forwardLargeBatchImagesPerS / t.forwardLargeIps,
+                             t.erfPeakRSSBytes / 1e6, row.peakRSSMB, row.peakRSSMB / (t.erfPeakRSSBytes / 1e6),
+                             t.erfStage4Ms / (1000 * gflop / row.sgemmGflops), t.erfStage4Ms / (1000 * gflop / max(row.fmaPeakGflops, row.sgemmGflops))))
             }
         }
     }
 
     /// Runs this program's `bench --child` for one preset and reads its JSON row.
-    private func measureInChild(_ preset: String) throws -> [String: Any] {
+    private func measureInChild(_ preset: String) throws -> BenchRow {
         try runWritingJSON("/proc/self/exe", ["bench", "--child", "--presets", preset, "--erf-batch", "\(erfBatch)",
                                               "--large-batch", "\(largeBatch)", "--repeats", "\(repeats)",
                                               "--threads", "\(Threads.count)"], tag: preset) { status in
@@ -165,8 +160,8 @@ struct Bench: ParsableCommand {
 
     /// Runs `executable arguments --json TMP`, waits, and returns the JSON object it wrote to TMP;
     /// throws `failure(exit status)` when it fails or writes no object.
-    private func runWritingJSON(_ executable: String, _ arguments: [String], tag: String,
-                                failure: (Int32) -> String) throws -> [String: Any] {
+    private func runWritingJSON<T: Decodable>(_ executable: String, _ arguments: [String], tag: String,
+                                              failure: (Int32) -> String) throws -> T {
         let tmp = NSTemporaryDirectory() + "stm-bench-\(getpid())-\(tag).json"
         defer { unlink(tmp) }
         let process = Process()
@@ -175,9 +170,31 @@ struct Bench: ParsableCommand {
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: tmp),
-              let row = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+              let row = try? JSONDecoder().decode(T.self, from: data) else {
             throw CLIError(failure(process.terminationStatus))
         }
         return row
     }
+}
+
+/// The whole `bench --json` document.
+struct BenchDocument: Codable {
+    var threads: Int
+    var gemmKernel: String
+    var blasKernels: String
+    var sgemmGflops: Double
+    var fmaPeakGflops: Double
+    var presets: [BenchRow]
+
+    enum CodingKeys: String, CodingKey {
+        case threads, gemmKernel = "gemm_kernel", blasKernels = "blas_kernels", sgemmGflops = "sgemm_gflops"
+        case fmaPeakGflops = "fma_peak_gflops", presets
+    }
+}
+
+/// Sorted-key, pretty JSON of a bench value.
+func encodeBench<T: Encodable>(_ value: T) throws -> Data {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return try e.encode(value)
 }

@@ -29,7 +29,7 @@ final class BenchCommandTests: XCTestCase {
         let data = try XCTUnwrap(FileManager.default.contents(atPath: json))
         let top = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
         let row = try XCTUnwrap((top["presets"] as? [[String: Any]])?.first)
-        let torch = try XCTUnwrap(row["pytorch_eager"] as? [String: Any])
+        let torch = try XCTUnwrap((row["pytorch"] as? [String: Any])?["eager"] as? [String: Any])
         XCTAssertEqual(torch["erf_stage4_ms"] as? Double, 1000)
         let ours = try XCTUnwrap(row["erf_stage4_ms_per_image"] as? Double)
         XCTAssertGreaterThan(ours, 0)
@@ -40,6 +40,16 @@ final class BenchCommandTests: XCTestCase {
         for key in ["sgemm_gflops", "fma_peak_gflops", "erf_gflop_per_image", "erf_gemm_ms_per_image"] {
             XCTAssertGreaterThan(row[key] as? Double ?? 0, 0, key)
         }
+        // Each of the ERF's longest GEMM shapes is timed alone, ours beside OpenBLAS's.
+        let shapes = try XCTUnwrap(row["gemm_shapes"] as? [[String: Any]])
+        XCTAssertFalse(shapes.isEmpty)
+        for s in shapes {
+            XCTAssertGreaterThan(s["ours_gflops"] as? Double ?? 0, 0)
+            XCTAssertGreaterThan(s["openblas_gflops"] as? Double ?? 0, 0)
+        }
+        XCTAssertTrue(run.stdout.contains("ours/OpenBLAS"), run.stdout)
+        // The FMA peak is measured at the GEMM kernel's vector width (it once read 1 GFLOP/s on AVX2).
+        XCTAssertGreaterThan(top["fma_peak_gflops"] as? Double ?? 0, 4)
     }
 
     func testFailingBaselineIsOneErrorLine() throws {
