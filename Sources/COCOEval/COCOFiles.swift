@@ -21,7 +21,7 @@ public enum COCOFiles {
         let detections = try decodeDetections(readFile(path), source: path)
         let images = Set(groundTruth.imageIds)
         if let bad = detections.firstIndex(where: { !images.contains($0.imageId) }) {
-            throw COCOEvalError(path, "detection \(bad) names image_id \(detections[bad].imageId), which is not among the \(images.count) images of the annotations",
+            throw COCOEvalError(path, "the detection at index \(bad) names image_id \(detections[bad].imageId), which is not among the \(images.count) images of the annotations",
                                 hint: "the detections must come from the images that the annotations file lists")
         }
         return detections
