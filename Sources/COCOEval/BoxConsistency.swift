@@ -6,10 +6,15 @@
 
 /// A detector output box in corner form, in the original image frame, with its 0-based class label.
 public struct LabeledBox: Sendable, Equatable {
+    /// Left edge.
     public var x1: Double
+    /// Top edge.
     public var y1: Double
+    /// Right edge.
     public var x2: Double
+    /// Bottom edge.
     public var y2: Double
+    /// Detection score.
     public var score: Double
     /// 0-based class (mmdetection's label; the COCO category id is `label + 1`).
     public var label: Int

@@ -11,9 +11,13 @@ public typealias COCOEvalError = ToolError
 /// A COCO box `[x, y, width, height]`, in double precision and used exactly as given (no clipping,
 /// negative sizes allowed).
 public struct COCOBox: Sendable, Equatable {
+    /// Left edge.
     public var x: Double
+    /// Top edge.
     public var y: Double
+    /// Width (may be zero or negative; used as given).
     public var width: Double
+    /// Height (may be zero or negative; used as given).
     public var height: Double
 
     /// A box from its top-left corner and size.
@@ -37,8 +41,11 @@ public struct COCOBox: Sendable, Equatable {
 public struct COCOAnnotation: Sendable, Equatable {
     /// The annotation id. An id of 0 makes its matches count as unmatched (pycocotools tests "matched" as id != 0).
     public var id: Int
+    /// The image it lies on (`image_id`).
     public var imageId: Int
+    /// Its category (`category_id`).
     public var categoryId: Int
+    /// The box, used for IoU only.
     public var bbox: COCOBox
     /// The annotation's `area` field (for masks often smaller than the box).
     public var area: Double
@@ -76,9 +83,13 @@ public struct COCOGroundTruth: Sendable {
 /// One detection of a COCO results list. Its id is its 1-based position in the list, its area
 /// `bbox.area`, and it is never crowd (as `COCO.loadRes` makes it).
 public struct COCODetection: Sendable, Equatable {
+    /// The image it was found on (must be listed by the ground truth).
     public var imageId: Int
+    /// Its category; detections of categories the ground truth does not list are left out.
     public var categoryId: Int
+    /// The box; its area `w * h` decides its area range when it is unmatched.
     public var bbox: COCOBox
+    /// Confidence; higher scores are matched first.
     public var score: Double
 
     /// A detection with every field given.
@@ -92,8 +103,11 @@ public struct COCODetection: Sendable, Equatable {
 
 /// A labelled area range: ground truth whose area lies outside `[lower, upper]` (both ends closed) is ignored.
 public struct COCOAreaRange: Sendable, Equatable {
+    /// The name the summary selects it by: all, small, medium, large.
     public var label: String
+    /// Smallest area in the range (inclusive).
     public var lower: Double
+    /// Largest area in the range (inclusive).
     public var upper: Double
 
     /// A range `[lower, upper]` called `label`.
