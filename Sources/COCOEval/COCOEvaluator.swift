@@ -99,12 +99,25 @@ public enum COCOEvaluator {
             throw COCOEvalError("detections", "detection \(bad + 1) names image id \(detections[bad].imageId), which the ground truth's images do not list")
         }
 
-        // Group by (image, category), keeping input order within each group.
+        // Group by (image, category), keeping input order within each group. COCO loads annotations by
+        // id, so an id that is used twice loads as its last annotation at each place it is listed.
         let I = imageIds.count, C = categoryIds.count
+        let annotations = groundTruth.annotations
         var gtGroups = [[Int]](repeating: [], count: I * C)
         var dtGroups = [[Int]](repeating: [], count: I * C)
-        for (n, a) in groundTruth.annotations.enumerated() {
-            if let i = imageIndex[a.imageId], let k = categoryIndex[a.categoryId] { gtGroups[i * C + k].append(n) }
+        var lastWithId: [Int: Int] = [:]
+        var perImage = [[Int]](repeating: [], count: I)
+        for (n, a) in annotations.enumerated() {
+            lastWithId[a.id] = n
+            if let i = imageIndex[a.imageId] { perImage[i].append(n) }
+        }
+        for listed in perImage {
+            for n in listed where !p.useCategories || categoryIndex[annotations[n].categoryId] != nil {
+                let loaded = lastWithId[annotations[n].id]!
+                if let i = imageIndex[annotations[loaded].imageId], let k = categoryIndex[annotations[loaded].categoryId] {
+                    gtGroups[i * C + k].append(loaded)
+                }
+            }
         }
         for (n, d) in detections.enumerated() {
             if let i = imageIndex[d.imageId], let k = categoryIndex[d.categoryId] { dtGroups[i * C + k].append(n) }

@@ -39,7 +39,8 @@ public struct COCOBox: Sendable, Equatable {
 
 /// One ground-truth annotation. Its `area` (not the box) decides its area range, as in pycocotools.
 public struct COCOAnnotation: Sendable, Equatable {
-    /// The annotation id. An id of 0 makes its matches count as unmatched (pycocotools tests "matched" as id != 0).
+    /// The annotation id. An id of 0 makes its matches count as unmatched (pycocotools tests "matched" as
+    /// id != 0); an id used twice loads as the last annotation with that id wherever it is listed (COCO's index).
     public var id: Int
     /// The image it lies on (`image_id`).
     public var imageId: Int

@@ -115,6 +115,18 @@ final class HandMadeTests: XCTestCase {
         XCTAssertEqual(try COCOEvaluator.evaluate(groundTruth: fromOne, detections: dets).stats[0], one, accuracy: 1e-13)
     }
 
+    func testRepeatedAnnotationIdLoadsAsTheLastAnnotation() throws {
+        // COCO indexes annotations by id: both places of id 5 hold the second box, so a detection on
+        // the first box finds nothing, and one on the second box finds one of the two copies.
+        let truth = COCOGroundTruth(imageIds: [1], categoryIds: [1], annotations: [
+            gt(5, box(0, 0, 100, 100)), gt(5, box(200, 0, 100, 100)),
+        ])
+        let onFirst = try COCOEvaluator.evaluate(groundTruth: truth, detections: [dt(box(0, 0, 100, 100), 0.9)])
+        XCTAssertEqual(onFirst.stats[8], 0)
+        let onSecond = try COCOEvaluator.evaluate(groundTruth: truth, detections: [dt(box(200, 0, 100, 100), 0.9)])
+        XCTAssertEqual(onSecond.stats[8], 0.5)
+    }
+
     // MARK: maxDets
 
     func testMaxDetsCutPerImageAndCategory() throws {
