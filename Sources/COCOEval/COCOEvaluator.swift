@@ -140,19 +140,18 @@ public enum COCOEvaluator {
                 if gts.isEmpty && dtsAll.isEmpty { continue }
                 let order = stableDescendingOrder(dtsAll.map { detections[$0].score })
                 let dts = order.prefix(maxDetLast).map { dtsAll[$0] }
-                let G = gts.count, D = dts.count
+                let gtList = gts.map { annotations[$0] }, dtList = dts.map { detections[$0] }
+                let G = gtList.count, D = dtList.count
                 var ious = [Double](repeating: 0, count: D * G)
-                for (d, dn) in dts.enumerated() {
-                    for (g, gn) in gts.enumerated() {
-                        let a = groundTruth.annotations[gn]
-                        ious[d * G + g] = iou(detection: detections[dn].bbox, groundTruth: a.bbox, crowd: a.isCrowd)
+                for d in 0..<D {
+                    for g in 0..<G {
+                        ious[d * G + g] = iou(detection: dtList[d].bbox, groundTruth: gtList[g].bbox, crowd: gtList[g].isCrowd)
                     }
                 }
                 for a in 0..<A {
-                    let range = p.areaRanges[a]
                     results[(k * A + a) * I + i] = evaluateImage(
-                        groundTruth: gts.map { groundTruth.annotations[$0] }, detections: dts.map { detections[$0] },
-                        detectionIds: dts.map { $0 + 1 }, ious: ious, range: range, thresholds: p.iouThresholds, T: T)
+                        groundTruth: gtList, detections: dtList, detectionIds: dts.map { $0 + 1 }, ious: ious,
+                        range: p.areaRanges[a], thresholds: p.iouThresholds, T: T)
                 }
             }
         }
