@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Imaging", targets: ["Imaging"]),
         .library(name: "Analysis", targets: ["Analysis"]),
         .library(name: "Rendering", targets: ["Rendering"]),
+        .library(name: "COCOEval", targets: ["COCOEval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,11 +55,13 @@ let package = Package(
         .target(name: "Analysis",
                 dependencies: ["TensorCore", "Checkpoint", "Models", "Imaging", "Rendering"],
                 swiftSettings: fast),
+        // COCO box evaluation equal to pycocotools' COCOeval (bbox), and the box-consistency score.
+        .target(name: "COCOEval", dependencies: ["Diagnostics"], swiftSettings: fast),
         // The thin command-line front end.
         .executableTarget(
             name: "stm-analyze",
             dependencies: [
-                "TensorCore", "Checkpoint", "Models", "Imaging", "Rendering", "Analysis",
+                "TensorCore", "Checkpoint", "Models", "Imaging", "Rendering", "Analysis", "COCOEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
@@ -72,6 +75,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoint", "Analysis", "TestSupport"]),
         .testTarget(name: "AnalysisTests",
                     dependencies: ["Analysis", "Models", "TensorCore", "Checkpoint", "Imaging", "TestSupport"]),
+        .testTarget(name: "COCOEvalTests", dependencies: ["COCOEval", "Checkpoint", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Imaging", "Rendering", "Analysis", "TestSupport"]),
     ]
 )

@@ -16,7 +16,7 @@ struct STMAnalyze: ParsableCommand {
             or a preset name such as unified_swin_tiny for an untrained model.
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Bench.self])
+        subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Bench.self, CocoEval.self])
 }
 
 /// --model / --arch and the untrained-model settings.
