@@ -42,12 +42,9 @@ run: build
 	  --json outputs/classify/unified_convnext_micro.json
 	@echo; echo "ERF pictures: outputs/erf/<model>/erf_stages.png and erf_stage{1,2,3,4}.png (JSON: erf.json)"
 
-# Stopgap until TensorCore has its own GEMM: without AVX-512, OpenBLAS's Haswell/Zen sgemm sums K in an
-# order that depends on the row's register tile, so the test process starts with the Sandybridge kernels.
-TEST_ENV   := $(shell grep -q -w avx512bw /proc/cpuinfo 2>/dev/null || echo OPENBLAS_CORETYPE=Sandybridge)
 test: deps
 	$(SWIFT) build $(SWIFTFLAGS) -Xswiftc -enable-testing --build-tests
-	@set -o pipefail; $(TEST_ENV) $(SWIFT) test $(SWIFTFLAGS) -Xswiftc -enable-testing --skip-build --disable-swift-testing 2>&1 | tee .build/test.log; \
+	@set -o pipefail; $(SWIFT) test $(SWIFTFLAGS) -Xswiftc -enable-testing --skip-build --disable-swift-testing 2>&1 | tee .build/test.log; \
 	  status=$$?; summary=$$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test.log | tail -1); \
 	  total=$$(echo "$$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/'); failed=$$(echo "$$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/'); \
 	  if [ -n "$$summary" ]; then echo "tests: $$((total - failed)) passed, $$failed failed"; fi; exit $$status

@@ -47,7 +47,7 @@ struct ModelOptions: ParsableArguments {
 
 /// Threads and verbosity.
 struct RuntimeOptions: ParsableArguments {
-    @Option(name: .long, help: "Threads for kernels and OpenBLAS (default: STM_THREADS or all cores).")
+    @Option(name: .long, help: "Threads for the kernels and matrix products (default: STM_THREADS or all cores).")
     var threads: Int?
 
     @Flag(name: .long, help: "Say more about what is being done (BLAS kernels, timings).")
@@ -55,13 +55,14 @@ struct RuntimeOptions: ParsableArguments {
 
     func validate() throws {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
+        if let problem = GemmKernel.environmentProblem() { throw ValidationError(problem) }
     }
 
     func apply() {
         if let threads { Threads.set(threads) } else { Threads.configure() }
         if verbose {
-            let env = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""
-            note("threads \(Threads.count); OpenBLAS \(BLASInfo.coreName) kernels\(env)\(BLASInfo.usesAVX512Kernels ? ", AVX-512" : "")")
+            let forced = ProcessInfo.processInfo.environment["STM_GEMM_KERNEL"] != nil ? " (STM_GEMM_KERNEL)" : ""
+            note("threads \(Threads.count); GEMM micro-kernel \(GemmKernel.current)\(forced), best on this CPU \(GemmKernel.best)")
         }
     }
 }

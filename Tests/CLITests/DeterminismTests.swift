@@ -98,6 +98,14 @@ final class DeterminismTests: XCTestCase {
         }
     }
 
+    func testAnUnknownOrUnrunnableKernelIsAnError() throws {
+        let run = try runTool(["classify", "--model", "unified_convnext_micro", "--images", twoImages[0]],
+                              environment: ["STM_GEMM_KERNEL": "sse9"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("STM_GEMM_KERNEL=sse9"), run.stderr)
+        XCTAssertEqual(run.stderr.split(separator: "\n").filter { $0.hasPrefix("stm-analyze: error:") }.count, 1, run.stderr)
+    }
+
     /// The micro-kernels this CPU can run besides its best (the portable one is too slow for whole
     /// runs and is covered bit for bit by GemmTests).
     private func runnableKernels() -> [String] {
