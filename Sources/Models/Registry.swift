@@ -13,8 +13,11 @@ public struct BlockContext {
     public var depth: Int
     /// Channels of the stage.
     public var dim: Int
-    /// The stage's map side at `config.img_size` (img_size / 4 / 2^stage).
+    /// The stage's map side at `config.img_size` (img_size / 4 / 2^stage): what the checkpoint
+    /// stores (PVT's position grid). Geometry (windows, shifts, padding) follows the running map instead.
     public var resolution: Int
+    /// True for the detection backbone's form of the block (see the detection reference README).
+    public var detection: Bool = false
 
     public var eps: Float { Float(config.layer_norm_eps) }
     public var settings: BlockSettings { config.block_kwargs }

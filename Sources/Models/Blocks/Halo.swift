@@ -14,10 +14,13 @@
 // The norms are PyTorch's default `nn.LayerNorm` (eps 1e-5): the reference block does not pass the
 // model's `layer_norm_eps` to them.
 //
+// The geometry cache (per batch and map size) is locked: one model may run on several threads.
+//
 // Shape key: N batch, H height, W width, C channels, Hp/Wp map padded to multiples of S, S block
 // side, L = S*S queries per block, Wn window side, K = Wn*Wn keys per window, Nb blocks per image,
 // Hd heads, Dk query/key width per head, Dv value width per head.
 
+import Foundation
 import TensorCore
 
 /// timm's `make_divisible` with divisor 8: rounds to the nearest multiple, never more than 10 % down.
@@ -96,6 +99,7 @@ public final class UnifiedHaloBlock: Block {
     let gamma_2: Parameter  // [1, 1, 1, C]
     let blockSize: Int, halo: Int
     private var geometry: [GeometryKey: Geometry] = [:]
+    private let geometryLock = NSLock()
 
     /// PyTorch's default LayerNorm eps, which the reference block's norms use.
     static let normEps: Float = 1e-5
@@ -152,6 +156,8 @@ public final class UnifiedHaloBlock: Block {
 
     private func geometryFor(n: Int, h: Int, w: Int) -> Geometry {
         let key = GeometryKey(n: n, h: h, w: w)
+        geometryLock.lock()
+        defer { geometryLock.unlock() }
         if let g = geometry[key] { return g }
         let s = blockSize, wn = s + 2 * halo, l = s * s, k = wn * wn
         let hp = (h + s - 1) / s * s, wp = (w + s - 1) / s * s

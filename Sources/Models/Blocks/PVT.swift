@@ -10,7 +10,9 @@
 // semantics (floor: trailing rows and columns do not reach the keys and values).
 // The position embedding is stored for the config's img_size; on other map sizes it is resized
 // bilinearly with corners aligned (what the reference's loader does to a table of another size),
-// once per map size, as a constant. Dropout and drop path are inference no-ops and absent.
+// once per map size, as a constant (the cache is locked). In the detection form the embedding is
+// added to the attention input only: the residual is taken before it is added.
+// Dropout and drop path are inference no-ops and absent.
 //
 // Shape key: N batch, H height, W width, C channels, L = H*W query tokens, Hr/Wr reduced map,
 // Lk = Hr*Wr key tokens, Hd heads, H0/W0 stored position-table size.
@@ -80,6 +82,8 @@ public final class PvtBlock: Block {
     let norm2: LayerNorm
     let mlp: Mlp
     let gamma_2: Parameter  // [C]
+    /// Detection form: the position embedding stays out of the residual stream.
+    let detection: Bool
 
     /// Position tables in channels-last order, keyed by map size; the stored size is filled by `prepare()`.
     private var positionTables: [MapSize: Tensor] = [:]  // each [H, W, C]
@@ -88,6 +92,7 @@ public final class PvtBlock: Block {
     init(_ ctx: BlockContext) {
         let c = ctx.dim, s = ctx.stage
         let settings = ctx.settings
+        detection = ctx.detection
         pos_embed = ctx.depth == 0 ? Parameter([1, c, ctx.resolution, ctx.resolution], init: .truncatedNormal(std: 0.02)) : nil
         norm1 = LayerNorm(c, eps: 1e-5)
         attn = SpatialReductionAttention(dim: c, heads: ctx.config.heads[s], qkvBias: settings.qkv_bias ?? false,
@@ -122,7 +127,7 @@ public final class PvtBlock: Block {
         var input = x
         if let pos_embed { input = addBroadcast(x, positionTable(pos_embed, h: h, w: w)) }
         let mixed = attn(norm1(input)).reshaped([n, h, w, c])
-        let y = residual(input, mixed, gamma_1)
+        let y = residual(detection ? x : input, mixed, gamma_1)
         return residual(y, mlp(norm2(y)), gamma_2)
     }
 

@@ -1,14 +1,19 @@
 // Models: U-Swin, the reference's `SwinBlock` with timm's `WindowAttention`. Window attention over
 // 7x7 windows with a learned relative-position bias; odd blocks shift the windows by 3 and mask
-// attention across the wrapped edge with -100. As in the reference, a stage whose map (at the
-// config's img_size) is 7 or smaller uses one window the size of the map and no shift. Maps that are
-// not multiples of the window are padded at the bottom and right with zeros after the first norm,
-// as the study's detection backbone does; padded tokens are cropped after attention.
-// The shift, padding and window partition are one row gather; their reverse is another.
+// attention across the wrapped edge with -100. Window, shift and mask follow the size of the map the
+// block runs on, as the reference does when the model is built at the size it runs at: in the
+// classification form a map whose shorter side is 7 or smaller uses one window of that side and no
+// shift (its bias is the centre of the stored (2*7-1)^2 table, see README "Other input sizes"); the
+// detection form keeps the 7x7 window and the odd-block shift on every map. Maps that are not
+// multiples of the window are padded at the bottom and right with zeros after the first norm, as
+// the study's detection backbone does; padded tokens are cropped after attention.
+// The shift, padding and window partition are one row gather; their reverse is another. Geometry and
+// bias caches are locked, so one model may run on several threads at once.
 //
 // Shape key: N batch, H height, W width, C channels, Hp/Wp padded map, S window side,
 // L = S*S tokens per window, Nw windows per image, Hd heads.
 
+import Foundation
 import TensorCore
 
 /// timm's WindowAttention parameters: qkv and proj linears, the relative-position bias table.
@@ -17,8 +22,9 @@ public final class WindowAttention: Module {
     let proj: Linear
     let relative_position_bias_table: Parameter  // [(2S-1)^2, Hd]
     let heads: Int, window: Int
-    /// Bias per head and token pair, gathered from the table. [Hd, L, L]
-    private(set) var bias = Tensor.zeros([0])
+    /// Bias per head and token pair for each window side in use, gathered from the table. [Hd, L, L]
+    private var biases: [Int: Tensor] = [:]
+    private let lock = NSLock()
 
     init(dim: Int, heads: Int, window: Int) {
         qkv = Linear(dim, 3 * dim)
@@ -29,18 +35,31 @@ public final class WindowAttention: Module {
     }
 
     public func prepare() {
-        // index(i, j) = (dy + S - 1) * (2S - 1) + (dx + S - 1) for tokens i, j of a window.
-        let s = window, l = s * s, span = 2 * s - 1
+        lock.lock()
+        biases = [:]
+        lock.unlock()
+    }
+
+    /// The bias [Hd, L, L] of an s x s window (s <= the stored window S0): token pair (i, j) reads
+    /// table row (dy + S0 - 1) * (2 S0 - 1) + (dx + S0 - 1), the stored window's own index.
+    func bias(window s: Int) -> Tensor {
+        lock.lock()
+        defer { lock.unlock() }
+        if let b = biases[s] { return b }
+        precondition(s <= window, "Swin window \(s) is larger than the stored table's \(window)")
+        let s0 = window, l = s * s, span = 2 * s0 - 1
         let table = relative_position_bias_table.values
         var b = [Float](repeating: 0, count: heads * l * l)
         for i in 0..<l {
             for j in 0..<l {
                 let dy = i / s - j / s, dx = i % s - j % s
-                let row = (dy + s - 1) * span + (dx + s - 1)
+                let row = (dy + s0 - 1) * span + (dx + s0 - 1)
                 for h in 0..<heads { b[(h * l + i) * l + j] = table[row * heads + h] }
             }
         }
-        bias = Tensor(shape: [heads, l, l], values: b)
+        let t = Tensor(shape: [heads, l, l], values: b)
+        biases[s] = t
+        return t
     }
 }
 
@@ -51,18 +70,17 @@ public final class SwinBlock: Block {
     let norm2: LayerNorm
     let mlp: Mlp
     let gamma_2: Parameter  // [C]
-    let window: Int, shift: Int, dim: Int
+    /// The configured window side (the stored table's), and whether this block shifts (odd blocks).
+    let window: Int, shifted: Bool, dim: Int
+    /// Detection form: the window never shrinks to the map, odd blocks always shift.
+    let detection: Bool
     private var geometry: [GeometryKey: Geometry] = [:]
+    private let geometryLock = NSLock()
 
     init(_ ctx: BlockContext) {
-        var window = ctx.settings.window_size ?? 7
-        var shift = ctx.depth % 2 == 0 ? 0 : window / 2
-        if ctx.resolution <= window {
-            shift = 0
-            window = ctx.resolution
-        }
-        self.window = window
-        self.shift = shift
+        window = ctx.settings.window_size ?? 7
+        shifted = ctx.depth % 2 == 1
+        detection = ctx.detection
         dim = ctx.dim
         let heads = ctx.config.heads[ctx.stage]
         norm1 = LayerNorm(ctx.dim, eps: ctx.eps)
@@ -81,7 +99,7 @@ public final class SwinBlock: Block {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let g = geometryFor(n: n, h: h, w: w)
-        let l = window * window
+        let l = g.side * g.side
         // [N*Nw, L, C]: padded, shifted, partitioned
         let windows = gatherRows(norm1(x), plan: g.partition, outShape: [n * g.windows, l, c])
         let qkv = attn.qkv(windows)  // [N*Nw, L, 3C]
@@ -89,7 +107,7 @@ public final class SwinBlock: Block {
         let mixed = attention(q: AttentionOperand(qkv, offset: 0), k: AttentionOperand(qkv, offset: c),
                               v: AttentionOperand(qkv, offset: 2 * c), heads: attn.heads, keyWidth: hd, valueWidth: hd,
                               scale: 1 / Float(hd).squareRoot(),
-                              bias: AttentionBias(perHead: attn.bias, perGroup: g.mask))
+                              bias: AttentionBias(perHead: attn.bias(window: g.side), perGroup: g.mask))
         let merged = gatherRows(attn.proj(mixed), plan: g.merge, outShape: [n, h, w, c])
         let y = residual(x, merged, gamma_1)
         return residual(y, mlp(norm2(y)), gamma_2)
@@ -98,6 +116,8 @@ public final class SwinBlock: Block {
     private struct GeometryKey: Hashable { var n: Int, h: Int, w: Int }
 
     private struct Geometry {
+        /// Window side used on this map.
+        var side: Int
         var windows: Int
         var partition: GatherPlan
         var merge: GatherPlan
@@ -106,8 +126,13 @@ public final class SwinBlock: Block {
 
     private func geometryFor(n: Int, h: Int, w: Int) -> Geometry {
         let key = GeometryKey(n: n, h: h, w: w)
+        geometryLock.lock()
+        defer { geometryLock.unlock() }
         if let g = geometry[key] { return g }
-        let s = window
+        // timm's rule, applied to the running map: a map no larger than the window is one window, unshifted.
+        let fits = !detection && min(h, w) <= window
+        let s = fits ? min(h, w) : window
+        let shift = shifted && !fits ? window / 2 : 0
         let hp = (h + s - 1) / s * s, wp = (w + s - 1) / s * s
         let nwy = hp / s, nwx = wp / s, nw = nwy * nwx, l = s * s
         // Window token (b, wy, wx, iy, ix) reads shifted position (py, px) = (wy*S+iy, wx*S+ix), i.e.
@@ -141,7 +166,7 @@ public final class SwinBlock: Block {
             }
             mask = Tensor(shape: [nw, l, l], values: m)
         }
-        let g = Geometry(windows: nw, partition: GatherPlan(index: partition, sourceRows: n * h * w),
+        let g = Geometry(side: s, windows: nw, partition: GatherPlan(index: partition, sourceRows: n * h * w),
                          merge: GatherPlan(index: merge, sourceRows: n * nw * l), mask: mask)
         geometry[key] = g
         return g
