@@ -31,7 +31,10 @@ struct ModelOptions: ParsableArguments {
     var initLayerScale: Double?
 
     @Option(name: .long, help: "Seed of the untrained initialisation.")
-    var seed: UInt64 = 0
+    var initSeed: UInt64 = 0
+
+    @Option(name: .long, help: ArgumentHelp("A key prefix to strip besides the known ones (module., model., backbone., _orig_mod., encoder.).", valueName: "prefix"))
+    var keyPrefix: String?
 
     func validate() throws {
         if let s = initLayerScale, !(s.isFinite && s >= 0) { throw ValidationError("--init-layer-scale must be a finite number >= 0") }
@@ -39,8 +42,9 @@ struct ModelOptions: ParsableArguments {
 
     /// Loads the model, printing a loud notice for untrained presets.
     func load() throws -> LoadedModel {
-        let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: seed)
-        warnIfUntrained(loaded, seed: seed)
+        let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: initSeed, keyPrefix: keyPrefix)
+        warnIfUntrained(loaded, seed: initSeed)
+        if !loaded.prefixes.stripped.isEmpty { note("key prefix: \(loaded.prefixes.summary)") }
         return loaded
     }
 }

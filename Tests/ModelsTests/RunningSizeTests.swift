@@ -68,7 +68,7 @@ final class RunningSizeTests: XCTestCase {
 
         // The same network with window_size 6 and the centre 11x11 of every 13x13 table.
         var config = loaded.config
-        config.block_kwargs.window_size = 6
+        config.block_kwargs["window_size"] = .number(6)
         let small = UnifiedModel(config: config)
         var entries: [(String, TensorRecord)] = []
         for (key, record) in try readCheckpoint(path: referencePath("swin_nano.pth")).entries {

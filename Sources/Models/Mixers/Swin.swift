@@ -9,12 +9,74 @@
 // the study's detection backbone does; padded tokens are cropped after attention.
 // The shift, padding and window partition are one row gather; their reverse is another. Geometry and
 // bias caches are locked, so one model may run on several threads at once.
+// This file is the whole mixer: settings, presets, block, key recognition, inference.
 //
 // Shape key: N batch, H height, W width, C channels, Hp/Wp padded map, S window side,
 // L = S*S tokens per window, Nw windows per image, Hd heads.
 
+import Checkpoint
 import Foundation
 import TensorCore
+
+extension Family {
+    /// U-Swin.
+    public static let swin = Family("swin")
+}
+
+/// `block_kwargs` of U-Swin.
+public struct SwinSettings: MixerSettings, Equatable {
+    /// Heads per stage.
+    public var num_heads: [Int]
+    /// Window side (default 7).
+    public var window_size: Int?
+
+    public init(num_heads: [Int], window_size: Int? = 7) {
+        self.num_heads = num_heads
+        self.window_size = window_size
+    }
+
+    public func validate(dims: [Int], source: String) throws {
+        try requireHeads(num_heads, dims: dims, source: source)
+        try requirePositive(window_size, "window_size", source: source)
+    }
+}
+
+/// The U-Swin mixer.
+public enum SwinMixer: Mixer {
+    public static let family = Family.swin
+    public static let presetName = "swin"
+    public static let blockClass = "SwinBlock"
+    public static let mixerName = "U-Swin"
+
+    /// The dims, depths and heads of the Swin and HaloNet factories.
+    static func scaleShape(_ scale: String) -> (dims: [Int], depths: [Int], heads: [Int])? {
+        switch scale {
+        case "micro": return (Presets.doubling(32), [2, 2, 9, 2], [1, 2, 4, 8])
+        case "tiny": return (Presets.doubling(96), [2, 2, 6, 2], [3, 6, 12, 24])
+        case "small": return (Presets.doubling(96), [2, 2, 18, 2], [3, 6, 12, 24])
+        case "base": return (Presets.doubling(128), [2, 2, 18, 2], [4, 8, 16, 32])
+        default: return nil
+        }
+    }
+
+    public static func preset(scale: String) -> ArchConfig? {
+        guard let (dims, depths, heads) = scaleShape(scale) else { return nil }
+        return ArchConfig(family: family, dims: dims, depths: depths,
+                          block_kwargs: try! BlockKwargs(SwinSettings(num_heads: heads, window_size: 7)))
+    }
+
+    public static func makeBlock(_ ctx: BlockContext, settings: SwinSettings) -> Block { SwinBlock(ctx, settings) }
+
+    public static func recognises(_ keys: [String]) -> Bool { keys.contains { $0.contains(".attn.relative_position_bias_table") } }
+
+    /// Heads from the bias tables' columns, the window from their rows ((2S - 1)^2).
+    public static func inferSettings(from state: StateDict, dims: [Int], depths: [Int], path: String) throws
+        -> (settings: SwinSettings, assumptions: [String], imgSize: Int?) {
+        let shapes = try dims.indices.map { try requireShape(state, "stages.\($0).0.attn.relative_position_bias_table", path: path) }
+        let rows = shapes[0][0]
+        return (SwinSettings(num_heads: shapes.map { $0[1] }, window_size: (Int(Double(rows).squareRoot().rounded()) + 1) / 2), [], nil)
+    }
+}
 
 /// timm's WindowAttention parameters: qkv and proj linears, the relative-position bias table.
 public final class WindowAttention: Module {
@@ -77,12 +139,12 @@ public final class SwinBlock: Block {
     private var geometry: [GeometryKey: Geometry] = [:]
     private let geometryLock = NSLock()
 
-    init(_ ctx: BlockContext) {
-        window = ctx.settings.window_size ?? 7
+    init(_ ctx: BlockContext, _ settings: SwinSettings) {
+        window = settings.window_size ?? 7
         shifted = ctx.depth % 2 == 1
         detection = ctx.detection
         dim = ctx.dim
-        let heads = ctx.config.heads[ctx.stage]
+        let heads = settings.num_heads[ctx.stage]
         norm1 = LayerNorm(ctx.dim, eps: ctx.eps)
         attn = WindowAttention(dim: ctx.dim, heads: heads, window: window)
         gamma_1 = Parameter([ctx.dim], init: .layerScale)
