@@ -33,14 +33,20 @@ public enum CheckpointKeys {
         key.hasPrefix("stages.") || key.hasPrefix("downsample_layers.")
     }
 
+    /// True when `rest` is a model key, possibly under further known prefixes.
+    static func leadsToModel(_ rest: Substring) -> Bool {
+        isModelKey(String(rest)) || knownPrefixes.contains { rest.hasPrefix($0) && leadsToModel(rest.dropFirst($0.count)) }
+    }
+
     /// Strips `extra` (when given, it must apply) and the known prefixes while the model's keys sit under them.
     /// - Throws: `ModelError` when `extra` prefixes no model key.
     public static func strip(_ state: StateDict, extra: String? = nil, source: String) throws -> (StateDict, KeyPrefixReport) {
         var entries = state.entries
         var report = KeyPrefixReport()
+        if let p = state.removedPrefix { report.stripped.append(p) }  // the reader's DataParallel step
         func apply(_ prefix: String) -> Bool {
             let under = entries.filter { $0.0.hasPrefix(prefix) }
-            guard under.contains(where: { isModelKey(String($0.0.dropFirst(prefix.count))) }) else { return false }
+            guard under.contains(where: { leadsToModel($0.0.dropFirst(prefix.count)) }) else { return false }
             report.setAside += entries.count - under.count
             entries = under.map { (String($0.0.dropFirst(prefix.count)), $0.1) }
             report.stripped.append(prefix)
@@ -54,6 +60,13 @@ public enum CheckpointKeys {
         }
         while !entries.contains(where: { isModelKey($0.0) }), let p = knownPrefixes.first(where: apply) {
             _ = p
+        }
+        if !entries.contains(where: { isModelKey($0.0) }),
+           let nested = entries.first(where: { $0.0.contains(".stages.") })?.0,
+           let range = nested.range(of: ".stages.") {
+            let prefix = String(nested[..<range.lowerBound]) + "."
+            throw ModelError(source, "its model keys sit under '\(prefix)', which is not a known prefix",
+                             hint: "pass --key-prefix \(prefix)")
         }
         var out = state
         out.entries = entries

@@ -34,7 +34,7 @@ struct Inspect: ParsableCommand {
             throw ModelError(m.model, "no such file or preset", hint: Presets.suggestion(for: m.model))
         }
         let raw = try readCheckpoint(path: m.model)
-        let (state, prefixes) = try CheckpointKeys.strip(raw, extra: m.keyPrefix, source: m.model)
+        let (state, prefixes) = try CheckpointKeys.strip(raw, extra: m.loading.keyPrefix, source: m.model)
         let form = CheckpointKeys.form(of: state)
         print("checkpoint   \(m.model)")
         print("format       \(raw.format.rawValue), state dict at \(raw.location), \(raw.entries.count) tensors")

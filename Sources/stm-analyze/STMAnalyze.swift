@@ -19,14 +19,9 @@ struct STMAnalyze: ParsableCommand {
         subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Bench.self])
 }
 
-/// --model / --arch and the untrained-model settings.
-struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Checkpoint file, or a preset name for an untrained model.", valueName: "ckpt|preset"))
-    var model: String
-
-    @Option(name: .long, help: ArgumentHelp("Architecture: preset name or JSON file (inferred from the checkpoint's keys when omitted).", valueName: "preset|file"))
-    var arch: String?
-
+/// How checkpoints and untrained presets are turned into models; shared by every subcommand that
+/// loads models (one meaning per option name: `--seed` is never the initialisation seed).
+struct LoadOptions: ParsableArguments {
     @Option(name: .long, help: "Layer-scale value for untrained presets (the reference initialises it to 1e-6, which makes every block nearly an identity).")
     var initLayerScale: Double?
 
@@ -40,13 +35,26 @@ struct ModelOptions: ParsableArguments {
         if let s = initLayerScale, !(s.isFinite && s >= 0) { throw ValidationError("--init-layer-scale must be a finite number >= 0") }
     }
 
-    /// Loads the model, printing a loud notice for untrained presets.
-    func load() throws -> LoadedModel {
+    /// Loads `model` with `arch`, printing a loud notice for untrained presets.
+    func load(model: String, arch: String?) throws -> LoadedModel {
         let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: initSeed, keyPrefix: keyPrefix)
         warnIfUntrained(loaded, seed: initSeed)
-        if !loaded.prefixes.stripped.isEmpty { note("key prefix: \(loaded.prefixes.summary)") }
         return loaded
     }
+}
+
+/// --model / --arch and the loading settings.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Checkpoint file, or a preset name for an untrained model.", valueName: "ckpt|preset"))
+    var model: String
+
+    @Option(name: .long, help: ArgumentHelp("Architecture: preset name or JSON file (inferred from the checkpoint's keys when omitted).", valueName: "preset|file"))
+    var arch: String?
+
+    @OptionGroup var loading: LoadOptions
+
+    /// Loads the model, printing a loud notice for untrained presets.
+    func load() throws -> LoadedModel { try loading.load(model: model, arch: arch) }
 }
 
 /// Threads and verbosity.
