@@ -7,16 +7,17 @@ import Models
 import TensorCore
 
 struct STMAnalyze: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "stm-analyze",
-        abstract: "Effective receptive fields and invariance of spatial token mixers (STM-Evaluation models), on the CPU.",
-        discussion: """
-            Models are the study's unified architectures: U-DWConv (convnext), U-Swin (swin), U-HaloNet (halo), \
-            U-PVT (pvt) and U-InternImage (dcn_v3). --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors) \
-            or a preset name such as unified_swin_tiny for an untrained model.
-            """,
-        version: "0.1.0",
-        subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Bench.self])
+    // The mixers are listed from the registry, so a registered mixer appears here too.
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "stm-analyze",
+            abstract: "Effective receptive fields and invariance of spatial token mixers (STM-Evaluation models), on the CPU.",
+            discussion: "Models are the study's unified architectures: "
+                + MixerRegistry.mixers.map { "\($0.mixerName) (\($0.presetName))" }.joined(separator: ", ")
+                + ". --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors) or a preset name such as unified_swin_tiny for an untrained model.",
+            version: "0.1.0",
+            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Bench.self])
+    }
 }
 
 /// How checkpoints and untrained presets are turned into models; shared by every subcommand that
