@@ -48,8 +48,12 @@ public func topK(_ logits: [Float], k: Int) -> [(index: Int, probability: Float)
 ///   - size: crop side; cropPct: crop fraction (short side resized to int(size / cropPct)).
 ///   - batch: images per forward pass.
 ///   - progress: called after each batch with (images done, total).
-public func classify(model: UnifiedModel, paths: [String], size: Int = 224, cropPct: Double = 0.875,
+/// - Throws: `ToolError` when the model has no classifier head, `ImagingError` for unreadable images.
+public func classify(model: any Backbone, paths: [String], size: Int = 224, cropPct: Double = 0.875,
                      top k: Int = 5, batch: Int = 8, progress: ((Int, Int) -> Void)? = nil) throws -> [Prediction] {
+    guard model.hasHead else {
+        throw ToolError(model.config.displayName, "has no classification head (a backbone-only checkpoint): classify needs it; erf does not")
+    }
     var results: [Prediction] = []
     var start = 0
     while start < paths.count {

@@ -158,7 +158,7 @@ public func erfInputImage(_ image: Image8, settings: ERFSettings) -> Image8 {
 }
 
 /// Runs the ERF over `paths` (in order) until `numImages` images gave finite maps or the list ends.
-public func computeERF(model: UnifiedModel, paths: [String], settings: ERFSettings,
+public func computeERF(model: any Backbone, paths: [String], settings: ERFSettings,
                        progress: ERFProgress? = nil) throws -> ERFResult {
     let started = Date()
     let side = settings.size

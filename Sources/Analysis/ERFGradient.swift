@@ -23,7 +23,7 @@ public enum GradientReduction: String, CaseIterable, Sendable {
 ///   - input: [N,H,W,3] normalised images.
 ///   - stages: stage numbers 1...4.
 /// - Returns: stage -> [N, H, W] maps (row-major, per image), with NaN preserved for the caller to judge.
-public func centreContributions(model: UnifiedModel, input: Tensor, stages: [Int],
+public func centreContributions(model: any Backbone, input: Tensor, stages: [Int],
                                 reduction: GradientReduction = .relu) -> [Int: Tensor] {
     let wanted = Array(Set(stages)).sorted()
     guard let last = wanted.last else { return [:] }

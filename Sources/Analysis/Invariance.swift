@@ -177,13 +177,13 @@ public struct InvarianceSubject {
     public var label: String
     /// Where it came from (the --model argument).
     public var source: String
-    /// The network.
-    public var model: UnifiedModel
+    /// The network; it needs a classifier head.
+    public var model: any Backbone
     /// True for a preset with random weights.
     public var untrained: Bool
 
     /// A model to measure, named `label` in reports and `source` as given.
-    public init(label: String, source: String, model: UnifiedModel, untrained: Bool) {
+    public init(label: String, source: String, model: any Backbone, untrained: Bool) {
         self.label = label
         self.source = source
         self.model = model
@@ -313,6 +313,9 @@ public func runInvariance(subjects: [InvarianceSubject], images: LabelledImages,
     try settings.validate()
     guard !subjects.isEmpty else { throw InvarianceError("--model", "no model to measure") }
     guard !images.paths.isEmpty else { throw InvarianceError("--images", "no images") }
+    for s in subjects where !s.model.hasHead {
+        throw InvarianceError(s.source, "has no classification head (a backbone-only checkpoint): invariance needs the head's predictions; erf does not")
+    }
     for s in subjects { try images.checkLabels(classes: s.model.config.num_classes, model: s.label) }
     let started = Date()
     let levelCount = settings.levels.count
@@ -424,7 +427,7 @@ struct StandardPrediction {
 
 /// Images waiting for a forward pass, in order, and the state of the source images in flight.
 struct InvarianceQueue {
-    let subjects: [UnifiedModel]
+    let subjects: [any Backbone]
     let labels: [Int]?
     private var pending: [(image: Int, slot: InvarianceSlot, input: Image8?)] = []
     /// Per source image in flight: queued images not yet scored, and each model's standard prediction.
@@ -435,7 +438,7 @@ struct InvarianceQueue {
     /// Source images whose every image has been scored.
     private(set) var finished = 0
 
-    init(subjects: [UnifiedModel], labels: [Int]?) {
+    init(subjects: [any Backbone], labels: [Int]?) {
         self.subjects = subjects
         self.labels = labels
     }

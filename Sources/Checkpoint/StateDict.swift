@@ -37,6 +37,8 @@ public struct StateDict: Sendable {
     public var otherObjects: [(String, String)]
     /// Remarks about how the file was read, e.g. that a DataParallel `module.` prefix was removed from the keys.
     public var notes: [String]
+    /// The key prefix the reader removed from every key (`module.`), if any.
+    public var removedPrefix: String?
 
     private var index: [String: Int]
 
@@ -71,6 +73,7 @@ public struct StateDict: Sendable {
         let prefix = "module."
         guard !entries.isEmpty, entries.allSatisfy({ $0.0.hasPrefix(prefix) }) else { return }
         entries = entries.map { (String($0.0.dropFirst(prefix.count)), $0.1) }
+        removedPrefix = prefix
         notes.append("removed the DataParallel prefix '\(prefix)' from all \(entries.count) keys")
     }
 }

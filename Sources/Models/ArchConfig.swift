@@ -1,71 +1,10 @@
 // Models: architectures as data. An `ArchConfig` is what the reference's `*_nano.json` files hold
 // (family, dims, depths, block settings, head ratio, norm eps); presets are such configs under the
-// released names; `ArchConfig.load(path:)` reads the JSON format. Which block a family uses is
-// decided by the registry (`Registry.swift`), not here.
+// released names; `ArchConfig.load(path:)` reads the JSON format. What a family's `block_kwargs`
+// mean, and which block it builds, is its mixer's business (Mixer.swift, Mixers/*.swift).
 
 @_exported import Diagnostics
 import Foundation
-
-/// The five spatial token mixers of the study.
-public enum Family: String, Codable, CaseIterable, Sendable {
-    case convnext, swin, halo, pvt, dcnv3
-
-    /// The name used in the released preset names (`unified_<name>_<scale>`).
-    public var presetName: String { self == .dcnv3 ? "dcn_v3" : rawValue }
-
-    /// The reference block class.
-    public var blockClass: String {
-        switch self {
-        case .convnext: return "UnifiedConvNeXtBlock"
-        case .swin: return "SwinBlock"
-        case .halo: return "UnifiedHaloBlock"
-        case .pvt: return "PvtBlock"
-        case .dcnv3: return "DCNv3Block"
-        }
-    }
-
-    /// The study's name for the mixer.
-    public var mixerName: String {
-        switch self {
-        case .convnext: return "U-DWConv"
-        case .swin: return "U-Swin"
-        case .halo: return "U-HaloNet"
-        case .pvt: return "U-PVT"
-        case .dcnv3: return "U-InternImage (DCNv3)"
-        }
-    }
-}
-
-/// Settings passed to every block of a family (the reference factories' `block_kwargs`).
-public struct BlockSettings: Codable, Equatable, Sendable {
-    public var num_heads: [Int]?
-    public var window_size: Int?
-    public var block_size: Int?
-    public var halo_size: Int?
-    public var pos_embed_type: String?
-    public var mlp_ratios: [Double]?
-    public var qkv_bias: Bool?
-    public var sr_ratios: [Int]?
-    public var deform_points: Int?
-    public var kernel_size: Int?
-    public var deform_padding: Bool?
-
-    public init(num_heads: [Int]? = nil, window_size: Int? = nil, block_size: Int? = nil, halo_size: Int? = nil,
-                pos_embed_type: String? = nil, mlp_ratios: [Double]? = nil, qkv_bias: Bool? = nil,
-                sr_ratios: [Int]? = nil, deform_points: Int? = nil, kernel_size: Int? = nil, deform_padding: Bool? = nil) {
-        self.num_heads = num_heads
-        self.window_size = window_size
-        self.block_size = block_size
-        self.halo_size = halo_size
-        self.pos_embed_type = pos_embed_type
-        self.mlp_ratios = mlp_ratios
-        self.qkv_bias = qkv_bias
-        self.sr_ratios = sr_ratios
-        self.deform_points = deform_points
-        self.kernel_size = kernel_size
-        self.deform_padding = deform_padding
-    }
-}
 
 /// One unified architecture: the `MetaArch` arguments that vary between the study's models.
 public struct ArchConfig: Codable, Equatable, Sendable {
@@ -76,7 +15,8 @@ public struct ArchConfig: Codable, Equatable, Sendable {
     public var img_size: Int
     public var dims: [Int]
     public var depths: [Int]
-    public var block_kwargs: BlockSettings
+    /// The mixer's settings as JSON (decode them with `settings(_:)`).
+    public var block_kwargs: BlockKwargs
     public var extra_transform_ratio: Double
     public var num_classes: Int
     public var layer_norm_eps: Double
@@ -84,7 +24,7 @@ public struct ArchConfig: Codable, Equatable, Sendable {
     public var layer_scale_init_value: Double?
 
     public init(family: Family, name: String? = nil, img_size: Int = 224, dims: [Int], depths: [Int],
-                block_kwargs: BlockSettings, extra_transform_ratio: Double = 1.5, num_classes: Int = 1000,
+                block_kwargs: BlockKwargs, extra_transform_ratio: Double = 1.5, num_classes: Int = 1000,
                 layer_norm_eps: Double = 1e-6, layer_scale_init_value: Double? = nil) {
         self.family = family
         self.name = name
@@ -101,8 +41,17 @@ public struct ArchConfig: Codable, Equatable, Sendable {
     /// Display name: the preset or file name, else the family.
     public var displayName: String { name ?? "unified_\(family.presetName)" }
 
-    /// Heads per stage, when the family has them.
-    public var heads: [Int] { block_kwargs.num_heads ?? [] }
+    /// Heads per stage, when the family has them (`block_kwargs.num_heads`).
+    public var heads: [Int] {
+        guard case .array(let list)? = block_kwargs["num_heads"] else { return [] }
+        return list.compactMap { if case .number(let n) = $0 { return Int(n) } else { return nil } }
+    }
+
+    /// The mixer settings decoded from `block_kwargs`.
+    /// - Throws: `ModelError` naming a missing or mistyped field.
+    public func settings<S: MixerSettings>(_ type: S.Type) throws -> S {
+        try block_kwargs.decode(S.self, source: displayName)
+    }
 
     /// Reads the JSON format of `../shared/reference/*_nano.json`.
     public static func load(path: String) throws -> ArchConfig {
@@ -117,6 +66,8 @@ public struct ArchConfig: Codable, Equatable, Sendable {
             throw ModelError(path, "architecture JSON lacks the key '\(key.stringValue)'")
         } catch let DecodingError.dataCorrupted(ctx) {
             throw ModelError(path, "is not valid architecture JSON: \(ctx.debugDescription)")
+        } catch let e as ModelError {
+            throw e
         } catch let DecodingError.typeMismatch(_, ctx) {
             throw ModelError(path, "architecture JSON has a wrong type at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
         } catch let DecodingError.valueNotFound(_, ctx) {
@@ -140,13 +91,9 @@ public struct ArchConfig: Codable, Equatable, Sendable {
         }
         guard img_size >= 32, img_size % 32 == 0 else { throw ModelError(source, "img_size must be a positive multiple of 32") }
         guard num_classes > 0 else { throw ModelError(source, "num_classes must be positive") }
-        switch family {
-        case .swin, .halo, .pvt, .dcnv3:
-            guard let h = block_kwargs.num_heads, h.count == 4, zip(dims, h).allSatisfy({ $1 > 0 && $0 % $1 == 0 }) else {
-                throw ModelError(source, "\(family.rawValue) needs block_kwargs.num_heads with 4 entries dividing dims")
-            }
-        case .convnext: break
-        }
+        guard layer_norm_eps > 0, layer_norm_eps.isFinite else { throw ModelError(source, "layer_norm_eps must be positive") }
+        guard extra_transform_ratio > 0, extra_transform_ratio.isFinite else { throw ModelError(source, "extra_transform_ratio must be positive") }
+        try MixerRegistry.require(family, source: source).validate(block_kwargs, dims, source)
     }
 }
 

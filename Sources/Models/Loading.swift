@@ -163,6 +163,10 @@ public struct LoadedModel {
     public var archSource: String
     /// What inference could not read from the checkpoint and assumed instead.
     public var notes: [String]
+    /// Key prefixes stripped from the checkpoint (`module.`, `backbone.`, ...).
+    public var prefixes = KeyPrefixReport()
+    /// The model's form: classifier, backbone-only, or detection backbone.
+    public var form: ModelForm { model.form }
     /// True for a preset with initialised (random) weights.
     public var untrained: Bool { checkpoint == nil }
     /// Name for titles and reports: preset/file name plus "(untrained)" when it has no checkpoint.
@@ -179,8 +183,7 @@ public enum ModelLoader {
         if FileManager.default.fileExists(atPath: arch) || arch.hasSuffix(".json") {
             return (try ArchConfig.load(path: arch), "file \(URL(fileURLWithPath: arch).lastPathComponent)")
         }
-        throw ModelError(arch, "is neither a preset nor an architecture file",
-                         hint: "presets are unified_{convnext,swin,halo,pvt,dcn_v3}_{micro,tiny,small,base}")
+        throw ModelError(arch, "no such file or preset", hint: Presets.suggestion(for: arch))
     }
 
     /// Loads `model` (a checkpoint file, or a preset name for an untrained model).
@@ -188,7 +191,9 @@ public enum ModelLoader {
     ///   - arch: preset name or JSON file; inferred from the checkpoint's keys when nil.
     ///   - initLayerScale: layer-scale value for untrained models (the reference default is 1e-6).
     ///   - seed: initialisation seed for untrained models.
-    public static func load(model: String, arch: String? = nil, initLayerScale: Double? = nil, seed: UInt64 = 0) throws -> LoadedModel {
+    ///   - keyPrefix: a key prefix to strip besides the known ones (`CheckpointKeys.knownPrefixes`).
+    public static func load(model: String, arch: String? = nil, initLayerScale: Double? = nil, seed: UInt64 = 0,
+                            keyPrefix: String? = nil) throws -> LoadedModel {
         if !FileManager.default.fileExists(atPath: model), let preset = Presets.named(model) {
             var config = preset
             if let arch {
@@ -206,10 +211,9 @@ public enum ModelLoader {
                                notes: ["untrained: weights are a seeded random initialisation (seed \(seed), layer scale \(ls))"])
         }
         guard FileManager.default.fileExists(atPath: model) else {
-            throw ModelError(model, "no such checkpoint file and not a preset name",
-                             hint: "give a .pth/.safetensors file or a preset such as unified_swin_tiny")
+            throw ModelError(model, "no such file or preset", hint: Presets.suggestion(for: model))
         }
-        let state = try readCheckpoint(path: model)
+        let (state, prefixes) = try CheckpointKeys.strip(try readCheckpoint(path: model), extra: keyPrefix, source: model)
         var notes: [String] = []
         let config: ArchConfig
         let source: String
@@ -222,7 +226,7 @@ public enum ModelLoader {
             source = "inferred from keys" + (inferred.config.name.map { " (matches \($0))" } ?? "")
         }
         try ensureSupported(config, source: arch ?? model)
-        let m = UnifiedModel(config: config)
+        let m = UnifiedModel(config: config, form: CheckpointKeys.form(of: state))
         let report = m.load(state)
         guard report.fits else {
             var hint = "check --arch, or run 'stm-analyze inspect --model \(model)' for every key problem"
@@ -231,13 +235,11 @@ public enum ModelLoader {
             }
             throw ModelError(model, "does not fit \(config.displayName) (\(source)): \(report.summary)", hint: hint)
         }
-        return LoadedModel(model: m, checkpoint: model, state: state, report: report, archSource: source, notes: notes)
+        return LoadedModel(model: m, checkpoint: model, state: state, report: report, archSource: source, notes: notes,
+                           prefixes: prefixes)
     }
 
     static func ensureSupported(_ config: ArchConfig, source: String) throws {
-        guard BlockRegistry.supports(config.family) else {
-            throw ModelError(source, "the \(config.family.rawValue) mixer (\(config.family.blockClass)) is not implemented yet",
-                             hint: "supported now: " + Family.allCases.filter { BlockRegistry.supports($0) }.map(\.rawValue).joined(separator: ", "))
-        }
+        try config.validate(source: source)
     }
 }

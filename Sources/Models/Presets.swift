@@ -1,79 +1,58 @@
-// Models: the twenty released presets, `unified_{convnext,swin,halo,pvt,dcn_v3}_{micro,tiny,small,base}`,
-// with the dims, depths, heads and block settings of the study's model factories
-// (classification/models/model_factory/*.py of STM-Evaluation). Drop-path rates do not matter at
-// inference and are left out.
+// Models: the released presets by name, `unified_<mixer>_{micro,tiny,small,base}`. Each mixer's file
+// holds its presets (the dims, depths, heads and block settings of the study's model factories,
+// classification/models/model_factory/*.py of STM-Evaluation); this file names and finds them,
+// accepts the released files' spellings (`unified_halonet_*`, `unified_internimage_*`) and suggests
+// the closest names for a mistyped one.
 
 /// Released architectures by name.
 public enum Presets {
     /// The four model scales.
     public static let scales = ["micro", "tiny", "small", "base"]
 
-    /// All preset names, family by family.
+    /// All preset names, mixer by mixer (registered mixers without presets add none).
     public static var names: [String] {
-        Family.allCases.flatMap { f in scales.map { "unified_\(f.presetName)_\($0)" } }
+        MixerRegistry.mixers.flatMap { m in scales.filter { m.preset($0) != nil }.map { "unified_\(m.presetName)_\($0)" } }
     }
 
-    /// The preset called `name`, or nil.
+    /// The preset called `name` (or an alias spelling such as `unified_halonet_tiny`), or nil.
     public static func named(_ name: String) -> ArchConfig? {
-        for f in Family.allCases {
-            for s in scales where "unified_\(f.presetName)_\(s)" == name {
-                var c = config(f, s)
-                c.name = name
+        for m in MixerRegistry.mixers {
+            for spelling in [m.presetName] + m.presetAliases {
+                let prefix = "unified_\(spelling)_"
+                guard name.hasPrefix(prefix) else { continue }
+                let scale = String(name.dropFirst(prefix.count))
+                guard scales.contains(scale), var c = m.preset(scale) else { continue }
+                c.name = "unified_\(m.presetName)_\(scale)"
                 return c
             }
         }
         return nil
     }
 
-    private static func doubling(_ base: Int) -> [Int] { (0..<4).map { base << $0 } }
-
-    static func config(_ family: Family, _ scale: String) -> ArchConfig {
-        switch family {
-        case .convnext:
-            let (dims, depths): ([Int], [Int]) = {
-                switch scale {
-                case "micro": return ([32, 64, 128, 256], [3, 3, 8, 3])
-                case "tiny": return ([96, 192, 384, 768], [2, 2, 9, 2])
-                case "small": return ([96, 192, 384, 768], [2, 2, 24, 2])
-                default: return ([128, 256, 512, 1024], [2, 2, 24, 2])
-                }
-            }()
-            return ArchConfig(family: .convnext, dims: dims, depths: depths, block_kwargs: BlockSettings())
-        case .swin, .halo:
-            let (dims, depths, heads): ([Int], [Int], [Int]) = {
-                switch scale {
-                case "micro": return (doubling(32), [2, 2, 9, 2], [1, 2, 4, 8])
-                case "tiny": return (doubling(96), [2, 2, 6, 2], [3, 6, 12, 24])
-                case "small": return (doubling(96), [2, 2, 18, 2], [3, 6, 12, 24])
-                default: return (doubling(128), [2, 2, 18, 2], [4, 8, 16, 32])
-                }
-            }()
-            let settings = family == .swin
-                ? BlockSettings(num_heads: heads, window_size: 7)
-                : BlockSettings(num_heads: heads, block_size: 7, halo_size: 3, pos_embed_type: "query_related")
-            return ArchConfig(family: family, dims: dims, depths: depths, block_kwargs: settings)
-        case .pvt:
-            let (dims, depths, mlp): ([Int], [Int], [Double]) = {
-                switch scale {
-                case "micro": return ([32, 64, 160, 256], [2, 2, 3, 2], [8, 8, 4, 4])
-                case "tiny": return ([64, 128, 320, 512], [3, 4, 9, 3], [8, 8, 4, 4])
-                case "small": return ([64, 128, 320, 512], [3, 4, 21, 3], [8, 8, 4, 4])
-                default: return ([64, 128, 320, 512], [3, 8, 45, 3], [4, 4, 4, 4])
-                }
-            }()
-            return ArchConfig(family: .pvt, dims: dims, depths: depths,
-                              block_kwargs: BlockSettings(num_heads: [1, 2, 5, 8], mlp_ratios: mlp, qkv_bias: true, sr_ratios: [8, 4, 2, 1]))
-        case .dcnv3:
-            let (dims, depths, heads): ([Int], [Int], [Int]) = {
-                switch scale {
-                case "micro": return (doubling(32), [2, 2, 9, 2], [2, 4, 8, 16])
-                case "tiny": return (doubling(64), [4, 4, 18, 4], [4, 8, 16, 32])
-                case "small": return (doubling(80), [4, 4, 21, 4], [5, 10, 20, 40])
-                default: return (doubling(112), [4, 4, 21, 4], [7, 14, 28, 56])
-                }
-            }()
-            return ArchConfig(family: .dcnv3, dims: dims, depths: depths,
-                              block_kwargs: BlockSettings(num_heads: heads, deform_points: 9, kernel_size: 3, deform_padding: true))
-        }
+    /// The preset names closest to `name` (edit distance), as a hint line.
+    public static func suggestion(for name: String) -> String {
+        let base = name.split(separator: "/").last.map(String.init) ?? name
+        let ranked = names.map { ($0, editDistance($0, base)) }.sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }
+        let close = ranked.prefix(3).map(\.0)
+        return "closest presets: " + close.joined(separator: ", ") + "; or give a .pth/.safetensors checkpoint or an architecture .json file"
     }
+
+    /// Levenshtein distance.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var prev = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let cur = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+                prev = cur
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
+    }
+
+    /// `[base, 2 base, 4 base, 8 base]`, the widths of most presets.
+    public static func doubling(_ base: Int) -> [Int] { (0..<4).map { base << $0 } }
 }

@@ -50,6 +50,9 @@ struct Classify: ParsableCommand {
         runtime.apply()
         let files = try listImages(images)
         let loaded = try modelOptions.load()
+        guard loaded.model.hasHead else {
+            throw ModelError(modelOptions.model, "has no classification head (a \(loaded.form == .detection ? "detection backbone" : "backbone-only checkpoint")): classify needs it; erf does not")
+        }
         let started = Date()
         let results = try classify(model: loaded.model, paths: files, size: size, cropPct: cropPct,
                                    top: min(top, loaded.config.num_classes), batch: batch) { done, total in

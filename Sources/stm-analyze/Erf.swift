@@ -1,9 +1,9 @@
 // stm-analyze erf: effective receptive fields of every requested stage, faithful to RepLKNet's ERF
 // tool, with the maps as safetensors, heatmaps and one figure of all stages, ERF@t in JSON and a table.
+// The report and its files are Analysis's (`ERFReport`); this file parses options and prints.
 
 import Analysis
 import ArgumentParser
-import Checkpoint
 import Foundation
 import Imaging
 import Models
@@ -136,34 +136,13 @@ struct Erf: ParsableCommand {
             }
         }
         pngs.append(("erf_stages.png", try erfStageRowFigure(result, model: title, colormap: cmap).render()))
-        let side = size
-
-        var stagesJSON: [String: Any] = [:]
-        for stage in result.stages {
-            var t: [String: Any] = [:]
-            for r in stage.ratios {
-                t[formatShare(r.threshold)] = ["side": r.side, "side_ratio": r.sideRatio, "area_ratio": r.areaRatio, "reached": r.reached]
-            }
-            stagesJSON["\(stage.stage)"] = t
-        }
-        let doc: [String: Any] = [
-            "model": modelOptions.model, "arch": loaded.config.displayName, "family": loaded.config.family.rawValue,
-            "untrained": loaded.untrained, "size": size, "resize": resize, "grad": grad, "scaling": settings.scaling.description,
-            "stm_legacy_scaling": stmLegacyScaling, "images": result.images,
-            "skipped": result.skipped.map { ["path": $0.path, "reason": $0.reason] },
-            "stages": stagesJSON,
-        ]
-        for stage in result.stages {
-            let record = TensorRecord(shape: [side, side], values: stage.mean)
-            try SafeTensors.write(path: "\(outDir)/erf_stage\(stage.stage).safetensors", tensors: [("mean", record)],
-                                  metadata: ["model": title, "stage": "\(stage.stage)", "images": "\(result.images.count)"])
-        }
+        let report = ERFReport(result, model: modelOptions.model, arch: loaded.config.displayName,
+                               family: loaded.config.family.rawValue, untrained: loaded.untrained)
         for (name, image) in pngs { try PNGCodec.write(image, to: "\(outDir)/\(name)", dpi: 200) }
-        try writeJSON(doc, to: "\(outDir)/erf.json")
+        try ERFReport.write(result, report: report, title: title, to: outDir)
+        if runtime.verbose { note(String(format: "ERF of %d images in %.1f s", result.images.count, result.seconds)) }
 
         printSummary(result, title: title)
-        // Timings stay out of erf.json, so that the same inputs give the same bytes.
-        note(String(format: "ERF of %d image%@ in %.1f s", result.images.count, result.images.count == 1 ? "" : "s", result.seconds))
         print("wrote \(outDir)/erf.json, erf_stage{\(settings.stages.map(String.init).joined(separator: ","))}.{safetensors,png}, erf_stages.png")
     }
 
@@ -180,51 +159,5 @@ struct Erf: ParsableCommand {
             print(cells.map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
         }
         if unreached { print("* not reached by any square smaller than the input: the whole input is reported") }
-    }
-}
-
-/// "0.2" for 0.2, "0.99" for 0.99: the shortest decimal that reads back as the same Double.
-func formatShare(_ t: Double) -> String { "\(t)" }
-
-/// A file-system-safe version of a model name.
-func safeName(_ s: String) -> String {
-    String(s.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." ? $0 : "_" })
-        .replacingOccurrences(of: "__", with: "_").trimmingCharacters(in: CharacterSet(charactersIn: "_"))
-}
-
-/// Creates `dir` (and parents) and checks it is writable, before any work is done.
-func prepareOutputFolder(_ dir: String) throws {
-    do {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    } catch {
-        throw CLIError("--out \(dir): cannot create the folder (\((error as NSError).localizedDescription))")
-    }
-    guard FileManager.default.isWritableFile(atPath: dir) else {
-        throw CLIError("--out \(dir): the folder is not writable")
-    }
-}
-
-/// Progress on stderr for long runs: images done, rate and time left; quiet for the first 3 seconds.
-final class ProgressReporter {
-    let label: String
-    private var lastPrint = -10.0
-    private var printed = false
-    private let tty = isatty(2) != 0
-
-    init(label: String) { self.label = label }
-
-    func update(done: Int, total: Int, seconds: Double, detail: String? = nil) {
-        guard seconds > 3, seconds - lastPrint >= (tty ? 0.5 : 5) || done == total else { return }
-        lastPrint = seconds
-        let rate = Double(done) / max(seconds, 1e-9)
-        let left = rate > 0 ? Double(total - done) / rate : 0
-        var line = "\(label): \(done)/\(total) images, \(String(format: "%.2f", rate)) img/s, ~\(Int(left.rounded())) s left"
-        if let detail { line += ", \(detail)" }
-        FileHandle.standardError.write(Data(((tty ? "\r" : "") + line + (tty ? "\u{1B}[K" : "\n")).utf8))
-        printed = true
-    }
-
-    func finish() {
-        if printed && tty { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

@@ -17,16 +17,31 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let m = modelOptions
         if !FileManager.default.fileExists(atPath: m.model), let preset = Presets.named(m.model) {
-            let model = UnifiedModel(config: preset)
-            print("preset       \(m.model) (no checkpoint: an untrained model)")
-            describe(preset, params: model.parameterCount)
+            // --arch is honoured here as classify honours it (it must describe the same family).
+            var config = preset
+            if let arch = m.arch {
+                config = try ModelLoader.resolveArch(arch).0
+                guard config.family == preset.family else {
+                    throw ModelError(arch, "describes a \(config.family.rawValue) model but --model names \(m.model)")
+                }
+            }
+            let model = UnifiedModel(config: config)
+            print("preset       \(m.model) (no checkpoint: an untrained model)" + (m.arch.map { "; architecture from --arch \($0)" } ?? ""))
+            describe(config, params: model.parameterCount)
             return
         }
-        let state = try readCheckpoint(path: m.model)
+        guard FileManager.default.fileExists(atPath: m.model) else {
+            throw ModelError(m.model, "no such file or preset", hint: Presets.suggestion(for: m.model))
+        }
+        let raw = try readCheckpoint(path: m.model)
+        let (state, prefixes) = try CheckpointKeys.strip(raw, extra: m.loading.keyPrefix, source: m.model)
+        let form = CheckpointKeys.form(of: state)
         print("checkpoint   \(m.model)")
-        print("format       \(state.format.rawValue), state dict at \(state.location), \(state.entries.count) tensors")
-        for (key, description) in state.otherObjects { print("other        \(key): \(description)") }
-        for n in state.notes { print("note         \(n)") }
+        print("format       \(raw.format.rawValue), state dict at \(raw.location), \(raw.entries.count) tensors")
+        for (key, description) in raw.otherObjects { print("other        \(key): \(description)") }
+        for n in raw.notes { print("note         \(n)") }
+        print("key prefix   \(prefixes.summary)")
+        print("form         \(formDescription(form))")
         let config: ArchConfig
         var notes: [String] = []
         if let arch = m.arch {
@@ -41,11 +56,7 @@ struct Inspect: ParsableCommand {
         if let guess = try? ArchInference.family(of: state), guess != config.family {
             print("note         the keys look like a \(guess.rawValue) model, not \(config.family.rawValue)")
         }
-        guard BlockRegistry.supports(config.family) else {
-            describe(config, params: nil)
-            throw ModelError(m.model, "the \(config.family.rawValue) mixer is not implemented yet, so keys cannot be checked")
-        }
-        let model = UnifiedModel(config: config)
+        let model = UnifiedModel(config: config, form: form)
         describe(config, params: model.parameterCount)
         for n in notes { print("assumed      \(n)") }
         let report = model.load(state)
@@ -58,6 +69,14 @@ struct Inspect: ParsableCommand {
         if !verbose && lines.count > 24 { print("  ... and \(lines.count - 24) more (--all lists every one)") }
         if !report.fits {
             throw ModelError(m.model, "does not fit \(config.displayName): \(report.summary)", hint: "pass a matching --arch")
+        }
+    }
+
+    private func formDescription(_ form: ModelForm) -> String {
+        switch form {
+        case .classifier: return "classifier (stage norms, conv_head, head)"
+        case .headless: return "backbone only (no conv_head/head): erf runs; classify and invariance need the head"
+        case .detection: return "detection backbone (out_norm_i, no head): erf runs; classify and invariance need a head"
         }
     }
 

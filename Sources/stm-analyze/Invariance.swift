@@ -87,11 +87,7 @@ struct Invariance: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Output folder (default outputs/invariance/<kind>).", valueName: "dir"))
     var out: String?
 
-    @Option(name: .long, help: "Layer-scale value for untrained presets (the reference initialises it to 1e-6).")
-    var initLayerScale: Double?
-
-    @Option(name: .long, help: "Seed of the untrained initialisation.")
-    var initSeed: UInt64 = 0
+    @OptionGroup var loading: LoadOptions
 
     @Option(name: .long, help: ArgumentHelp("Regression check: exit with status 1 (after writing the outputs) when any model's mean consistency is below this percentage.", valueName: "percent"))
     var failBelow: Double?
@@ -111,7 +107,6 @@ struct Invariance: ParsableCommand {
         if !(0...Int(UInt32.max)).contains(seed) { throw ValidationError("--seed must be between 0 and 4294967295 (got \(seed))") }
         if preCrop && kind != .rotate { throw ValidationError("--pre-crop applies to rotate only") }
         if studyDirections && kind != .translate { throw ValidationError("--study-directions applies to translate only") }
-        if let s = initLayerScale, !(s.isFinite && s >= 0) { throw ValidationError("--init-layer-scale must be a finite number >= 0") }
         do { try settings().validate() } catch let e as InvarianceError { throw ValidationError(e.description) }
     }
 
@@ -140,9 +135,7 @@ struct Invariance: ParsableCommand {
         var loaded: [LoadedModel] = []
         for (i, m) in model.enumerated() {
             let a = arch.count == 1 ? arch[0] : (arch.isEmpty ? nil : arch[i])
-            let l = try ModelLoader.load(model: m, arch: a, initLayerScale: initLayerScale, seed: initSeed)
-            warnIfUntrained(l, seed: initSeed)
-            loaded.append(l)
+            loaded.append(try loading.load(model: m, arch: a))
         }
         if let folders = inputs.classFolderCount, let classes = loaded.first?.config.num_classes, folders != classes {
             warn("\(folders) class folders give classes 0 to \(folders - 1) in name order; they are the model's class indices only when all \(classes) class folders (e.g. ImageNet's wnids) are there")

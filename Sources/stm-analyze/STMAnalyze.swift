@@ -7,19 +7,44 @@ import Models
 import TensorCore
 
 struct STMAnalyze: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "stm-analyze",
-        abstract: "Effective receptive fields and invariance of spatial token mixers (STM-Evaluation models), on the CPU.",
-        discussion: """
-            Models are the study's unified architectures: U-DWConv (convnext), U-Swin (swin), U-HaloNet (halo), \
-            U-PVT (pvt) and U-InternImage (dcn_v3). --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors) \
-            or a preset name such as unified_swin_tiny for an untrained model.
-            """,
-        version: "0.1.0",
-        subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Bench.self, CocoEval.self])
+    // The mixers are listed from the registry, so a registered mixer appears here too.
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "stm-analyze",
+            abstract: "Effective receptive fields and invariance of spatial token mixers (STM-Evaluation models), on the CPU.",
+            discussion: "Models are the study's unified architectures: "
+                + MixerRegistry.mixers.map { "\($0.mixerName) (\($0.presetName))" }.joined(separator: ", ")
+                + ". --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors) or a preset name such as unified_swin_tiny for an untrained model.",
+            version: "0.1.0",
+            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Bench.self, CocoEval.self])
+    }
 }
 
-/// --model / --arch and the untrained-model settings.
+/// How checkpoints and untrained presets are turned into models; shared by every subcommand that
+/// loads models (one meaning per option name: `--seed` is never the initialisation seed).
+struct LoadOptions: ParsableArguments {
+    @Option(name: .long, help: "Layer-scale value for untrained presets (the reference initialises it to 1e-6, which makes every block nearly an identity).")
+    var initLayerScale: Double?
+
+    @Option(name: .long, help: "Seed of the untrained initialisation.")
+    var initSeed: UInt64 = 0
+
+    @Option(name: .long, help: ArgumentHelp("A key prefix to strip besides the known ones (module., model., backbone., _orig_mod., encoder.).", valueName: "prefix"))
+    var keyPrefix: String?
+
+    func validate() throws {
+        if let s = initLayerScale, !(s.isFinite && s >= 0) { throw ValidationError("--init-layer-scale must be a finite number >= 0") }
+    }
+
+    /// Loads `model` with `arch`, printing a loud notice for untrained presets.
+    func load(model: String, arch: String?) throws -> LoadedModel {
+        let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: initSeed, keyPrefix: keyPrefix)
+        warnIfUntrained(loaded, seed: initSeed)
+        return loaded
+    }
+}
+
+/// --model / --arch and the loading settings.
 struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Checkpoint file, or a preset name for an untrained model.", valueName: "ckpt|preset"))
     var model: String
@@ -27,22 +52,10 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Architecture: preset name or JSON file (inferred from the checkpoint's keys when omitted).", valueName: "preset|file"))
     var arch: String?
 
-    @Option(name: .long, help: "Layer-scale value for untrained presets (the reference initialises it to 1e-6, which makes every block nearly an identity).")
-    var initLayerScale: Double?
-
-    @Option(name: .long, help: "Seed of the untrained initialisation.")
-    var seed: UInt64 = 0
-
-    func validate() throws {
-        if let s = initLayerScale, !(s.isFinite && s >= 0) { throw ValidationError("--init-layer-scale must be a finite number >= 0") }
-    }
+    @OptionGroup var loading: LoadOptions
 
     /// Loads the model, printing a loud notice for untrained presets.
-    func load() throws -> LoadedModel {
-        let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: seed)
-        warnIfUntrained(loaded, seed: seed)
-        return loaded
-    }
+    func load() throws -> LoadedModel { try loading.load(model: model, arch: arch) }
 }
 
 /// Threads and verbosity.

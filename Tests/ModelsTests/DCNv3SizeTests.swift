@@ -102,8 +102,8 @@ final class DCNv3SizeTests: XCTestCase {
         XCTAssertEqual(config.dims, expected.dims)
         XCTAssertEqual(config.depths, expected.depths)
         XCTAssertEqual(config.heads, expected.heads)
-        XCTAssertEqual(config.block_kwargs.deform_points, expected.block_kwargs.deform_points)
-        XCTAssertEqual(config.block_kwargs.kernel_size, expected.block_kwargs.kernel_size)
+        XCTAssertEqual(try config.settings(DCNv3Settings.self).deform_points, try expected.settings(DCNv3Settings.self).deform_points)
+        XCTAssertEqual(try config.settings(DCNv3Settings.self).kernel_size, try expected.settings(DCNv3Settings.self).kernel_size)
         XCTAssertEqual(config.extra_transform_ratio, expected.extra_transform_ratio)
         XCTAssertEqual(config.num_classes, expected.num_classes)
     }

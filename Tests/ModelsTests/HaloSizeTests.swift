@@ -73,9 +73,9 @@ final class HaloSizeTests: XCTestCase {
         XCTAssertEqual(config.dims, expected.dims)
         XCTAssertEqual(config.depths, expected.depths)
         XCTAssertEqual(config.heads, expected.heads)
-        XCTAssertEqual(config.block_kwargs.block_size, expected.block_kwargs.block_size)
-        XCTAssertEqual(config.block_kwargs.halo_size, expected.block_kwargs.halo_size)
-        XCTAssertEqual(config.block_kwargs.pos_embed_type, expected.block_kwargs.pos_embed_type)
+        XCTAssertEqual(try config.settings(HaloSettings.self).block_size, try expected.settings(HaloSettings.self).block_size)
+        XCTAssertEqual(try config.settings(HaloSettings.self).halo_size, try expected.settings(HaloSettings.self).halo_size)
+        XCTAssertEqual(try config.settings(HaloSettings.self).pos_embed_type, try expected.settings(HaloSettings.self).pos_embed_type)
         XCTAssertEqual(config.extra_transform_ratio, expected.extra_transform_ratio)
     }
 }

@@ -10,13 +10,101 @@
 // semantics (floor: trailing rows and columns do not reach the keys and values).
 // The position embedding is stored for the config's img_size; on other map sizes it is resized
 // bilinearly with corners aligned (what the reference's loader does to a table of another size),
-// once per map size, as a constant. Dropout and drop path are inference no-ops and absent.
+// once per map size, as a constant (the cache is locked). In the detection form the embedding is
+// added to the attention input only: the residual is taken before it is added.
+// Dropout and drop path are inference no-ops and absent.
+// This file is the whole mixer: settings, presets, block, key recognition, inference.
 //
 // Shape key: N batch, H height, W width, C channels, L = H*W query tokens, Hr/Wr reduced map,
 // Lk = Hr*Wr key tokens, Hd heads, H0/W0 stored position-table size.
 
+import Checkpoint
 import Foundation
 import TensorCore
+
+extension Family {
+    /// U-PVT.
+    public static let pvt = Family("pvt")
+}
+
+/// `block_kwargs` of U-PVT.
+public struct PVTSettings: MixerSettings, Equatable {
+    /// Heads per stage (not in any tensor shape).
+    public var num_heads: [Int]
+    /// MLP width over channels, per stage (default 4).
+    public var mlp_ratios: [Double]?
+    /// Whether q and kv have biases (default false).
+    public var qkv_bias: Bool?
+    /// Spatial-reduction ratio per stage (default 1).
+    public var sr_ratios: [Int]?
+
+    public init(num_heads: [Int], mlp_ratios: [Double]? = nil, qkv_bias: Bool? = nil, sr_ratios: [Int]? = nil) {
+        self.num_heads = num_heads
+        self.mlp_ratios = mlp_ratios
+        self.qkv_bias = qkv_bias
+        self.sr_ratios = sr_ratios
+    }
+
+    public func validate(dims: [Int], source: String) throws {
+        try requireHeads(num_heads, dims: dims, source: source)
+        try requirePerStage(mlp_ratios, "mlp_ratios", stages: dims.count, source: source)
+        try requirePerStage(sr_ratios, "sr_ratios", stages: dims.count, source: source)
+    }
+}
+
+/// The U-PVT mixer.
+public enum PVTMixer: Mixer {
+    public static let family = Family.pvt
+    public static let presetName = "pvt"
+    public static let blockClass = "PvtBlock"
+    public static let mixerName = "U-PVT"
+
+    public static func preset(scale: String) -> ArchConfig? {
+        let (dims, depths, mlp): ([Int], [Int], [Double])
+        switch scale {
+        case "micro": (dims, depths, mlp) = ([32, 64, 160, 256], [2, 2, 3, 2], [8, 8, 4, 4])
+        case "tiny": (dims, depths, mlp) = ([64, 128, 320, 512], [3, 4, 9, 3], [8, 8, 4, 4])
+        case "small": (dims, depths, mlp) = ([64, 128, 320, 512], [3, 4, 21, 3], [8, 8, 4, 4])
+        case "base": (dims, depths, mlp) = ([64, 128, 320, 512], [3, 8, 45, 3], [4, 4, 4, 4])
+        default: return nil
+        }
+        let settings = PVTSettings(num_heads: [1, 2, 5, 8], mlp_ratios: mlp, qkv_bias: true, sr_ratios: [8, 4, 2, 1])
+        return ArchConfig(family: family, dims: dims, depths: depths, block_kwargs: try! BlockKwargs(settings))
+    }
+
+    public static func makeBlock(_ ctx: BlockContext, settings: PVTSettings) -> Block { PvtBlock(ctx, settings) }
+
+    public static func recognises(_ keys: [String]) -> Bool {
+        keys.contains { $0.contains(".attn.kv.weight") } && keys.contains { $0.contains(".attn.q.weight") }
+    }
+
+    /// qkv bias, MLP and reduction ratios from shapes, img_size from the stage-1 position grid; the
+    /// heads are in no shape: they come from the preset with the same dims and depths, else an error.
+    public static func inferSettings(from state: StateDict, dims: [Int], depths: [Int], path: String) throws
+        -> (settings: PVTSettings, assumptions: [String], imgSize: Int?) {
+        let mlp = try dims.indices.map { s -> Double in
+            let key = "stages.\(s).0.mlp.fc1.weight"
+            guard let rows = try requireShape(state, key, path: path).first else { throw ModelError(path, "\(key) has no dimensions", hint: "pass --arch") }
+            return Double(rows) / Double(dims[s])
+        }
+        let sr = try dims.indices.map { s -> Int in
+            let key = "stages.\(s).0.attn.sr.weight"
+            guard let w = state[key] else { return 1 }
+            guard w.shape.count == 4 else { throw ModelError(path, "\(key) has shape \(w.shape), expected [C, C, r, r]", hint: "pass --arch") }
+            return w.shape[2]
+        }
+        var imgSize: Int? = nil
+        if let pos = state["stages.0.0.pos_embed"]?.shape, pos.count == 4 { imgSize = pos[2] * 4 }
+        guard let match = Presets.scales.compactMap({ preset(scale: $0) }).first(where: { $0.dims == dims && $0.depths == depths }) else {
+            throw ModelError(path, "PVT heads cannot be read from tensor shapes and dims \(dims) / depths \(depths) match no preset",
+                             hint: "pass --arch with a preset name or an architecture JSON file")
+        }
+        let heads = match.heads
+        let scale = Presets.scales.first { preset(scale: $0)?.dims == dims && preset(scale: $0)?.depths == depths } ?? "?"
+        return (PVTSettings(num_heads: heads, mlp_ratios: mlp, qkv_bias: state["stages.0.0.attn.q.bias"] != nil, sr_ratios: sr),
+                ["heads \(heads) from preset unified_pvt_\(scale) (PVT heads are not in the shapes)"], imgSize)
+    }
+}
 
 /// The reference's PVT `Attention`: `q` and `kv` projections, optional spatial reduction
 /// (`sr` conv + `norm`), output `proj`.
@@ -80,17 +168,19 @@ public final class PvtBlock: Block {
     let norm2: LayerNorm
     let mlp: Mlp
     let gamma_2: Parameter  // [C]
+    /// Detection form: the position embedding stays out of the residual stream.
+    let detection: Bool
 
     /// Position tables in channels-last order, keyed by map size; the stored size is filled by `prepare()`.
     private var positionTables: [MapSize: Tensor] = [:]  // each [H, W, C]
     private let tableLock = NSLock()
 
-    init(_ ctx: BlockContext) {
+    init(_ ctx: BlockContext, _ settings: PVTSettings) {
         let c = ctx.dim, s = ctx.stage
-        let settings = ctx.settings
+        detection = ctx.detection
         pos_embed = ctx.depth == 0 ? Parameter([1, c, ctx.resolution, ctx.resolution], init: .truncatedNormal(std: 0.02)) : nil
         norm1 = LayerNorm(c, eps: 1e-5)
-        attn = SpatialReductionAttention(dim: c, heads: ctx.config.heads[s], qkvBias: settings.qkv_bias ?? false,
+        attn = SpatialReductionAttention(dim: c, heads: settings.num_heads[s], qkvBias: settings.qkv_bias ?? false,
                                          ratio: settings.sr_ratios?[s] ?? 1)
         gamma_1 = Parameter([c], init: .layerScale)
         norm2 = LayerNorm(c, eps: 1e-5)
@@ -122,7 +212,7 @@ public final class PvtBlock: Block {
         var input = x
         if let pos_embed { input = addBroadcast(x, positionTable(pos_embed, h: h, w: w)) }
         let mixed = attn(norm1(input)).reshaped([n, h, w, c])
-        let y = residual(input, mixed, gamma_1)
+        let y = residual(detection ? x : input, mixed, gamma_1)
         return residual(y, mlp(norm2(y)), gamma_2)
     }
 

@@ -16,9 +16,75 @@
 // 0.02, zero biases) to every Linear and Conv2d after DCNv3's own `_reset_parameters` has run, which
 // overrides it entirely; the default rules of `Linear` and `DepthwiseConv` are exactly that.
 //
+// This file is the whole mixer: settings, presets, block, key recognition, inference.
+//
 // Shape key: N batch, H height, W width, C channels, G groups (heads), P sampling points per group.
 
+import Checkpoint
 import TensorCore
+
+extension Family {
+    /// U-InternImage (DCNv3).
+    public static let dcnv3 = Family("dcnv3")
+}
+
+/// `block_kwargs` of U-InternImage.
+public struct DCNv3Settings: MixerSettings, Equatable {
+    /// Groups (heads) per stage.
+    public var num_heads: [Int]
+    /// Sampling points per group (default 9).
+    public var deform_points: Int?
+    /// Side of the depth-wise kernel of the offset query (default 3).
+    public var kernel_size: Int?
+    /// The reference's padding flag (sampling outside the map reads zeros either way).
+    public var deform_padding: Bool?
+
+    public init(num_heads: [Int], deform_points: Int? = 9, kernel_size: Int? = 3, deform_padding: Bool? = true) {
+        self.num_heads = num_heads
+        self.deform_points = deform_points
+        self.kernel_size = kernel_size
+        self.deform_padding = deform_padding
+    }
+
+    public func validate(dims: [Int], source: String) throws {
+        try requireHeads(num_heads, dims: dims, source: source)
+        try requirePositive(deform_points, "deform_points", source: source)
+        try requirePositive(kernel_size, "kernel_size", source: source)
+        if let k = kernel_size, k % 2 == 0 { throw ModelError(source, "block_kwargs.kernel_size must be odd, got \(k)") }
+    }
+}
+
+/// The U-InternImage mixer.
+public enum DCNv3Mixer: Mixer {
+    public static let family = Family.dcnv3
+    public static let presetName = "dcn_v3"
+    public static let presetAliases = ["internimage"]
+    public static let blockClass = "DCNv3Block"
+    public static let mixerName = "U-InternImage (DCNv3)"
+
+    public static func preset(scale: String) -> ArchConfig? {
+        let (dims, depths, heads): ([Int], [Int], [Int])
+        switch scale {
+        case "micro": (dims, depths, heads) = (Presets.doubling(32), [2, 2, 9, 2], [2, 4, 8, 16])
+        case "tiny": (dims, depths, heads) = (Presets.doubling(64), [4, 4, 18, 4], [4, 8, 16, 32])
+        case "small": (dims, depths, heads) = (Presets.doubling(80), [4, 4, 21, 4], [5, 10, 20, 40])
+        case "base": (dims, depths, heads) = (Presets.doubling(112), [4, 4, 21, 4], [7, 14, 28, 56])
+        default: return nil
+        }
+        return ArchConfig(family: family, dims: dims, depths: depths, block_kwargs: try! BlockKwargs(DCNv3Settings(num_heads: heads)))
+    }
+
+    public static func makeBlock(_ ctx: BlockContext, settings: DCNv3Settings) -> Block { DCNv3Block(ctx, settings) }
+
+    public static func recognises(_ keys: [String]) -> Bool { keys.contains { $0.contains(".attn.sampling_offsets.") } }
+
+    /// Groups from the offset rows (G * 9 points * 2), assuming the study's 9 points and kernel 3.
+    public static func inferSettings(from state: StateDict, dims: [Int], depths: [Int], path: String) throws
+        -> (settings: DCNv3Settings, assumptions: [String], imgSize: Int?) {
+        let heads = try dims.indices.map { try requireShape(state, "stages.\($0).0.attn.sampling_offsets.weight", path: path)[0] / 18 }
+        return (DCNv3Settings(num_heads: heads), ["9 sampling points, kernel 3, padding 1"], nil)
+    }
+}
 
 /// `MSDeformAttnGrid_softmax` parameters and forward (one level).
 public final class DCNv3Attention: Module {
@@ -98,14 +164,13 @@ public final class DCNv3Block: Block {
     let norm2: LayerNorm
     let mlp: Mlp
 
-    init(_ ctx: BlockContext) {
+    init(_ ctx: BlockContext, _ settings: DCNv3Settings) {
         let c = ctx.dim
-        let settings = ctx.settings
         gamma1 = Parameter([c], init: .layerScale)
         gamma2 = Parameter([c], init: .layerScale)
         // The block's norm_layer is nn.LayerNorm with its default eps, not the model's LayerNorm2d eps.
         norm1 = LayerNorm(c, eps: 1e-5)
-        attn = DCNv3Attention(dim: c, groups: ctx.config.heads[ctx.stage], points: settings.deform_points ?? 9,
+        attn = DCNv3Attention(dim: c, groups: settings.num_heads[ctx.stage], points: settings.deform_points ?? 9,
                               kernel: settings.kernel_size ?? 3)
         norm2 = LayerNorm(c, eps: 1e-5)
         mlp = Mlp(c, hidden: 4 * c)

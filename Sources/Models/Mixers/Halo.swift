@@ -14,11 +14,81 @@
 // The norms are PyTorch's default `nn.LayerNorm` (eps 1e-5): the reference block does not pass the
 // model's `layer_norm_eps` to them.
 //
+// The geometry cache (per batch and map size) is locked: one model may run on several threads.
+// This file is the whole mixer: settings, presets, block, key recognition, inference.
+//
 // Shape key: N batch, H height, W width, C channels, Hp/Wp map padded to multiples of S, S block
 // side, L = S*S queries per block, Wn window side, K = Wn*Wn keys per window, Nb blocks per image,
 // Hd heads, Dk query/key width per head, Dv value width per head.
 
+import Checkpoint
+import Foundation
 import TensorCore
+
+extension Family {
+    /// U-HaloNet.
+    public static let halo = Family("halo")
+}
+
+/// `block_kwargs` of U-HaloNet.
+public struct HaloSettings: MixerSettings, Equatable {
+    /// Heads per stage.
+    public var num_heads: [Int]
+    /// Query block side (default 7).
+    public var block_size: Int?
+    /// Halo width around each block (default 3).
+    public var halo_size: Int?
+    /// Relative position type: only "query_related" (the study's) is implemented.
+    public var pos_embed_type: String?
+
+    public init(num_heads: [Int], block_size: Int? = 7, halo_size: Int? = 3, pos_embed_type: String? = "query_related") {
+        self.num_heads = num_heads
+        self.block_size = block_size
+        self.halo_size = halo_size
+        self.pos_embed_type = pos_embed_type
+    }
+
+    public func validate(dims: [Int], source: String) throws {
+        try requireHeads(num_heads, dims: dims, source: source)
+        try requirePositive(block_size, "block_size", source: source)
+        try requirePositive(halo_size, "halo_size", source: source)
+        if let p = pos_embed_type, p != "query_related" {
+            throw ModelError(source, "block_kwargs.pos_embed_type '\(p)' is not implemented", hint: "the study's models use query_related")
+        }
+    }
+}
+
+/// The U-HaloNet mixer.
+public enum HaloMixer: Mixer {
+    public static let family = Family.halo
+    public static let presetName = "halo"
+    public static let presetAliases = ["halonet"]
+    public static let blockClass = "UnifiedHaloBlock"
+    public static let mixerName = "U-HaloNet"
+
+    public static func preset(scale: String) -> ArchConfig? {
+        guard let (dims, depths, heads) = SwinMixer.scaleShape(scale) else { return nil }
+        return ArchConfig(family: family, dims: dims, depths: depths, block_kwargs: try! BlockKwargs(HaloSettings(num_heads: heads)))
+    }
+
+    public static func makeBlock(_ ctx: BlockContext, settings: HaloSettings) -> Block { UnifiedHaloBlock(ctx, settings) }
+
+    public static func recognises(_ keys: [String]) -> Bool { keys.contains { $0.contains(".attn.pos_embed.height_rel") } }
+
+    /// Heads from q's rows over the relative tables' width; halo from the tables' span
+    /// 2 * (block + 2 * halo) - 1, assuming block 7.
+    public static func inferSettings(from state: StateDict, dims: [Int], depths: [Int], path: String) throws
+        -> (settings: HaloSettings, assumptions: [String], imgSize: Int?) {
+        let heads = try dims.indices.map { s in
+            try requireShape(state, "stages.\(s).0.attn.q.weight", path: path)[0]
+                / requireShape(state, "stages.\(s).0.attn.pos_embed.height_rel", path: path)[1]
+        }
+        let span = try requireShape(state, "stages.0.0.attn.pos_embed.height_rel", path: path)[0]
+        let halo = ((span + 1) / 2 - 7) / 2
+        return (HaloSettings(num_heads: heads, block_size: 7, halo_size: halo),
+                ["block size 7 (halo \(halo) follows from the relative tables)"], nil)
+    }
+}
 
 /// timm's `make_divisible` with divisor 8: rounds to the nearest multiple, never more than 10 % down.
 func makeDivisible(_ v: Int, divisor: Int = 8) -> Int {
@@ -96,15 +166,16 @@ public final class UnifiedHaloBlock: Block {
     let gamma_2: Parameter  // [1, 1, 1, C]
     let blockSize: Int, halo: Int
     private var geometry: [GeometryKey: Geometry] = [:]
+    private let geometryLock = NSLock()
 
     /// PyTorch's default LayerNorm eps, which the reference block's norms use.
     static let normEps: Float = 1e-5
 
-    init(_ ctx: BlockContext) {
-        blockSize = ctx.settings.block_size ?? 7
-        halo = ctx.settings.halo_size ?? 3
+    init(_ ctx: BlockContext, _ settings: HaloSettings) {
+        blockSize = settings.block_size ?? 7
+        halo = settings.halo_size ?? 3
         norm1 = LayerNorm(ctx.dim, eps: Self.normEps)
-        attn = HaloAttention(dim: ctx.dim, heads: ctx.config.heads[ctx.stage], window: blockSize + 2 * halo)
+        attn = HaloAttention(dim: ctx.dim, heads: settings.num_heads[ctx.stage], window: blockSize + 2 * halo)
         gamma_1 = Parameter([1, 1, 1, ctx.dim], init: .layerScale)
         norm2 = LayerNorm(ctx.dim, eps: Self.normEps)
         mlp = Mlp(ctx.dim, hidden: 4 * ctx.dim)
@@ -152,6 +223,8 @@ public final class UnifiedHaloBlock: Block {
 
     private func geometryFor(n: Int, h: Int, w: Int) -> Geometry {
         let key = GeometryKey(n: n, h: h, w: w)
+        geometryLock.lock()
+        defer { geometryLock.unlock() }
         if let g = geometry[key] { return g }
         let s = blockSize, wn = s + 2 * halo, l = s * s, k = wn * wn
         let hp = (h + s - 1) / s * s, wp = (w + s - 1) / s * s

@@ -1,0 +1,81 @@
+// Models: U-DWConv, the reference's `UnifiedConvNeXtBlock`. Token mixer: LayerNorm2d, 1x1 input
+// projection, 7x7 depth-wise conv, 1x1 output projection, layer scale, residual; then the
+// transformer-style channel mixer: LayerNorm, MLP (4x, GELU), layer scale, residual.
+// The original ConvNeXt block (without projections) is not part of the study's unified models.
+// This file is the whole mixer: settings (none), presets, block, key recognition, inference.
+//
+// Shape key: N batch, H height, W width, C channels.
+
+import Checkpoint
+import TensorCore
+
+extension Family {
+    /// U-DWConv.
+    public static let convnext = Family("convnext")
+}
+
+/// U-DWConv has no block settings (`block_kwargs` is `{}`; other keys are ignored).
+public struct ConvNeXtSettings: MixerSettings, Equatable {
+    public init() {}
+    public func validate(dims: [Int], source: String) throws {}
+}
+
+/// The U-DWConv mixer.
+public enum ConvNeXtMixer: Mixer {
+    public static let family = Family.convnext
+    public static let presetName = "convnext"
+    public static let blockClass = "UnifiedConvNeXtBlock"
+    public static let mixerName = "U-DWConv"
+
+    public static func preset(scale: String) -> ArchConfig? {
+        let (dims, depths): ([Int], [Int])
+        switch scale {
+        case "micro": (dims, depths) = ([32, 64, 128, 256], [3, 3, 8, 3])
+        case "tiny": (dims, depths) = ([96, 192, 384, 768], [2, 2, 9, 2])
+        case "small": (dims, depths) = ([96, 192, 384, 768], [2, 2, 24, 2])
+        case "base": (dims, depths) = ([128, 256, 512, 1024], [2, 2, 24, 2])
+        default: return nil
+        }
+        return ArchConfig(family: family, dims: dims, depths: depths, block_kwargs: BlockKwargs())
+    }
+
+    public static func makeBlock(_ ctx: BlockContext, settings: ConvNeXtSettings) -> Block { UnifiedConvNeXtBlock(ctx) }
+
+    public static func recognises(_ keys: [String]) -> Bool { keys.contains { $0.contains(".dw_input_proj.") } }
+
+    public static func inferSettings(from state: StateDict, dims: [Int], depths: [Int], path: String) throws
+        -> (settings: ConvNeXtSettings, assumptions: [String], imgSize: Int?) {
+        (ConvNeXtSettings(), [], nil)
+    }
+}
+
+public final class UnifiedConvNeXtBlock: Block {
+    let dw_norm: LayerNorm
+    let dw_input_proj: PointwiseConv
+    let dwconv: DepthwiseConv
+    let dw_out_proj: PointwiseConv
+    let gamma_1: Parameter   // [1, C, 1, 1]
+    let pw_norm: LayerNorm
+    let pwconv1: Linear
+    let pwconv2: Linear
+    let gamma_2: Parameter   // [1, 1, 1, C]
+
+    init(_ ctx: BlockContext) {
+        let c = ctx.dim
+        dw_norm = LayerNorm(c, eps: 1e-6)
+        dw_input_proj = PointwiseConv(c, c)
+        dwconv = DepthwiseConv(c, kernel: 7, padding: 3)
+        dw_out_proj = PointwiseConv(c, c)
+        gamma_1 = Parameter([1, c, 1, 1], init: .layerScale)
+        pw_norm = LayerNorm(c, eps: 1e-6)
+        pwconv1 = Linear(c, 4 * c)
+        pwconv2 = Linear(4 * c, c)
+        gamma_2 = Parameter([1, 1, 1, c], init: .layerScale)
+    }
+
+    /// x [N,H,W,C] -> [N,H,W,C]
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = residual(x, dw_out_proj(dwconv(dw_input_proj(dw_norm(x)))), gamma_1)
+        return residual(y, pwconv2(gelu(pwconv1(pw_norm(y)))), gamma_2)
+    }
+}
