@@ -335,6 +335,8 @@ long stm_gemm_packed_bytes(const stm_gemm_packed *p) {
 
 static _Thread_local float *tl_a = NULL;
 static _Thread_local long tl_a_cap = 0;
+static _Thread_local float *tl_pa = NULL;
+static _Thread_local long tl_pa_cap = 0;
 static _Thread_local float *tl_b = NULL;
 static _Thread_local long tl_b_cap = 0;
 
@@ -345,6 +347,29 @@ static float *scratch(float **buf, long *cap, long count) {
         *cap = *buf ? count : 0;
     }
     return *buf;
+}
+
+typedef struct {
+    int transA;
+    const float *a;
+    long lda, m, k, mpad;
+    const kernel_t *kern;
+    float *dst;
+} pack_a_job;
+
+/// Packs k-block `u` of the whole of op(A): rows [0, m) in MR slivers, at dst + pc * mpad.
+static void pack_a_chunk(void *ctx, long u) {
+    pack_a_job *J = (pack_a_job *)ctx;
+    long pc = u * J->kern->kc;
+    long kc = J->k - pc < J->kern->kc ? J->k - pc : J->kern->kc;
+    pack_a_block(J->transA, J->a, J->lda, 0, J->m, pc, kc, J->kern->mr, J->dst + pc * J->mpad);
+}
+
+static void pack_a_all(int transA, const float *a, long lda, long m, long k, const kernel_t *K, float *dst, int threads) {
+    long blocks = (k + K->kc - 1) / K->kc;
+    pack_a_job J = {transA, a, lda, m, k, (m + K->mr - 1) / K->mr * K->mr, K, dst};
+    if (threads > 1 && blocks > 1 && m * k >= 65536) stm_pool_run(blocks, threads, pack_a_chunk, &J);
+    else for (long u = 0; u < blocks; u++) pack_a_chunk(&J, u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,6 +385,8 @@ typedef struct {
     float *c;
     long ldc;
     const float *bp;  // packed op(B), all of K per sliver
+    const float *ap;  // packed op(A), all of it (k-block by k-block), or NULL: each block packs its rows
+    long mpad;        // rows of the packed A (a multiple of MR)
     const float *bias;
     stm_gemm_post_fn post;
     void *post_ctx;
@@ -378,14 +405,20 @@ static void run_block(void *ctx, long u) {
     long cols = J->n - j0 < J->ncols ? J->n - j0 : J->ncols;
     long kcmax = J->k < K->kc ? J->k : K->kc;
     long srows = (rows + mr - 1) / mr * mr;
-    float *abuf = scratch(&tl_a, &tl_a_cap, srows * kcmax);
-    if (!abuf) { J->failed = 1; return; }
+    float *abuf = NULL;
+    if (!J->ap) {
+        abuf = scratch(&tl_a, &tl_a_cap, srows * kcmax);
+        if (!abuf) { J->failed = 1; return; }
+    }
     float tile[MAX_MR * MAX_NR] __attribute__((aligned(64)));
     float bpad[MAX_NR] __attribute__((aligned(64)));
     for (long pc = 0; pc < J->k; pc += K->kc) {
         long kc = J->k - pc < K->kc ? J->k - pc : K->kc;
         int load = pc > 0, last = pc + kc == J->k;
-        pack_a_block(J->transA, J->a, J->lda, i0, rows, pc, kc, mr, abuf);
+        // This block's rows of op(A) for k in [pc, pc+kc): packed here, or taken from the whole packed A
+        // (k-block pc starts at pc * mpad; the block's first sliver at i0 * kc).
+        const float *ablk = J->ap ? J->ap + pc * J->mpad + i0 * kc : abuf;
+        if (!J->ap) pack_a_block(J->transA, J->a, J->lda, i0, rows, pc, kc, mr, abuf);
         for (long js = 0; js < cols; js += nr) {
             long nrem = cols - js < nr ? cols - js : nr;
             const float *bsl = J->bp + ((j0 + js) / nr) * J->k * nr + pc * nr;
@@ -397,7 +430,7 @@ static void run_block(void *ctx, long u) {
             for (long is = 0; is < rows; is += mr) {
                 long mrem = rows - is < mr ? rows - is : mr;
                 float *cp = J->c + (i0 + is) * J->ldc + j0 + js;
-                const float *ap = abuf + (is / mr) * kc * mr;
+                const float *ap = ablk + (is / mr) * kc * mr;
                 if (mrem == mr && nrem == nr) {
                     K->micro(kc, ap, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
                 } else {
@@ -474,7 +507,16 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     }
     long ncols = cbw * nr;
     long cb = (n + ncols - 1) / ncols;
-    gemm_job J = {K, transA, m, n, k, alpha, beta, a, lda, c, ldc, bp, bias, post, post_ctx, cb, mc, ncols, 0};
+    // When C's columns are split, op(A) would be packed once per column block: pack it once for all.
+    const float *apk = NULL;
+    long mpad = (m + K->mr - 1) / K->mr * K->mr;
+    if (cb > 1) {
+        float *abuf = scratch(&tl_pa, &tl_pa_cap, mpad * k);
+        if (!abuf) abort();
+        pack_a_all(transA, a, lda, m, k, K, abuf, threads);
+        apk = abuf;
+    }
+    gemm_job J = {K, transA, m, n, k, alpha, beta, a, lda, c, ldc, bp, apk, mpad, bias, post, post_ctx, cb, mc, ncols, 0};
     long blocks = rb * cb;
     if (threads > 1 && blocks > 1 && flops >= 4e6) stm_pool_run(blocks, threads, run_block, &J);
     else for (long u = 0; u < blocks; u++) run_block(&J, u);

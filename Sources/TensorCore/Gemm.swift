@@ -280,9 +280,9 @@ public func measureSgemmRate(n: Int = 1024, repeats: Int = 9) -> Double {
     return 2 * Double(n * n * n) / times.min()! / 1e9
 }
 
-/// Our GEMM's rate in GFLOP/s on one shape (the best of `repeats`), and OpenBLAS's on the same shape
-/// in the same call: single-threaded OpenBLAS split as our products were before (rows or columns
-/// over the threads), so both use the same cores.
+/// Our GEMM's rate in GFLOP/s on one shape (the best of `repeats`), with B packed once as a model's
+/// weights are, and OpenBLAS's on the same shape in the same call: single-threaded OpenBLAS split as
+/// our products were before (rows or columns over the threads), so both use the same cores.
 public func measureGemmShape(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, repeats: Int = 5) -> (ours: Double, openblas: Double) {
     let a = Tensor(shape: [transA ? k : m, transA ? m : k], repeating: 0.5)
     let b = Tensor(shape: [transB ? n : k, transB ? k : n], repeating: 0.25)
@@ -297,7 +297,10 @@ public func measureGemmShape(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         }
         return 2 * Double(m) * Double(n) * Double(k) / t / 1e9
     }
-    let ours = best { gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a.data, lda: lda, b: b.data, ldb: ldb, c: c.data, ldc: n) }
+    let packed = PackedMatrix(transposed: transB, k: k, n: n, b: b.data, ld: ldb)
+    let ours = best {
+        gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a.data, lda: lda, b: b.data, ldb: ldb, c: c.data, ldc: n, packedB: packed)
+    }
     let theirs = best {
         let parts = Threads.count
         if parts > 1 && m >= parts * 8 {
