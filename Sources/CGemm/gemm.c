@@ -33,10 +33,16 @@
 typedef void (*micro_fn)(long kc, const float *ap, const float *bp, float *c, long ldc,
                          int load, int last, float alpha, float beta, const float *bias);
 
+/// The same, reading op(A) straight from row-major A (row i at a + i * lda, k in order) instead of a
+/// packed sliver: products whose A is not transposed skip packing it. Same arithmetic, same bits.
+typedef void (*micro_direct_fn)(long kc, const float *a, long lda, const float *bp, float *c, long ldc,
+                                int load, int last, float alpha, float beta, const float *bias);
+
 typedef struct {
     int mr, nr;   // register tile
     long kc, mc;  // k-block and rows of a chunk (a multiple of mr)
     micro_fn micro;
+    micro_direct_fn direct;  // NULL: always pack A
 } kernel_t;
 
 // ---------------------------------------------------------------------------------------------
@@ -152,16 +158,96 @@ static void micro_avx512(long kc, const float *ap, const float *bp, float *c, lo
         _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
     }
 }
+
+__attribute__((target("avx2,fma")))
+static void micro_avx2_direct(long kc, const float *a, long lda, const float *bp, float *c, long ldc,
+                       int load, int last, float alpha, float beta, const float *bias) {
+    __m256 acc[A2_MR][2];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A2_MR; i++) {
+        acc[i][0] = load ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
+        acc[i][1] = load ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
+    }
+    for (long p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < A2_MR; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i * lda + p);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+        bp += A2_NR;
+    }
+    if (last) {
+        __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+        __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+        __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int i = 0; i < A2_MR; i++) {
+            if (alpha != 1.0f) { acc[i][0] = _mm256_mul_ps(va, acc[i][0]); acc[i][1] = _mm256_mul_ps(va, acc[i][1]); }
+            if (beta != 0.0f) {
+                acc[i][0] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc), acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc + 8), acc[i][1]);
+            }
+            if (bias) { acc[i][0] = _mm256_add_ps(acc[i][0], bias0); acc[i][1] = _mm256_add_ps(acc[i][1], bias1); }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A2_MR; i++) {
+        _mm256_storeu_ps(c + i * ldc, acc[i][0]);
+        _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void micro_avx512_direct(long kc, const float *a, long lda, const float *bp, float *c, long ldc,
+                         int load, int last, float alpha, float beta, const float *bias) {
+    __m512 acc[A5_MR][2];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A5_MR; i++) {
+        acc[i][0] = load ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
+        acc[i][1] = load ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();
+    }
+    for (long p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < A5_MR; i++) {
+            __m512 av = _mm512_set1_ps(a[i * lda + p]);
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+        }
+        bp += A5_NR;
+    }
+    if (last) {
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+        __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+        __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int i = 0; i < A5_MR; i++) {
+            if (alpha != 1.0f) { acc[i][0] = _mm512_mul_ps(va, acc[i][0]); acc[i][1] = _mm512_mul_ps(va, acc[i][1]); }
+            if (beta != 0.0f) {
+                acc[i][0] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 16), acc[i][1]);
+            }
+            if (bias) { acc[i][0] = _mm512_add_ps(acc[i][0], bias0); acc[i][1] = _mm512_add_ps(acc[i][1], bias1); }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A5_MR; i++) {
+        _mm512_storeu_ps(c + i * ldc, acc[i][0]);
+        _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
+    }
+}
 #endif
 
 static const kernel_t kernels[3] = {
-    {P_MR, P_NR, 256, 64, micro_portable},
+    {P_MR, P_NR, 256, 64, micro_portable, NULL},
 #if STM_X86
-    {A2_MR, A2_NR, 256, 96, micro_avx2},
-    {A5_MR, A5_NR, 192, 96, micro_avx512},
+    {A2_MR, A2_NR, 256, 96, micro_avx2, micro_avx2_direct},
+    {A5_MR, A5_NR, 192, 96, micro_avx512, micro_avx512_direct},
 #else
-    {P_MR, P_NR, 256, 64, micro_portable},
-    {P_MR, P_NR, 256, 64, micro_portable},
+    {P_MR, P_NR, 256, 64, micro_portable, NULL},
+    {P_MR, P_NR, 256, 64, micro_portable, NULL},
 #endif
 };
 #define MAX_MR 8
@@ -405,9 +491,12 @@ static void run_block(void *ctx, long u) {
     long cols = J->n - j0 < J->ncols ? J->n - j0 : J->ncols;
     long kcmax = J->k < K->kc ? J->k : K->kc;
     long srows = (rows + mr - 1) / mr * mr;
+    // A not transposed: the micro-kernel reads A's rows in place; only a last, partial sliver of
+    // rows is packed (zero-padded). Otherwise A is packed here, or was packed once for all blocks.
+    int direct = !J->transA && K->direct != NULL;
     float *abuf = NULL;
     if (!J->ap) {
-        abuf = scratch(&tl_a, &tl_a_cap, srows * kcmax);
+        abuf = scratch(&tl_a, &tl_a_cap, (direct ? mr : srows) * kcmax);
         if (!abuf) { J->failed = 1; return; }
     }
     float tile[MAX_MR * MAX_NR] __attribute__((aligned(64)));
@@ -418,7 +507,11 @@ static void run_block(void *ctx, long u) {
         // This block's rows of op(A) for k in [pc, pc+kc): packed here, or taken from the whole packed A
         // (k-block pc starts at pc * mpad; the block's first sliver at i0 * kc).
         const float *ablk = J->ap ? J->ap + pc * J->mpad + i0 * kc : abuf;
-        if (!J->ap) pack_a_block(J->transA, J->a, J->lda, i0, rows, pc, kc, mr, abuf);
+        long full = rows / mr * mr;  // rows of whole slivers
+        if (!J->ap) {
+            if (!direct) pack_a_block(J->transA, J->a, J->lda, i0, rows, pc, kc, mr, abuf);
+            else if (full < rows) pack_a_block(0, J->a, J->lda, i0 + full, rows - full, pc, kc, mr, abuf);
+        }
         for (long js = 0; js < cols; js += nr) {
             long nrem = cols - js < nr ? cols - js : nr;
             const float *bsl = J->bp + ((j0 + js) / nr) * J->k * nr + pc * nr;
@@ -430,15 +523,19 @@ static void run_block(void *ctx, long u) {
             for (long is = 0; is < rows; is += mr) {
                 long mrem = rows - is < mr ? rows - is : mr;
                 float *cp = J->c + (i0 + is) * J->ldc + j0 + js;
-                const float *ap = ablk + (is / mr) * kc * mr;
+                const float *ap = (direct && !J->ap) ? abuf : ablk + (is / mr) * kc * mr;
+                const float *arow = J->a + (i0 + is) * J->lda + pc;
+                int in_place = direct && !J->ap && mrem == mr;
                 if (mrem == mr && nrem == nr) {
-                    K->micro(kc, ap, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
+                    if (in_place) K->direct(kc, arow, J->lda, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
+                    else K->micro(kc, ap, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
                 } else {
                     int need = load || (last && J->beta != 0.0f);
                     for (long i = 0; i < mr; i++)
                         for (long j = 0; j < nr; j++)
                             tile[i * nr + j] = (need && i < mrem && j < nrem) ? cp[i * J->ldc + j] : 0.0f;
-                    K->micro(kc, ap, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
+                    if (in_place) K->direct(kc, arow, J->lda, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
+                    else K->micro(kc, ap, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
                     for (long i = 0; i < mrem; i++)
                         for (long j = 0; j < nrem; j++) cp[i * J->ldc + j] = tile[i * nr + j];
                 }
@@ -510,7 +607,7 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     // When C's columns are split, op(A) would be packed once per column block: pack it once for all.
     const float *apk = NULL;
     long mpad = (m + K->mr - 1) / K->mr * K->mr;
-    if (cb > 1) {
+    if (cb > 1 && (transA || K->direct == NULL)) {
         float *abuf = scratch(&tl_pa, &tl_pa_cap, mpad * k);
         if (!abuf) abort();
         pack_a_all(transA, a, lda, m, k, K, abuf, threads);
