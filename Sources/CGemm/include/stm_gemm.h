@@ -68,4 +68,6 @@ double stm_fma_chains(int kernel, long iterations);
 #ifdef __cplusplus
 }
 #endif
+#include "stm_elementwise.h"
+
 #endif

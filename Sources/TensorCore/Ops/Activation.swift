@@ -3,6 +3,7 @@
 //
 // Shape key: any shape; softmax works over the last dimension (M rows of L entries).
 
+import CGemm
 import Foundation
 
 /// Exact GELU: x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)). Keeps x for the backward.
@@ -11,21 +12,29 @@ public func gelu(_ x: Tensor) -> Tensor {
     let xp = x.data, op = out.data
     let n = x.count
     parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 20)) { r in
-        mapLanes(xp + r.lowerBound, op + r.lowerBound, r.count) { v in
-            0.5 * v * (1 + fastErf(v * 0.70710678118654752))
-        }
+        stm_gelu_forward(xp + r.lowerBound, op + r.lowerBound, r.count)  // = referenceGeluForward, bit for bit
     }
     return Tape.record(out, inputs: [x]) { dOut in
         // d/dx = Phi(x) + x * phi(x)
         let dx = Tensor(uninitializedShape: x.shape)
         let dp = dOut.data, dxp = dx.data, xp = x.data
         parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 30)) { r in
-            // dx = dOut * (Phi(x) + x * phi(x)), in one pass over 16 lanes.
-            mapLanes2(xp + r.lowerBound, dp + r.lowerBound, dxp + r.lowerBound, r.count) { v, g in
-                g * (0.5 * (1 + fastErf(v * 0.70710678118654752)) + v * 0.39894228040143268 * fastExp(-0.5 * v * v))
-            }
+            // dx = dOut * (Phi(x) + x * phi(x)), in one pass (= referenceGeluBackward, bit for bit).
+            stm_gelu_backward(xp + r.lowerBound, dp + r.lowerBound, dxp + r.lowerBound, r.count)
         }
         return [dx]
+    }
+}
+
+/// The definition the C GELU kernel (CGemm's stm_gelu_forward) must meet bit for bit: x [N] -> y [N].
+public func referenceGeluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    mapLanes(x, y, n) { v in 0.5 * v * (1 + fastErf(v * 0.70710678118654752)) }
+}
+
+/// The definition of CGemm's stm_gelu_backward: x, dy [N] -> dx [N].
+public func referenceGeluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+    mapLanes2(x, dy, dx, n) { v, g in
+        g * (0.5 * (1 + fastErf(v * 0.70710678118654752)) + v * 0.39894228040143268 * fastExp(-0.5 * v * v))
     }
 }
 

@@ -4,6 +4,7 @@
 //
 // Shape key: M rows (all leading dimensions), C channels.
 
+import CGemm
 import Foundation
 
 /// LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * weight + bias.
@@ -18,30 +19,48 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
     let rstd = Tensor(uninitializedShape: [m])                   // [M]
     let xp = x.data, op = out.data, hp = xhat.data, rp = rstd.data, wp = weight.data, bp = bias.data
     parallelFor(m, grain: grainFor(m, cost: 8 * c)) { r in
-        for i in r {
-            let row = xp + i * c
-            let mean = laneSum(row, c) / Float(c)
-            let variance = laneSumOfSquares(row, c, minus: mean) / Float(c)
-            let rs = 1 / (variance + eps).squareRoot()
-            rp[i] = rs
-            let h = hp + i * c, o = op + i * c
-            for j in 0..<c { h[j] = (row[j] - mean) * rs }
-            for j in 0..<c { o[j] = h[j] * wp[j] + bp[j] }
-        }
+        // = referenceLayerNormForward, bit for bit.
+        let lo = r.lowerBound
+        stm_layernorm_forward(xp + lo * c, wp, bp, eps, r.count, c, hp + lo * c, op + lo * c, rp + lo)
     }
     return Tape.record(out, inputs: [x]) { dOut in
         // dxhat = dOut * weight; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
         let dx = Tensor(uninitializedShape: x.shape)
         let dp = dOut.data, dxp = dx.data, hp = xhat.data, rp = rstd.data, wp = weight.data
         parallelFor(m, grain: grainFor(m, cost: 8 * c)) { r in
-            for i in r {
-                let h = hp + i * c, d = dp + i * c, o = dxp + i * c
-                let (sum1, sum2) = laneDots(d, wp, h, c)
-                let mean1 = sum1 / Float(c), mean2 = sum2 / Float(c), rs = rp[i]
-                for j in 0..<c { o[j] = rs * (d[j] * wp[j] - mean1 - h[j] * mean2) }
-            }
+            // = referenceLayerNormBackward, bit for bit.
+            let lo = r.lowerBound
+            stm_layernorm_backward(hp + lo * c, dp + lo * c, wp, rp + lo, r.count, c, dxp + lo * c)
         }
         return [dx]
+    }
+}
+
+/// The definition of CGemm's stm_layernorm_forward for rows [0, M) of x [M, C] (xhat, out [M, C],
+/// rstd [M]).
+public func referenceLayerNormForward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>, eps: Float,
+                                      m: Int, c: Int, xhat: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                      rstd: UnsafeMutablePointer<Float>) {
+    for i in 0..<m {
+        let row = x + i * c
+        let mean = laneSum(row, c) / Float(c)
+        let variance = laneSumOfSquares(row, c, minus: mean) / Float(c)
+        let rs = 1 / (variance + eps).squareRoot()
+        rstd[i] = rs
+        let h = xhat + i * c, o = out + i * c
+        for j in 0..<c { h[j] = (row[j] - mean) * rs }
+        for j in 0..<c { o[j] = h[j] * w[j] + b[j] }
+    }
+}
+
+/// The definition of CGemm's stm_layernorm_backward (xhat, dy, dx [M, C]; w [C]; rstd [M]).
+public func referenceLayerNormBackward(_ xhat: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                       rstd: UnsafePointer<Float>, m: Int, c: Int, dx: UnsafeMutablePointer<Float>) {
+    for i in 0..<m {
+        let h = xhat + i * c, d = dy + i * c, o = dx + i * c
+        let (sum1, sum2) = laneDots(d, w, h, c)
+        let mean1 = sum1 / Float(c), mean2 = sum2 / Float(c), rs = rstd[i]
+        for j in 0..<c { o[j] = rs * (d[j] * w[j] - mean1 - h[j] * mean2) }
     }
 }
 

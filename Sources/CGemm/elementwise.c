@@ -1,0 +1,301 @@
+// CGemm, element-wise part: GELU and LayerNorm kernels with the exact operation sequence of the
+// Swift references in TensorCore (see include/stm_elementwise.h), at 16, 8 or 1 lanes.
+#include "stm_elementwise.h"
+#include "stm_gemm.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define STM_X86 1
+#else
+#define STM_X86 0
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Scalar definitions (the portable path and every vector path's tail).
+
+// Swift's min(x, y) is `y < x ? y : x`, max(x, y) is `y >= x ? y : x`.
+static inline float smin(float x, float y) { return y < x ? y : x; }
+static inline float smax(float x, float y) { return y >= x ? y : x; }
+
+static inline float exp_s(float x) {
+    float xc = smax(smin(x, 88.72283f), -87.33654f);
+    float shifted = xc * 1.44269504088896341f + 12582912.0f;
+    float n = shifted - 12582912.0f;
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits;
+    memcpy(&bits, &shifted, 4);
+    bits = (int32_t)(((uint32_t)bits - 0x4B400000u + 127u) << 23);
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
+
+static inline float erf_s(float x) {
+    float xc = smax(smin(x, 4.0f), -4.0f);
+    float x2 = xc * xc;
+    float p = -2.72614225801306e-10f;
+    p = p * x2 + 2.77068142495902e-08f;
+    p = p * x2 + -2.10102402082508e-06f;
+    p = p * x2 + -5.69250639462346e-05f;
+    p = p * x2 + -7.34990630326855e-04f;
+    p = p * x2 + -2.95459980854025e-03f;
+    p = p * x2 + -1.60960333262415e-02f;
+    p = p * xc;
+    float q = -1.45660718464996e-05f;
+    q = q * x2 + -2.13374055278905e-04f;
+    q = q * x2 + -1.68282697438203e-03f;
+    q = q * x2 + -7.37332916720468e-03f;
+    q = q * x2 + -1.42647390514189e-02f;
+    return p / q;
+}
+
+#define SQRT_HALF 0.70710678118654752f
+#define INV_SQRT_2PI 0.39894228040143268f
+
+static inline float gelu_s(float v) { return 0.5f * v * (1.0f + erf_s(v * SQRT_HALF)); }
+static inline float gelu_grad_s(float v, float g) {
+    return g * (0.5f * (1.0f + erf_s(v * SQRT_HALF)) + v * INV_SQRT_2PI * exp_s(-0.5f * v * v));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector paths. V_* macros spell the same sequence at the vector's width.
+
+#if STM_X86
+#define DEFINE_MATH(ATTR, VT, IT, W, SET1, ADD, SUB, MUL, DIV, MIN, MAX, CASTI, CASTF, ISUB, IADD, ISHL, ISET1) \
+    ATTR static inline VT exp_v##W(VT x) {                                                        \
+        VT xc = MAX(SET1(-87.33654f), MIN(SET1(88.72283f), x));                                    \
+        VT shifted = ADD(MUL(xc, SET1(1.44269504088896341f)), SET1(12582912.0f));                  \
+        VT n = SUB(shifted, SET1(12582912.0f));                                                    \
+        VT r = SUB(xc, MUL(n, SET1(0.693359375f)));                                                \
+        r = SUB(r, MUL(n, SET1(-2.12194440e-4f)));                                                 \
+        VT p = SET1(1.9875691500e-4f);                                                             \
+        p = ADD(MUL(p, r), SET1(1.3981999507e-3f));                                                \
+        p = ADD(MUL(p, r), SET1(8.3334519073e-3f));                                                \
+        p = ADD(MUL(p, r), SET1(4.1665795894e-2f));                                                \
+        p = ADD(MUL(p, r), SET1(1.6666665459e-1f));                                                \
+        p = ADD(MUL(p, r), SET1(5.0000001201e-1f));                                                \
+        p = ADD(ADD(MUL(MUL(p, r), r), r), SET1(1.0f));                                            \
+        IT bits = ISHL(IADD(ISUB(CASTI(shifted), ISET1(0x4B400000)), ISET1(127)), 23);             \
+        return MUL(p, CASTF(bits));                                                                \
+    }                                                                                              \
+    ATTR static inline VT erf_v##W(VT x) {                                                        \
+        VT xc = MAX(SET1(-4.0f), MIN(SET1(4.0f), x));                                              \
+        VT x2 = MUL(xc, xc);                                                                       \
+        VT p = SET1(-2.72614225801306e-10f);                                                       \
+        p = ADD(MUL(p, x2), SET1(2.77068142495902e-08f));                                          \
+        p = ADD(MUL(p, x2), SET1(-2.10102402082508e-06f));                                         \
+        p = ADD(MUL(p, x2), SET1(-5.69250639462346e-05f));                                         \
+        p = ADD(MUL(p, x2), SET1(-7.34990630326855e-04f));                                         \
+        p = ADD(MUL(p, x2), SET1(-2.95459980854025e-03f));                                         \
+        p = ADD(MUL(p, x2), SET1(-1.60960333262415e-02f));                                         \
+        p = MUL(p, xc);                                                                            \
+        VT q = SET1(-1.45660718464996e-05f);                                                       \
+        q = ADD(MUL(q, x2), SET1(-2.13374055278905e-04f));                                         \
+        q = ADD(MUL(q, x2), SET1(-1.68282697438203e-03f));                                         \
+        q = ADD(MUL(q, x2), SET1(-7.37332916720468e-03f));                                         \
+        q = ADD(MUL(q, x2), SET1(-1.42647390514189e-02f));                                         \
+        return DIV(p, q);                                                                          \
+    }                                                                                              \
+    ATTR static inline VT gelu_v##W(VT v) {                                                       \
+        return MUL(MUL(SET1(0.5f), v), ADD(SET1(1.0f), erf_v##W(MUL(v, SET1(SQRT_HALF)))));        \
+    }                                                                                              \
+    ATTR static inline VT gelu_grad_v##W(VT v, VT g) {                                            \
+        VT a = MUL(SET1(0.5f), ADD(SET1(1.0f), erf_v##W(MUL(v, SET1(SQRT_HALF)))));               \
+        VT e = exp_v##W(MUL(MUL(SET1(-0.5f), v), v));                                              \
+        return MUL(g, ADD(a, MUL(MUL(v, SET1(INV_SQRT_2PI)), e)));                                 \
+    }
+
+// Note the operand order of MIN/MAX: _mm_min_ps(c, x) is `c < x ? c : x`, Swift's min(x, c).
+#define ATTR512 __attribute__((target("avx512f")))
+#define ATTR256 __attribute__((target("avx2,fma")))
+DEFINE_MATH(ATTR512, __m512, __m512i, 16, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_div_ps,
+            _mm512_min_ps, _mm512_max_ps, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_sub_epi32, _mm512_add_epi32,
+            _mm512_slli_epi32, _mm512_set1_epi32)
+DEFINE_MATH(ATTR256, __m256, __m256i, 8, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_div_ps,
+            _mm256_min_ps, _mm256_max_ps, _mm256_castps_si256, _mm256_castsi256_ps, _mm256_sub_epi32, _mm256_add_epi32,
+            _mm256_slli_epi32, _mm256_set1_epi32)
+
+ATTR512 static void gelu_fwd512(const float *x, float *y, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, gelu_v16(_mm512_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = gelu_s(x[i]);
+}
+ATTR256 static void gelu_fwd256(const float *x, float *y, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, gelu_v8(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = gelu_s(x[i]);
+}
+ATTR512 static void gelu_bwd512(const float *x, const float *g, float *dx, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dx + i, gelu_grad_v16(_mm512_loadu_ps(x + i), _mm512_loadu_ps(g + i)));
+    for (; i < n; i++) dx[i] = gelu_grad_s(x[i], g[i]);
+}
+ATTR256 static void gelu_bwd256(const float *x, const float *g, float *dx, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, gelu_grad_v8(_mm256_loadu_ps(x + i), _mm256_loadu_ps(g + i)));
+    for (; i < n; i++) dx[i] = gelu_grad_s(x[i], g[i]);
+}
+#endif
+
+void stm_gelu_forward(const float *x, float *y, long n) {
+#if STM_X86
+    int k = stm_gemm_kernel();
+    if (k == STM_GEMM_AVX512) { gelu_fwd512(x, y, n); return; }
+    if (k == STM_GEMM_AVX2) { gelu_fwd256(x, y, n); return; }
+#endif
+    for (long i = 0; i < n; i++) y[i] = gelu_s(x[i]);
+}
+
+void stm_gelu_backward(const float *x, const float *dy, float *dx, long n) {
+#if STM_X86
+    int k = stm_gemm_kernel();
+    if (k == STM_GEMM_AVX512) { gelu_bwd512(x, dy, dx, n); return; }
+    if (k == STM_GEMM_AVX2) { gelu_bwd256(x, dy, dx, n); return; }
+#endif
+    for (long i = 0; i < n; i++) dx[i] = gelu_grad_s(x[i], dy[i]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm rows. Sixteen partial sums: lane j takes elements j, j+16, ... (in order); then the
+// lanes are added in lane order (starting from -0, as Swift's SIMD sum does), then the tail.
+
+static inline float lanes_total(const float acc[16]) {
+    float s = -0.0f;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+#if STM_X86
+ATTR512 static void sums512(const float *x, long n, float mean, int squares, float out[16], long *done) {
+    __m512 acc = _mm512_setzero_ps(), m = _mm512_set1_ps(mean);
+    long j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 v = _mm512_loadu_ps(x + j);
+        if (squares) { v = _mm512_sub_ps(v, m); acc = _mm512_add_ps(acc, _mm512_mul_ps(v, v)); }
+        else acc = _mm512_add_ps(acc, v);
+    }
+    _mm512_storeu_ps(out, acc);
+    *done = j;
+}
+ATTR256 static void sums256(const float *x, long n, float mean, int squares, float out[16], long *done) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), m = _mm256_set1_ps(mean);
+    long j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256 v0 = _mm256_loadu_ps(x + j), v1 = _mm256_loadu_ps(x + j + 8);
+        if (squares) {
+            v0 = _mm256_sub_ps(v0, m); v1 = _mm256_sub_ps(v1, m);
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(v0, v0)); a1 = _mm256_add_ps(a1, _mm256_mul_ps(v1, v1));
+        } else { a0 = _mm256_add_ps(a0, v0); a1 = _mm256_add_ps(a1, v1); }
+    }
+    _mm256_storeu_ps(out, a0);
+    _mm256_storeu_ps(out + 8, a1);
+    *done = j;
+}
+#endif
+
+/// Sum (squares == 0) or sum of (x - mean)^2 of a row, in the fixed order above.
+static float row_sum(int kern, const float *x, long n, float mean, int squares) {
+    float acc[16] = {0};
+    long j = 0;
+#if STM_X86
+    if (kern == STM_GEMM_AVX512) sums512(x, n, mean, squares, acc, &j);
+    else if (kern == STM_GEMM_AVX2) sums256(x, n, mean, squares, acc, &j);
+    else
+#endif
+    {
+        for (; j + 16 <= n; j += 16)
+            for (int l = 0; l < 16; l++) {
+                float v = x[j + l];
+                if (squares) { v = v - mean; acc[l] = acc[l] + v * v; } else acc[l] = acc[l] + v;
+            }
+    }
+    float s = lanes_total(acc);
+    for (; j < n; j++) {
+        if (squares) { float d = x[j] - mean; s += d * d; } else s += x[j];
+    }
+    return s;
+}
+
+void stm_layernorm_forward(const float *x, const float *w, const float *b, float eps, long m, long c,
+                           float *xhat, float *out, float *rstd) {
+    int kern = stm_gemm_kernel();
+    for (long i = 0; i < m; i++) {
+        const float *row = x + i * c;
+        float mean = row_sum(kern, row, c, 0, 0) / (float)c;
+        float variance = row_sum(kern, row, c, mean, 1) / (float)c;
+        float rs = 1.0f / sqrtf(variance + eps);
+        rstd[i] = rs;
+        float *h = xhat + i * c, *o = out + i * c;
+        for (long j = 0; j < c; j++) h[j] = (row[j] - mean) * rs;
+        for (long j = 0; j < c; j++) o[j] = h[j] * w[j] + b[j];
+    }
+}
+
+#if STM_X86
+ATTR512 static long dots512(const float *d, const float *w, const float *h, long n, float a1[16], float a2[16]) {
+    __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps();
+    long j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 g = _mm512_mul_ps(_mm512_loadu_ps(d + j), _mm512_loadu_ps(w + j));
+        s1 = _mm512_add_ps(s1, g);
+        s2 = _mm512_add_ps(s2, _mm512_mul_ps(g, _mm512_loadu_ps(h + j)));
+    }
+    _mm512_storeu_ps(a1, s1);
+    _mm512_storeu_ps(a2, s2);
+    return j;
+}
+ATTR256 static long dots256(const float *d, const float *w, const float *h, long n, float a1[16], float a2[16]) {
+    __m256 s10 = _mm256_setzero_ps(), s11 = _mm256_setzero_ps(), s20 = _mm256_setzero_ps(), s21 = _mm256_setzero_ps();
+    long j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256 g0 = _mm256_mul_ps(_mm256_loadu_ps(d + j), _mm256_loadu_ps(w + j));
+        __m256 g1 = _mm256_mul_ps(_mm256_loadu_ps(d + j + 8), _mm256_loadu_ps(w + j + 8));
+        s10 = _mm256_add_ps(s10, g0); s11 = _mm256_add_ps(s11, g1);
+        s20 = _mm256_add_ps(s20, _mm256_mul_ps(g0, _mm256_loadu_ps(h + j)));
+        s21 = _mm256_add_ps(s21, _mm256_mul_ps(g1, _mm256_loadu_ps(h + j + 8)));
+    }
+    _mm256_storeu_ps(a1, s10); _mm256_storeu_ps(a1 + 8, s11);
+    _mm256_storeu_ps(a2, s20); _mm256_storeu_ps(a2 + 8, s21);
+    return j;
+}
+#endif
+
+void stm_layernorm_backward(const float *xhat, const float *dy, const float *w, const float *rstd,
+                            long m, long c, float *dx) {
+    int kern = stm_gemm_kernel();
+    for (long i = 0; i < m; i++) {
+        const float *h = xhat + i * c, *d = dy + i * c;
+        float *o = dx + i * c;
+        float a1[16] = {0}, a2[16] = {0};
+        long j = 0;
+#if STM_X86
+        if (kern == STM_GEMM_AVX512) j = dots512(d, w, h, c, a1, a2);
+        else if (kern == STM_GEMM_AVX2) j = dots256(d, w, h, c, a1, a2);
+        else
+#endif
+        {
+            for (; j + 16 <= c; j += 16)
+                for (int l = 0; l < 16; l++) {
+                    float g = d[j + l] * w[j + l];
+                    a1[l] = a1[l] + g;
+                    a2[l] = a2[l] + g * h[j + l];
+                }
+        }
+        float s1 = lanes_total(a1), s2 = lanes_total(a2);
+        for (; j < c; j++) { float g = d[j] * w[j]; s1 += g; s2 += g * h[j]; }
+        float mean1 = s1 / (float)c, mean2 = s2 / (float)c, rs = rstd[i];
+        for (j = 0; j < c; j++) o[j] = rs * (d[j] * w[j] - mean1 - h[j] * mean2);
+    }
+}

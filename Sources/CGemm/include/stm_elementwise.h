@@ -1,0 +1,36 @@
+// CGemm, element-wise part: the hot element-wise and row kernels of TensorCore (GELU forward and
+// backward, LayerNorm rows forward and backward), in C with AVX-512, AVX2 and portable paths chosen
+// like the GEMM's micro-kernel (stm_gemm_kernel()).
+//
+// Why C: Swift's 16-lane SIMD values cross closure and function boundaries as four 128-bit halves,
+// so these kernels ran four lanes at a time even on AVX-512. Contract: every path performs, for each
+// element, exactly the operation sequence of the Swift reference in TensorCore (`referenceGelu...`,
+// `referenceLayerNorm...`), separately rounded multiplies and adds (no contraction: compiled with
+// -ffp-contract=off), and LayerNorm's row sums keep sixteen partial sums (lane j takes elements
+// j, j+16, ...) added up in lane order, then the tail in order. So every ISA gives the Swift bits.
+//
+// Shape key: N elements; M rows of C channels. Leaves out: NaN payloads (a NaN input gives a NaN).
+#ifndef STM_ELEMENTWISE_H
+#define STM_ELEMENTWISE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// y[i] = x/2 * (1 + erf(x / sqrt 2)) for i < n (the project's erf polynomial).
+void stm_gelu_forward(const float *x, float *y, long n);
+/// dx[i] = dy[i] * (Phi(x) + x * phi(x)) for i < n.
+void stm_gelu_backward(const float *x, const float *dy, float *dx, long n);
+
+/// LayerNorm of rows [0, m) of x [M, C]: xhat = (x - mean) * rstd, out = xhat * w + b, rstd per row.
+/// xhat may equal out (then out holds the affine result only).
+void stm_layernorm_forward(const float *x, const float *w, const float *b, float eps, long m, long c,
+                           float *xhat, float *out, float *rstd);
+/// dx = rstd * (dy * w - mean(dy * w) - xhat * mean(dy * w * xhat)) for rows [0, m).
+void stm_layernorm_backward(const float *xhat, const float *dy, const float *w, const float *rstd,
+                            long m, long c, float *dx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
