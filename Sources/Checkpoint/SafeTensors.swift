@@ -1,6 +1,7 @@
 // Checkpoint: the safetensors format, read and written. An 8-byte little-endian header length, a JSON
 // header naming each tensor's dtype, shape and byte range, then the raw little-endian data. Writing
-// goes to a temporary file that is renamed into place, so a failed write never leaves half a file.
+// goes through the shared output path (Diagnostics/OutputFile.swift), so a failed write never leaves
+// half a file and never replaces a device, pipe or link.
 // Reads float and integer dtypes (widened to float32) from a memory-mapped file; writes float32 only.
 
 import Foundation
@@ -120,17 +121,9 @@ public enum SafeTensors {
     }
 }
 
-/// Writes `data` to a temporary file beside `path` and renames it into place.
+/// Writes `data` to `path` through the shared output path (`OutputFile.write`): a temporary file beside
+/// a regular file (or a symbolic link's target) renamed into place; devices and pipes written through;
+/// `-` is standard output.
 public func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent().path
-    let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-    guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-        throw CheckpointError(path, "cannot be written", hint: "check that \(dir) exists and is writable")
-    }
-    if rename(tmp, path) != 0 {
-        let err = String(cString: strerror(errno))
-        unlink(tmp)
-        throw CheckpointError(path, "cannot be written: \(err)")
-    }
+    try OutputFile.write(data, to: path)
 }

@@ -28,10 +28,10 @@ struct Classify: ParsableCommand {
     @Option(name: .long, help: "Images per forward pass.")
     var batch = 8
 
-    @Option(name: .long, help: ArgumentHelp("Write the logits [N,classes] as a safetensors tensor 'logits'.", valueName: "file.safetensors"))
+    @Option(name: .long, help: ArgumentHelp("Write the logits [N,classes] as a safetensors tensor 'logits' (- for standard output).", valueName: "file.safetensors"))
     var logits: String?
 
-    @Option(name: .long, help: ArgumentHelp("Write the predictions as JSON.", valueName: "file.json"))
+    @Option(name: .long, help: ArgumentHelp("Write the predictions as JSON (- for standard output).", valueName: "file.json"))
     var json: String?
 
     @OptionGroup var runtime: RuntimeOptions
@@ -44,6 +44,7 @@ struct Classify: ParsableCommand {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if let logits { try checkWritableOutput(logits, option: "--logits") }
         if let json { try checkWritableOutput(json, option: "--json") }
+        if logits == "-" && json == "-" { throw ValidationError("--logits - and --json - both ask for standard output; send one of them to a file") }
     }
 
     func run() throws {
@@ -56,6 +57,8 @@ struct Classify: ParsableCommand {
             if Date().timeIntervalSince(started) > 2 { note("classified \(done)/\(total) images") }
         }
         let title = loaded.displayName
+        // With an output on standard output (`-`), the readable report goes to stderr.
+        let print: (String) -> Void = logits == "-" || json == "-" ? { note($0) } : { Swift.print($0) }
         print("\(title): top-\(top) of \(files.count) image\(files.count == 1 ? "" : "s") at \(size)px (crop-pct \(cropPct))")
         for r in results {
             print(URL(fileURLWithPath: r.path).lastPathComponent)
@@ -68,7 +71,7 @@ struct Classify: ParsableCommand {
             let n = results.count, k = results.first?.logits.count ?? 0
             let record = TensorRecord(shape: [n, k], values: results.flatMap(\.logits))
             try SafeTensors.write(path: logits, tensors: [("logits", record)])
-            print("logits       \(logits) [\(n), \(k)]")
+            if logits != "-" { print("logits       \(logits) [\(n), \(k)]") }
         }
         if let json {
             let doc: [String: Any] = [
@@ -83,7 +86,7 @@ struct Classify: ParsableCommand {
                 },
             ]
             try writeJSON(doc, to: json)
-            print("json         \(json)")
+            if json != "-" { print("json         \(json)") }
         }
     }
 }

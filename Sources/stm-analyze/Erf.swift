@@ -98,7 +98,7 @@ struct Erf: ParsableCommand {
         }
         let loaded = try modelOptions.load()
         let outDir = out ?? "outputs/erf/\(safeName(loaded.displayName))"
-        try prepareOutputFolder(outDir)
+        try checkOutputFolder(outDir)  // created when its first file is ready
 
         var settings = ERFSettings()
         settings.size = size
@@ -153,6 +153,7 @@ struct Erf: ParsableCommand {
             "skipped": result.skipped.map { ["path": $0.path, "reason": $0.reason] },
             "stages": stagesJSON,
         ]
+        try createOutputFolder(outDir)
         for stage in result.stages {
             let record = TensorRecord(shape: [side, side], values: stage.mean)
             try SafeTensors.write(path: "\(outDir)/erf_stage\(stage.stage).safetensors", tensors: [("mean", record)],
@@ -190,18 +191,6 @@ func formatShare(_ t: Double) -> String { "\(t)" }
 func safeName(_ s: String) -> String {
     String(s.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." ? $0 : "_" })
         .replacingOccurrences(of: "__", with: "_").trimmingCharacters(in: CharacterSet(charactersIn: "_"))
-}
-
-/// Creates `dir` (and parents) and checks it is writable, before any work is done.
-func prepareOutputFolder(_ dir: String) throws {
-    do {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    } catch {
-        throw CLIError("--out \(dir): cannot create the folder (\((error as NSError).localizedDescription))")
-    }
-    guard FileManager.default.isWritableFile(atPath: dir) else {
-        throw CLIError("--out \(dir): the folder is not writable")
-    }
 }
 
 /// Progress on stderr for long runs: images done, rate and time left; quiet for the first 3 seconds.

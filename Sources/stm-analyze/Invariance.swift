@@ -135,7 +135,7 @@ struct Invariance: ParsableCommand {
         let settings = try self.settings()
         let inputs = try LabelledImages.gather(images: images, labelsFile: labels)
         let outDir = out ?? "outputs/invariance/\(kind.rawValue)"
-        try prepareOutputFolder(outDir)
+        try checkOutputFolder(outDir)  // created when its first file is ready
 
         var loaded: [LoadedModel] = []
         for (i, m) in model.enumerated() {
@@ -161,6 +161,7 @@ struct Invariance: ParsableCommand {
         let figure = try invarianceFigure(result).render()
         let csv = Data(invarianceCSV(result).utf8)
         let base = "\(outDir)/\(kind.rawValue)"
+        try createOutputFolder(outDir)
         try writeAtomically(csv, to: base + ".csv")
         try PNGCodec.write(figure, to: base + ".png", dpi: 200)
         try writeJSON(invarianceDocument(result), to: base + ".json")

@@ -88,21 +88,3 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
-
-/// Checks that `path`'s folder exists and is writable, so a run fails before its work, not after.
-func checkWritableOutput(_ path: String, option: String) throws {
-    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-        throw ValidationError("\(option) \(path): the folder \(dir) does not exist")
-    }
-    guard FileManager.default.isWritableFile(atPath: dir) else {
-        throw ValidationError("\(option) \(path): the folder \(dir) is not writable")
-    }
-}
-
-/// Encodes a JSON-compatible value with sorted keys and writes it atomically.
-func writeJSON(_ value: Any, to path: String) throws {
-    let data = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys])
-    try writeAtomically(data + Data("\n".utf8), to: path)
-}

@@ -24,6 +24,7 @@ do {
     switch error {
     case let e as ToolError: message = e.description
     case let e as CLIError: message = e.description
+    case let e as NSError where e.domain == NSCocoaErrorDomain || e.domain == NSPOSIXErrorDomain: message = describeFileError(e)
     default: message = STMAnalyze.message(for: error) + " (see 'stm-analyze help')"
     }
     FileHandle.standardError.write(Data(("stm-analyze: error: " + message.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
