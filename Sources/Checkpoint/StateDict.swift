@@ -66,6 +66,15 @@ public struct StateDict: Sendable {
         return index
     }
 
+    /// The tensors holding NaN or infinite values, in file order, with how many of their values are
+    /// not finite (a diverged training run, or bytes damaged in a way no checksum caught).
+    public var nonFiniteTensors: [(name: String, count: Int)] {
+        entries.compactMap { name, record in
+            let bad = record.values.withUnsafeBufferPointer { v in v.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
+            return bad > 0 ? (name, bad) : nil
+        }
+    }
+
     /// Removes the `module.` prefix that `torch.nn.DataParallel` puts on every key, when every key has it.
     mutating func stripDataParallelPrefix() {
         let prefix = "module."

@@ -117,7 +117,7 @@ struct Erf: ParsableCommand {
         reporter.finish()
         for s in result.skipped { warn("skipped \(s.path): \(s.reason)") }
         guard !result.images.isEmpty else {
-            throw CLIError("no image gave a finite ERF map (\(result.skipped.count) skipped); nothing written")
+            throw CLIError("no image gave a finite ERF map (\(result.skipped.count) skipped); nothing written" + nonFiniteWeightsClause(loaded))
         }
         if result.images.count < numImages {
             let why = result.skipped.isEmpty ? "found" : "usable (\(result.skipped.count) skipped)"

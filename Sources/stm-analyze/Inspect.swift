@@ -27,6 +27,11 @@ struct Inspect: ParsableCommand {
         print("format       \(state.format.rawValue), state dict at \(state.location), \(state.entries.count) tensors")
         for (key, description) in state.otherObjects { print("other        \(key): \(description)") }
         for n in state.notes { print("note         \(n)") }
+        let nonFinite = state.nonFiniteTensors
+        if !nonFinite.isEmpty {
+            warn("\(m.model): \(nonFinite.count) tensor\(nonFinite.count == 1 ? " holds" : "s hold") NaN or infinite values")
+            for bad in nonFinite { print("nonfinite    \(bad.name): \(bad.count) of \(state[bad.name]?.count ?? 0) values are NaN or infinite") }
+        }
         let config: ArchConfig
         var notes: [String] = []
         if let arch = m.arch {

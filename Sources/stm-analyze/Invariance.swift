@@ -93,6 +93,9 @@ struct Invariance: ParsableCommand {
     @Option(name: .long, help: "Seed of the untrained initialisation.")
     var initSeed: UInt64 = 0
 
+    @Flag(name: .long, help: "Run even when a checkpoint's weights hold NaN or infinite values (refused by default).")
+    var allowNonfinite = false
+
     @Option(name: .long, help: ArgumentHelp("Regression check: exit with status 1 (after writing the outputs) when any model's mean consistency is below this percentage.", valueName: "percent"))
     var failBelow: Double?
 
@@ -142,6 +145,7 @@ struct Invariance: ParsableCommand {
             let a = arch.count == 1 ? arch[0] : (arch.isEmpty ? nil : arch[i])
             let l = try ModelLoader.load(model: m, arch: a, initLayerScale: initLayerScale, seed: initSeed)
             warnIfUntrained(l, seed: initSeed)
+            try checkFiniteWeights(l, allow: allowNonfinite, analysis: "the invariance curves")
             loaded.append(l)
         }
         if let folders = inputs.classFolderCount, let classes = loaded.first?.config.num_classes, folders != classes {

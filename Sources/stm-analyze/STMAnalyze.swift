@@ -33,14 +33,19 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Seed of the untrained initialisation.")
     var seed: UInt64 = 0
 
+    @Flag(name: .long, help: "Run even when the checkpoint's weights hold NaN or infinite values (refused by default).")
+    var allowNonfinite = false
+
     func validate() throws {
         if let s = initLayerScale, !(s.isFinite && s >= 0) { throw ValidationError("--init-layer-scale must be a finite number >= 0") }
     }
 
-    /// Loads the model, printing a loud notice for untrained presets.
+    /// Loads the model, printing a loud notice for untrained presets; weights that are not all finite
+    /// are named in a warning and refused unless --allow-nonfinite.
     func load() throws -> LoadedModel {
         let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: seed)
         warnIfUntrained(loaded, seed: seed)
+        try checkFiniteWeights(loaded, allow: allowNonfinite, analysis: "its analysis")
         return loaded
     }
 }
