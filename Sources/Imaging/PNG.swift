@@ -22,8 +22,25 @@ public enum PNGCodec {
         try decode(FileBytes.contents(of: path), path: path, keepAlpha: keepAlpha)
     }
 
-    /// Decodes PNG bytes held in memory. `path` is used in messages only.
+    /// The 8-byte PNG signature.
+    static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// Width and height from the IHDR chunk (the first chunk of every PNG), read without libpng.
+    static func headerSize(_ bytes: [UInt8], path: String) throws -> (width: Int, height: Int) {
+        guard bytes.count >= 24, bytes.starts(with: signature), Array(bytes[12..<16]) == Array("IHDR".utf8) else {
+            throw ImagingError(path, "corrupt PNG: no IHDR chunk after the signature", hint: "is the file a complete, valid PNG?")
+        }
+        func be32(_ at: Int) -> Int { Int(bytes[at]) << 24 | Int(bytes[at + 1]) << 16 | Int(bytes[at + 2]) << 8 | Int(bytes[at + 3]) }
+        return (be32(16), be32(20))
+    }
+
+    /// Decodes PNG bytes held in memory. `path` is used in messages only. Images over
+    /// `ImageLimits.maxPixels` are refused before any pixel is decoded.
     public static func decode(_ bytes: [UInt8], path: String, keepAlpha: Bool = false) throws -> Image8 {
+        if bytes.count >= 24, bytes.starts(with: signature) {
+            let (w, h) = try headerSize(bytes, path: path)
+            try ImageLimits.check(width: w, height: h, format: "PNG", path: path)
+        }
         var pixels: UnsafeMutablePointer<UInt8>? = nil
         var width: UInt32 = 0
         var height: UInt32 = 0

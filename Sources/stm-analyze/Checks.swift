@@ -1,10 +1,13 @@
-// stm-analyze: checks on a loaded model before any analysis runs. Weights that hold NaN or infinite
-// values make every number an analysis prints meaningless (a classification of "nan%", ERF maps that
-// are all skipped), so they get one warning naming the tensors, and the analyses refuse them unless
-// --allow-nonfinite is given.
+// stm-analyze: checks on the inputs before any analysis runs. Weights that hold NaN or infinite values
+// make every number an analysis prints meaningless (a classification of "nan%", ERF maps that are all
+// skipped), so they get one warning naming the tensors, and the analyses refuse them unless
+// --allow-nonfinite is given. Every image's header is read before the first forward pass, so a bad
+// image stops the run in a second (or is skipped with --skip-bad), not after all the compute.
 
+import ArgumentParser
 import Checkpoint
 import Foundation
+import Imaging
 import Models
 
 /// The tensors of `loaded`'s checkpoint that hold NaN or infinite values, as "name (k of n)" texts.
@@ -30,4 +33,45 @@ func nonFiniteWeightsClause(_ loaded: LoadedModel) -> String {
     let bad = nonFiniteTensorNames(loaded)
     guard !bad.isEmpty, let path = loaded.checkpoint else { return "" }
     return "; the cause is the checkpoint \(path), whose weights hold NaN or infinite values (\(bad.prefix(3).joined(separator: ", "))\(bad.count > 3 ? ", ..." : ""))"
+}
+
+/// Checks on the input images, run before the first forward pass: every image's header is read (a bad
+/// image fails at once, or is skipped with --skip-bad), the pixel limit is applied before decoding,
+/// and images smaller than the network input get one warning.
+struct ImageCheckOptions: ParsableArguments {
+    @Flag(name: .long, help: "Skip images that cannot be read (named on stderr and in the JSON) instead of stopping.")
+    var skipBad = false
+
+    @Option(name: .long, help: ArgumentHelp("Refuse images with more pixels than this, before decoding (Pillow's limit by default).", valueName: "n"))
+    var maxPixels = ImageLimits.defaultMaxPixels
+
+    func validate() throws {
+        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
+    }
+
+    /// Applies the pixel limit and reads every header; returns the usable images and the skipped ones.
+    /// - Throws: the first bad image's error, unless --skip-bad; an error when no image is usable.
+    func check(_ files: [String], inputSize: Int) throws -> (usable: [String], skipped: [(path: String, reason: String)]) {
+        ImageLimits.maxPixels = maxPixels
+        var usable: [String] = []
+        var skipped: [(path: String, reason: String)] = []
+        var small: [String] = []
+        for file in files {
+            do {
+                let header = try readImageHeader(path: file)
+                if min(header.width, header.height) < inputSize { small.append("\(file) (\(header.width)x\(header.height))") }
+                usable.append(file)
+            } catch let error as ToolError {
+                guard skipBad else { throw error }
+                warn("skipped \(error.description)")
+                skipped.append((file, error.problem))
+            }
+        }
+        if !small.isEmpty {
+            let shown = small.prefix(4).joined(separator: ", ") + (small.count > 4 ? ", and \(small.count - 4) more" : "")
+            warn("\(small.count) image\(small.count == 1 ? " is" : "s are") smaller than the \(inputSize) px input and will be upscaled: \(shown)")
+        }
+        guard !usable.isEmpty else { throw CLIError("no usable image: all \(files.count) were skipped") }
+        return (usable, skipped)
+    }
 }

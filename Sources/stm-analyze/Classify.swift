@@ -34,6 +34,8 @@ struct Classify: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write the predictions as JSON (- for standard output).", valueName: "file.json"))
     var json: String?
 
+    @OptionGroup var imageChecks: ImageCheckOptions
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -49,7 +51,7 @@ struct Classify: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let files = try listImages(images)
+        let (files, skipped) = try imageChecks.check(try listImages(images), inputSize: size)
         let loaded = try modelOptions.load()
         let started = Date()
         let results = try classify(model: loaded.model, paths: files, size: size, cropPct: cropPct,
@@ -76,7 +78,7 @@ struct Classify: ParsableCommand {
         if let json {
             let doc: [String: Any] = [
                 "model": modelOptions.model, "arch": loaded.config.displayName, "untrained": loaded.untrained,
-                "size": size, "crop_pct": cropPct,
+                "size": size, "crop_pct": cropPct, "skipped": skipped.map { ["path": $0.path, "reason": $0.reason] },
                 "images": results.map { r in
                     ["path": r.path, "top": r.top.map { t -> [String: Any] in
                         var entry: [String: Any] = ["class": t.index, "probability": Double(t.probability)]

@@ -66,6 +66,8 @@ struct Erf: ParsableCommand {
     @Flag(name: .long, help: "With one image: also blend each map over the image (jet, 0.8 map / 0.2 image).")
     var overlay = false
 
+    @OptionGroup var imageChecks: ImageCheckOptions
+
     @OptionGroup var runtime: RuntimeOptions
 
     var parsedStages: [Int] { stages.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
@@ -92,7 +94,7 @@ struct Erf: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let files = try listImages(images)
+        let (files, badImages) = try imageChecks.check(try listImages(images), inputSize: size)
         if overlay && min(numImages, files.count) != 1 {
             throw CLIError("--overlay needs exactly one image (got \(min(numImages, files.count))); pass one file or --num-images 1")
         }
@@ -150,7 +152,7 @@ struct Erf: ParsableCommand {
             "model": modelOptions.model, "arch": loaded.config.displayName, "family": loaded.config.family.rawValue,
             "untrained": loaded.untrained, "size": size, "resize": resize, "grad": grad, "scaling": settings.scaling.description,
             "stm_legacy_scaling": stmLegacyScaling, "images": result.images,
-            "skipped": result.skipped.map { ["path": $0.path, "reason": $0.reason] },
+            "skipped": badImages.map { ["path": $0.path, "reason": $0.reason] } + result.skipped.map { ["path": $0.path, "reason": $0.reason] },
             "stages": stagesJSON,
         ]
         try createOutputFolder(outDir)

@@ -99,6 +99,8 @@ struct Invariance: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Regression check: exit with status 1 (after writing the outputs) when any model's mean consistency is below this percentage.", valueName: "percent"))
     var failBelow: Double?
 
+    @OptionGroup var imageChecks: ImageCheckOptions
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -136,7 +138,15 @@ struct Invariance: ParsableCommand {
     func run() throws {
         runtime.apply()
         let settings = try self.settings()
-        let inputs = try LabelledImages.gather(images: images, labelsFile: labels)
+        var inputs = try LabelledImages.gather(images: images, labelsFile: labels)
+        let (usable, badImages) = try imageChecks.check(inputs.paths, inputSize: size)
+        if !badImages.isEmpty {  // keep the labels of the usable images only
+            let usableSet = Set(usable)
+            let keep = inputs.paths.indices.filter { usableSet.contains(inputs.paths[$0]) }
+            inputs.labels = inputs.labels.map { l in keep.map { l[$0] } }
+            if inputs.labelOrigins.count == inputs.paths.count { inputs.labelOrigins = keep.map { inputs.labelOrigins[$0] } }
+            inputs.paths = keep.map { inputs.paths[$0] }
+        }
         let outDir = out ?? "outputs/invariance/\(kind.rawValue)"
         try checkOutputFolder(outDir)  // created when its first file is ready
 
@@ -168,7 +178,9 @@ struct Invariance: ParsableCommand {
         try createOutputFolder(outDir)
         try writeAtomically(csv, to: base + ".csv")
         try PNGCodec.write(figure, to: base + ".png", dpi: 200)
-        try writeJSON(invarianceDocument(result), to: base + ".json")
+        var document = invarianceDocument(result)
+        if imageChecks.skipBad { document["skipped"] = badImages.map { ["path": $0.path, "reason": $0.reason] } }
+        try writeJSON(document, to: base + ".json")
 
         printTable(result)
         print("wrote \(base).json, \(base).csv, \(base).png (\(String(format: "%.1f", result.seconds)) s, \(result.forwardImages) forward images per model)")
