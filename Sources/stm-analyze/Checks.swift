@@ -75,3 +75,65 @@ struct ImageCheckOptions: ParsableArguments {
         return (usable, skipped)
     }
 }
+
+// MARK: ranges shared by the subcommands (the same option means the same everywhere)
+
+/// The input side every subcommand accepts.
+let inputSizeRange = 32...4096
+/// The largest short side a crop fraction may resize an image to (int(size / crop-pct)).
+let maxResizedSide = 16_384
+
+/// Checks `--size` against the range every subcommand uses.
+func checkInputSize(_ size: Int, option: String = "--size") throws {
+    guard inputSizeRange.contains(size) else {
+        throw ValidationError("\(option) must be between \(inputSizeRange.lowerBound) and \(inputSizeRange.upperBound)"
+                              + (size < 0 ? "; it is negative (\(size))" : " (got \(size))"))
+    }
+}
+
+/// Checks a crop fraction (`--crop-pct`, a scale level): above 0, at most 4, and resizing the short side
+/// of the input to at most `maxResizedSide` pixels.
+func checkCropFraction(_ value: Double, size: Int, option: String = "--crop-pct") throws {
+    guard value.isFinite, value > 0, value <= 4 else {
+        throw ValidationError("\(option) must be in (0, 4]" + (value < 0 ? "; it is negative (\(value))" : " (got \(value))"))
+    }
+    let side = Double(size) / value
+    guard side <= Double(maxResizedSide) else {
+        throw ValidationError("\(option) \(value) would resize the short side to \(Int(side)) px for --size \(size) (at most \(maxResizedSide))")
+    }
+}
+
+/// The thread count from STM_THREADS, validated like --threads (nil when it is not set).
+func threadsFromEnvironment() throws -> Int? {
+    guard let text = ProcessInfo.processInfo.environment["STM_THREADS"] else { return nil }
+    guard let n = Int(text.trimmingCharacters(in: .whitespaces)), (1...1024).contains(n) else {
+        throw ValidationError("STM_THREADS must be a whole number between 1 and 1024 (got '\(text)'); unset it for all cores")
+    }
+    return n
+}
+
+/// Command-line arguments with a negative number after an option joined to it (`--size -5` becomes
+/// `--size=-5`), so that the option's own check says the value is negative instead of the parser
+/// reading `-5` as an unknown flag and reporting a missing value.
+func joiningNegativeValues(_ arguments: [String]) -> [String] {
+    var out: [String] = []
+    var i = 0
+    while i < arguments.count {
+        let a = arguments[i]
+        if a.hasPrefix("--"), a.count > 2, !a.contains("="), i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
+            out.append(a + "=" + arguments[i + 1])
+            i += 2
+        } else {
+            out.append(a)
+            i += 1
+        }
+    }
+    return out
+}
+
+/// True for "-5", "-0.5", "-.5", "-1e-9", "-5,0" (a list starting with a negative number), "-inf".
+private func isNegativeNumber(_ s: String) -> Bool {
+    guard s.hasPrefix("-"), s.count > 1 else { return false }
+    let first = s.split(separator: ",", omittingEmptySubsequences: false).first.map(String.init) ?? s
+    return Double(first) != nil
+}

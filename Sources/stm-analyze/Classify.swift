@@ -40,10 +40,10 @@ struct Classify: ParsableCommand {
 
     func validate() throws {
         if images.isEmpty { throw ValidationError("--images needs at least one file or folder") }
-        if size < 32 || size > 4096 { throw ValidationError("--size must be between 32 and 4096 (got \(size))") }
-        if !(cropPct > 0 && cropPct <= 4) { throw ValidationError("--crop-pct must be in (0, 4] (got \(cropPct))") }
-        if top < 1 { throw ValidationError("--top must be at least 1") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        try checkInputSize(size)
+        try checkCropFraction(cropPct, size: size)
+        if top < 1 { throw ValidationError("--top must be at least 1 (got \(top))") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1 (got \(batch))") }
         if let logits { try checkWritableOutput(logits, option: "--logits") }
         if let json { try checkWritableOutput(json, option: "--json") }
         if logits == "-" && json == "-" { throw ValidationError("--logits - and --json - both ask for standard output; send one of them to a file") }

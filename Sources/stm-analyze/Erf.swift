@@ -76,7 +76,7 @@ struct Erf: ParsableCommand {
     func validate() throws {
         if images.isEmpty { throw ValidationError("--images needs at least one file or folder") }
         if numImages < 1 { throw ValidationError("--num-images must be at least 1") }
-        if size < 32 || size > 4096 { throw ValidationError("--size must be between 32 and 4096 (got \(size))") }
+        try checkInputSize(size)
         if ERFResize(rawValue: resize) == nil { throw ValidationError("--resize must be square or crop (got \(resize))") }
         let s = parsedStages
         if s.isEmpty || s.count != stages.split(separator: ",").count || !s.allSatisfy({ (1...4).contains($0) }) {

@@ -96,7 +96,7 @@ struct Invariance: ParsableCommand {
     @Flag(name: .long, help: "Run even when a checkpoint's weights hold NaN or infinite values (refused by default).")
     var allowNonfinite = false
 
-    @Option(name: .long, help: ArgumentHelp("Regression check: exit with status 1 (after writing the outputs) when any model's mean consistency is below this percentage.", valueName: "percent"))
+    @Option(name: .long, help: ArgumentHelp("Regression check: exit with status 2 (after writing the outputs; 1 means the run itself failed) when any model's mean consistency is below this percentage.", valueName: "percent"))
     var failBelow: Double?
 
     @OptionGroup var imageChecks: ImageCheckOptions
@@ -117,7 +117,24 @@ struct Invariance: ParsableCommand {
         if preCrop && kind != .rotate { throw ValidationError("--pre-crop applies to rotate only") }
         if studyDirections && kind != .translate { throw ValidationError("--study-directions applies to translate only") }
         if let s = initLayerScale, !(s.isFinite && s >= 0) { throw ValidationError("--init-layer-scale must be a finite number >= 0") }
+        try checkInputSize(size)
+        try checkCropFraction(cropPct, size: size)
+        if batch < 1 { throw ValidationError("--batch must be at least 1" + (batch < 0 ? "; it is negative (\(batch))" : "")) }
+        if pairRounds < 1 { throw ValidationError("--pair-rounds must be at least 1") }
         do { try settings().validate() } catch let e as InvarianceError { throw ValidationError(e.description) }
+        // Levels within what the input allows: a jitter up to the input side, a scale as a crop fraction.
+        for level in try settings().levels {
+            switch kind {
+            case .translate where level.value > Double(size):
+                throw ValidationError("--levels: jitter \(level.key) px is larger than the \(size) px input (at most \(size))")
+            case .rotate where abs(level.value) > 360:
+                throw ValidationError("--levels: rotation \(level.key) degrees is outside -360 to 360")
+            case .scale:
+                try checkCropFraction(level.value, size: size, option: "--levels (crop ratio \(level.key))")
+            default:
+                break
+            }
+        }
     }
 
     /// The run's settings from the options.
@@ -187,7 +204,7 @@ struct Invariance: ParsableCommand {
         if let failBelow {
             let low = result.models.filter { $0.meanConsistency < failBelow }
             if !low.isEmpty {
-                throw CLIError("regression check failed: " + low.map { String(format: "%@ mean consistency %.2f %%", $0.label, $0.meanConsistency) }
+                throw CheckTripped("regression check: " + low.map { String(format: "%@ mean consistency %.2f %%", $0.label, $0.meanConsistency) }
                     .joined(separator: ", ") + String(format: " is below --fail-below %.2f %%", failBelow))
             }
             print(String(format: "regression check passed: every mean consistency is at least %.2f %%", failBelow))

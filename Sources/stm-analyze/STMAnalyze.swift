@@ -59,11 +59,12 @@ struct RuntimeOptions: ParsableArguments {
     var verbose = false
 
     func validate() throws {
-        if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
+        if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024" + (t < 1 ? " (got \(t))" : "")) }
+        if threads == nil { _ = try threadsFromEnvironment() }
     }
 
     func apply() {
-        if let threads { Threads.set(threads) } else { Threads.configure() }
+        if let n = threads ?? (try? threadsFromEnvironment()) ?? nil { Threads.set(n) } else { Threads.configure() }
         if verbose {
             let env = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""
             note("threads \(Threads.count); OpenBLAS \(BLASInfo.coreName) kernels\(env)\(BLASInfo.usesAVX512Kernels ? ", AVX-512" : "")")
@@ -86,6 +87,14 @@ func note(_ message: String) {
 /// Writes a warning line to stderr.
 func warn(_ message: String) {
     note("warning: " + message)
+}
+
+/// A check on a run's results that failed (invariance --fail-below): the run itself worked and wrote
+/// its outputs. Exit status 2, so that CI can tell a regression from a run that could not be done (1).
+struct CheckTripped: Error, CustomStringConvertible {
+    static let exitStatus: Int32 = 2
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// A failure found by the command line itself (an output that cannot be written, nothing to do).
