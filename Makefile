@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 SWIFT      ?= swift
 BIN        := .build/release/stm-analyze
-APT_PKGS   := libopenblas-dev libpng-dev libjpeg-dev libfreetype-dev fonts-dejavu-core pkg-config
+APT_PKGS   := libopenblas-dev libpng-dev libjpeg-dev libfreetype-dev zlib1g-dev fonts-dejavu-core pkg-config
 PHOTOS     := assets/photos
 # Vector width for Swift's SIMD code: the best this CPU runs (the binary is built where it runs).
 CPU        := $(shell grep -q -w avx512bw /proc/cpuinfo 2>/dev/null && echo skylake-avx512 || \

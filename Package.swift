@@ -32,6 +32,8 @@ let package = Package(
                        providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CFreeType", pkgConfig: "freetype2",
                        providers: [.apt(["libfreetype-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
 
         // A persistent worker pool for parallelFor (C: atomics and pthreads).
         .target(name: "CThreadPool", cSettings: [.unsafeFlags(["-O2"])]),
@@ -44,7 +46,7 @@ let package = Package(
         // Tensor core: float32 NHWC tensors, primitive ops with forward and backward, reverse-mode tape.
         .target(name: "TensorCore", dependencies: ["CBLAS", "CThreadPool", "CGemm"], swiftSettings: fast),
         // Checkpoint readers: torch.save zip archives (pickle interpreted, never executed) and safetensors.
-        .target(name: "Checkpoint", dependencies: ["Diagnostics"], swiftSettings: fast),
+        .target(name: "Checkpoint", dependencies: ["Diagnostics", "CZlib"], swiftSettings: fast),
         // Models: architecture configs, presets, block registry, the five mixers, strict loading.
         .target(name: "Models", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: fast),
         // Imaging: JPEG/PNG codecs and Pillow-exact resampling, crops and affine transforms.

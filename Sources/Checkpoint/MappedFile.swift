@@ -16,7 +16,8 @@ final class MappedFile {
     /// The mapped bytes; empty (and `nil` base address) for an empty file.
     let bytes: UnsafeRawBufferPointer
 
-    /// Maps `path`. Throws `CheckpointError` for a missing file, a directory, or an unreadable file.
+    /// Maps `path`. Throws `CheckpointError` for a missing file, a directory, a pipe or device (never
+    /// waiting on one), or an unreadable file.
     init(path: String) throws {
         self.path = path
         var isDirectory: ObjCBool = false
@@ -26,7 +27,8 @@ final class MappedFile {
         if isDirectory.boolValue {
             throw CheckpointError(path, "is a directory, not a checkpoint file")
         }
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a named pipe must not wait for a writer (it is refused just below).
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             throw CheckpointError(path, "cannot be opened: \(String(cString: strerror(errno)))",
                                   hint: "check the file's permissions")
@@ -35,6 +37,10 @@ final class MappedFile {
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             throw CheckpointError(path, "cannot be examined: \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            let kind = info.st_mode & S_IFMT == S_IFIFO ? "a named pipe" : "a device or other special file"
+            throw CheckpointError(path, "is \(kind), not a regular checkpoint file", hint: "copy the checkpoint to a file first")
         }
         let size = Int(info.st_size)
         if size == 0 {

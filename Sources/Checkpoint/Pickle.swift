@@ -155,6 +155,11 @@ struct Unpickler {
     /// Every list, set and dict made, so that `releaseContainers()` can empty them one by one.
     private var lists: [PickleList] = []
     private var dicts: [PickleDict] = []
+    /// Every storage a persistent id named, by key (the legacy format needs the element sizes of all).
+    private(set) var storages: [String: StorageReference] = [:]
+
+    /// Bytes read so far: after `run()`, the length of the pickle up to and including its STOP.
+    var consumed: Int { position }
 
     /// Deepest tuple nesting accepted (real checkpoints nest fewer than ten levels).
     static let maxDepth = 1000
@@ -574,6 +579,10 @@ struct Unpickler {
             // (function, tensor subclass, arguments, state): build the plain tensor.
             guard arguments.count >= 3 else { throw corrupt("_rebuild_from_type_v2 called with \(arguments.count) arguments") }
             return try call(arguments[0], arguments[2])
+        case ("copyreg", "_reconstructor"), ("copyreg", "__newobj__"), ("copy_reg", "_reconstructor"):
+            // copyreg._reconstructor(cls, base, state): an instance of cls, named by its class.
+            if case .global(let m, let n)? = arguments.first { return .opaque("\(m).\(n)") }
+            return .opaque("\(module).\(name)")
         default:
             return .opaque("\(module).\(name)")
         }
@@ -613,9 +622,11 @@ struct Unpickler {
     }
 
     /// `('storage', storage_type, key, location, numel)` becomes a storage reference; any other
-    /// persistent id becomes an opaque value.
-    private func persistentLoad(_ pid: PickleValue) -> PickleValue {
-        guard case .tuple(let t) = pid, t.items.count == 5, let tag = Self.text(t.items[0]), tag == "storage",
+    /// persistent id becomes an opaque value. Storages are remembered by key.
+    private mutating func persistentLoad(_ pid: PickleValue) -> PickleValue {
+        // The zip format writes 5 items; the legacy format a sixth, the view metadata (None).
+        guard case .tuple(let t) = pid, t.items.count == 5 || (t.items.count == 6 && { if case .none = t.items[5] { return true } else { return false } }()),
+              let tag = Self.text(t.items[0]), tag == "storage",
               let key = Self.text(t.items[2]) ?? { if case .int(let k) = t.items[2] { return String(k) } else { return nil } }(),
               case .int(let numel) = t.items[4], numel >= 0 else {
             return .opaque("persistent object \(pid.summary)")
@@ -625,7 +636,9 @@ struct Unpickler {
             return .opaque("storage of unknown type \(t.items[1].summary)")
         }
         let dtype = Self.storageDType(module: module, name: name) ?? Self.dtype(module: module, name: name)
-        return .storage(StorageReference(key: key, typeName: "\(module).\(name)", dtype: dtype, numel: numel, location: location))
+        let storage = StorageReference(key: key, typeName: "\(module).\(name)", dtype: dtype, numel: numel, location: location)
+        storages[key] = storage
+        return .storage(storage)
     }
 
     private static func text(_ value: PickleValue) -> String? {

@@ -1,13 +1,18 @@
 // Checkpoint: the safetensors format, read and written. An 8-byte little-endian header length, a JSON
 // header naming each tensor's dtype, shape and byte range, then the raw little-endian data. Writing
-// goes to a temporary file that is renamed into place, so a failed write never leaves half a file.
+// goes through the shared output path (Diagnostics/OutputFile.swift), so a failed write never leaves
+// half a file and never replaces a device, pipe or link.
 // Reads float and integer dtypes (widened to float32) from a memory-mapped file; writes float32 only.
 
 import Foundation
 
 /// Reader and writer for `.safetensors` files.
 public enum SafeTensors {
-    /// True when `bytes` start like a safetensors file (a plausible header length followed by `{`).
+    /// The largest header accepted, as the safetensors library itself limits it (100 MB).
+    static let maxHeaderBytes: UInt64 = 100_000_000
+
+    /// True when `bytes` start like a safetensors file (a header length, whatever its size, then `{`),
+    /// so that an absurd header length gets a safetensors error rather than "unknown format".
     public static func looksLike(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { looksLike($0) }
     }
@@ -15,7 +20,7 @@ public enum SafeTensors {
     static func looksLike(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= 9 else { return false }
         let n = bytes.le64(0)
-        return n > 1 && n < 100_000_000 && bytes[8] == UInt8(ascii: "{")
+        return n > 1 && bytes[8] == UInt8(ascii: "{")
     }
 
     /// Reads every tensor of the file, in the order of their data offsets.
@@ -41,6 +46,10 @@ public enum SafeTensors {
             throw CheckpointError(path, "too short to be a safetensors file (\(bytes.count) bytes)")
         }
         let n = bytes.le64(0)
+        guard n <= maxHeaderBytes else {
+            throw CheckpointError(path, "safetensors header length \(n) is absurd (the format allows at most \(maxHeaderBytes) bytes)",
+                                  hint: "the file is corrupt or not safetensors")
+        }
         guard n <= UInt64(bytes.count - 8) else {
             throw CheckpointError(path, "safetensors header claims \(n) bytes but the file has \(bytes.count - 8) after the length",
                                   hint: "the file is truncated or not safetensors")
@@ -92,6 +101,15 @@ public enum SafeTensors {
             entries.append((name, TensorRecord(dtype: dtype, shape: shape, values: values), o[0]))
         }
         entries.sort { $0.2 != $1.2 ? $0.2 < $1.2 : $0.0 < $1.0 }
+        // Two tensors must never share bytes (a crafted header could alias them); empty tensors take none.
+        var previous: (name: String, end: Int)? = nil
+        for (name, record, start) in entries where record.count > 0 {
+            if let p = previous, start < p.end {
+                throw CheckpointError(path, "tensors '\(p.name)' and '\(name)' overlap in the data (offset \(start) is before \(p.end))",
+                                      hint: "the header is corrupt")
+            }
+            previous = (name, start + record.count * record.dtype.size)
+        }
         return (entries.map { ($0.0, $0.1) }, metadata)
     }
 
@@ -120,17 +138,9 @@ public enum SafeTensors {
     }
 }
 
-/// Writes `data` to a temporary file beside `path` and renames it into place.
+/// Writes `data` to `path` through the shared output path (`OutputFile.write`): a temporary file beside
+/// a regular file (or a symbolic link's target) renamed into place; devices and pipes written through;
+/// `-` is standard output.
 public func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent().path
-    let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-    guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-        throw CheckpointError(path, "cannot be written", hint: "check that \(dir) exists and is writable")
-    }
-    if rename(tmp, path) != 0 {
-        let err = String(cString: strerror(errno))
-        unlink(tmp)
-        throw CheckpointError(path, "cannot be written: \(err)")
-    }
+    try OutputFile.write(data, to: path)
 }

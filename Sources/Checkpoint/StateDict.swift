@@ -2,8 +2,9 @@
 // bytes (never by its extension, so .pth .pt .ckpt .bin .safetensors all work), reads a `torch.save`
 // zip archive or a safetensors file, finds the state dict inside (`model`, `state_dict`, `model_ema`,
 // `module`, or the top level) and returns its tensors in file order, widened to float32, with a
-// one-line description of every other top-level object. The legacy pre-1.6 torch format, TorchScript
-// archives and anything else are refused with a one-line error and a hint.
+// one-line description of every other top-level object. The legacy pre-1.6 torch format is read with
+// the same pickle allow-list; the tar format, TorchScript archives and anything else are refused with
+// a one-line error and a hint.
 //
 // Typical use:
 //
@@ -20,6 +21,8 @@ public enum CheckpointFormat: String, Sendable {
     case torchZip = "torch zip archive"
     /// A `.safetensors` file.
     case safetensors
+    /// A legacy `torch.save` file (before PyTorch 1.6): pickles and raw storages one after another.
+    case legacyTorch = "legacy torch.save file"
 }
 
 /// The tensors of a model checkpoint, in file order, with where they were found and what else the file held.
@@ -68,6 +71,15 @@ public struct StateDict: Sendable {
         return index
     }
 
+    /// The tensors holding NaN or infinite values, in file order, with how many of their values are
+    /// not finite (a diverged training run, or bytes damaged in a way no checksum caught).
+    public var nonFiniteTensors: [(name: String, count: Int)] {
+        entries.compactMap { name, record in
+            let bad = record.values.withUnsafeBufferPointer { v in v.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
+            return bad > 0 ? (name, bad) : nil
+        }
+    }
+
     /// Removes the `module.` prefix that `torch.nn.DataParallel` puts on every key, when every key has it.
     mutating func stripDataParallelPrefix() {
         let prefix = "module."
@@ -99,8 +111,11 @@ public func readCheckpoint(path: String) throws -> StateDict {
         state = StateDict(entries: tensors, location: "top level", format: .safetensors,
                           otherObjects: metadata.sorted { $0.key < $1.key }.map { ("__metadata__.\($0.key)", PickleValue.string($0.value).summary) })
     } else if isLegacyTorchFile(b) {
-        throw CheckpointError(path, "is a legacy (pre-1.6, non-zip) torch.save file, which is not supported",
-                              hint: "load it with torch.load and save it again with a recent torch.save, or convert it to safetensors")
+        guard b.first == 0x80 else {
+            throw CheckpointError(path, "is a tar-format torch.save file (PyTorch 0.1-0.3), which is not supported",
+                                  hint: "load it with torch.load and save it again with a recent torch.save, or convert it to safetensors")
+        }
+        state = try LegacyTorchFile.read(file)
     } else {
         let head = b.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
         throw CheckpointError(path, "not a PyTorch zip archive or safetensors file (it starts with bytes \(head))",

@@ -47,7 +47,10 @@ enum TorchArchive {
         defer { unpickler.releaseContainers() }
         let found = try locateStateDict(try unpickler.run(), path: path)
 
-        var reader = StorageReader(zip: zip, prefix: prefix)
+        var reader = StorageReader(path: path, recordPrefix: prefix) { key in
+            guard let entry = zip.entry(named: prefix + "data/" + key) else { return nil }
+            return try zip.data(of: entry)
+        }
         var entries: [(String, TensorRecord)] = []
         entries.reserveCapacity(found.tensors.count)
         for (name, tensor) in found.tensors {
@@ -75,6 +78,10 @@ enum TorchArchive {
         -> (location: String, tensors: [(String, TensorReference)], others: [(String, String)])
     {
         guard case .dict(let root) = top else {
+            if case .opaque(let what) = top {
+                throw CheckpointError(path, "holds a whole pickled object (\(what)), such as a model saved with torch.save(model), not a state dict; it is not loaded, since that would mean running its code",
+                                      hint: "in Python, load it and save model.state_dict() with torch.save, or as safetensors")
+            }
             throw CheckpointError(path, "holds a \(top.summary), not a dict of tensors",
                                   hint: "save model.state_dict(), or a dict containing it, with torch.save")
         }
@@ -86,6 +93,11 @@ enum TorchArchive {
             }
         }
         if chosen == nil, tensorCount(root) > 0 { chosen = ("top level", root) }
+        if chosen == nil, let (key, what) = stateDictKeys.lazy.compactMap({ k -> (String, String)? in
+            if case .opaque(let what)? = root[k] { return (k, what) } else { return nil } }).first {
+            throw CheckpointError(path, "its '\(key)' is a whole pickled object (\(what)), such as a model saved with torch.save({'\(key)': model}), not a state dict; it is not loaded, since that would mean running its code",
+                                  hint: "in Python, load it and save model.state_dict() with torch.save, or as safetensors")
+        }
         guard let (location, dict) = chosen else {
             let keys = root.entries.prefix(12).map { keyText($0.key) }.joined(separator: ", ")
             throw CheckpointError(path, "holds no state dict: none of \(stateDictKeys.joined(separator: ", ")) is a dict of tensors, nor is the top level (its keys: \(keys))",
@@ -111,21 +123,26 @@ enum TorchArchive {
     }
 }
 
-/// Turns tensor references into float32 records, reading each storage record from the mapped file.
-/// Contiguous tensors decode just their slice; strided views decode their storage once (cached) and gather.
-private struct StorageReader {
-    let zip: ZipArchive
-    let prefix: String
+/// Turns tensor references into float32 records, reading each storage's bytes from the mapped file
+/// (a zip record, or a stretch of a legacy file). Contiguous tensors decode just their slice; strided
+/// views decode their storage once (cached) and gather.
+struct StorageReader {
+    let path: String
+    /// What storage records are called in messages: the zip folder prefix ("" for legacy files).
+    let recordPrefix: String
+    /// The bytes of the storage with the given key, nil when the file has none.
+    let fetch: (String) throws -> UnsafeRawBufferPointer?
     /// Whole storages decoded to float32 for strided views, by storage key and dtype.
     private var decoded: [String: [Float]] = [:]
 
-    init(zip: ZipArchive, prefix: String) {
-        self.zip = zip
-        self.prefix = prefix
+    init(path: String, recordPrefix: String, fetch: @escaping (String) throws -> UnsafeRawBufferPointer?) {
+        self.path = path
+        self.recordPrefix = recordPrefix
+        self.fetch = fetch
     }
 
     mutating func materialise(_ t: TensorReference, name: String) throws -> TensorRecord {
-        let path = zip.file.path
+        let prefix = recordPrefix
         let record = "data/\(t.storage.key)"
         func fail(_ problem: String, hint: String = "the archive is corrupt; re-save it with torch.save") -> CheckpointError {
             CheckpointError(path, "tensor '\(name)': \(problem)", hint: hint)
@@ -134,11 +151,10 @@ private struct StorageReader {
             throw fail("its storage type \(t.storage.typeName) cannot be decoded",
                        hint: "supported: float32, float16, bfloat16, float64, integer and bool tensors")
         }
-        guard let entry = zip.entry(named: prefix + record) else {
+        guard let raw = try fetch(t.storage.key) else {
             throw fail("its storage record '\(prefix + record)' is missing from the archive",
                        hint: "the archive is incomplete or corrupt; re-save it with torch.save")
         }
-        let raw = try zip.data(of: entry)
         let (storageBytes, o1) = t.storage.numel.multipliedReportingOverflow(by: storageType.size)
         guard !o1, raw.count >= storageBytes else {
             throw fail("storage '\(record)' holds \(raw.count) bytes but declares \(t.storage.numel) elements of \(storageType.rawValue)")

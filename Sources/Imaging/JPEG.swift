@@ -7,9 +7,9 @@ import CJPEG
 
 /// JPEG reading through libjpeg-turbo.
 public enum JPEGCodec {
-    /// Largest image accepted, in pixels: Pillow's decompression-bomb error threshold
-    /// (twice `Image.MAX_IMAGE_PIXELS`).
-    public static let maxPixels = 2 * 89_478_485
+    /// Largest image accepted, in pixels: `ImageLimits.maxPixels` (Pillow's `Image.MAX_IMAGE_PIXELS`
+    /// by default, `--max-pixels` on the command line).
+    public static var maxPixels: Int { ImageLimits.maxPixels }
 
     /// True when `bytes` start with the JPEG start-of-image marker followed by another marker.
     public static func looksLike(_ bytes: [UInt8]) -> Bool {
@@ -28,10 +28,7 @@ public enum JPEGCodec {
         guard header == 0 else { throw failure(path, message) }
         let w = Int(width), h = Int(height)
         guard w > 0, h > 0 else { throw ImagingError(path, "JPEG header gives an empty image (\(w)x\(h))") }
-        guard w * h <= maxPixels else {
-            throw ImagingError(path, "JPEG of \(w)x\(h) pixels exceeds the limit of \(maxPixels) pixels",
-                               hint: "downscale the image first")
-        }
+        try ImageLimits.check(width: w, height: h, format: "JPEG", path: path)
         var status: Int32 = 0
         let pixels = [UInt8](unsafeUninitializedCapacity: w * h * 3) { buffer, count in
             status = bytes.withUnsafeBufferPointer { data in

@@ -17,6 +17,10 @@ func readFileBytes(_ path: String) throws -> [UInt8] {
     guard !isDirectory.boolValue else {
         throw ImagingError(path, "is a directory, not an image file")
     }
+    var info = stat()
+    guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+        throw ImagingError(path, "is not a regular file (a pipe or device), not an image file")
+    }
     guard let data = FileManager.default.contents(atPath: path) else {
         throw ImagingError(path, "cannot be read", hint: "check the file permissions")
     }
@@ -32,7 +36,7 @@ public func loadImage(path: String) throws -> Image8 {
     if JPEGCodec.looksLike(bytes) {
         return try JPEGCodec.decode(bytes, path: path)
     }
-    if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
+    if bytes.starts(with: PNGCodec.signature) {
         return try rgbImage(PNGCodec.decode(bytes, path: path, keepAlpha: false), path: path)
     }
     let lead = bytes.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")

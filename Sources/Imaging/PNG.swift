@@ -1,8 +1,9 @@
 // Imaging: PNG reading and writing through libpng (the C side lives in Sources/CPNG/shim.h, which keeps
 // libpng's setjmp/longjmp error handling away from Swift frames). Reading gives 8-bit RGB (or RGBA on
-// request) whatever the file's colour type and bit depth; writing takes 1, 3 or 4 channels and replaces the
-// target file atomically. Left out: colour management (gAMA, iCCP and sRGB chunks are ignored, as Pillow
-// ignores them when converting to RGB), 16-bit output, animated PNG and text chunks.
+// request) whatever the file's colour type and bit depth; writing takes 1, 3 or 4 channels and goes
+// through the shared output path (`OutputFile`: atomic for files, write-through for devices). Left out:
+// colour management (gAMA, iCCP and sRGB chunks are ignored, as Pillow ignores them when converting to
+// RGB), 16-bit output, animated PNG and text chunks.
 // Layout key: H height, W width, C channels; pixels are H x W x C bytes, row-major.
 
 import CPNG
@@ -21,8 +22,25 @@ public enum PNGCodec {
         try decode(FileBytes.contents(of: path), path: path, keepAlpha: keepAlpha)
     }
 
-    /// Decodes PNG bytes held in memory. `path` is used in messages only.
+    /// The 8-byte PNG signature.
+    static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// Width and height from the IHDR chunk (the first chunk of every PNG), read without libpng.
+    static func headerSize(_ bytes: [UInt8], path: String) throws -> (width: Int, height: Int) {
+        guard bytes.count >= 24, bytes.starts(with: signature), Array(bytes[12..<16]) == Array("IHDR".utf8) else {
+            throw ImagingError(path, "corrupt PNG: no IHDR chunk after the signature", hint: "is the file a complete, valid PNG?")
+        }
+        func be32(_ at: Int) -> Int { Int(bytes[at]) << 24 | Int(bytes[at + 1]) << 16 | Int(bytes[at + 2]) << 8 | Int(bytes[at + 3]) }
+        return (be32(16), be32(20))
+    }
+
+    /// Decodes PNG bytes held in memory. `path` is used in messages only. Images over
+    /// `ImageLimits.maxPixels` are refused before any pixel is decoded.
     public static func decode(_ bytes: [UInt8], path: String, keepAlpha: Bool = false) throws -> Image8 {
+        if bytes.count >= 24, bytes.starts(with: signature) {
+            let (w, h) = try headerSize(bytes, path: path)
+            try ImageLimits.check(width: w, height: h, format: "PNG", path: path)
+        }
         var pixels: UnsafeMutablePointer<UInt8>? = nil
         var width: UInt32 = 0
         var height: UInt32 = 0
@@ -49,11 +67,11 @@ public enum PNGCodec {
         try encode(image, dpi: dpi, path: "<memory>")
     }
 
-    /// Writes `image` (1, 3 or 4 channels) as an 8-bit PNG, atomically (temporary file, then rename).
+    /// Writes `image` (1, 3 or 4 channels) as an 8-bit PNG through `OutputFile.write` (atomic for files).
     /// `dpi` is recorded in the pHYs chunk when given.
     public static func write(_ image: Image8, to path: String, dpi: Int? = nil) throws {
         let bytes = try encode(image, dpi: dpi, path: path)
-        try FileBytes.replace(path, with: bytes)
+        try OutputFile.write(bytes, to: path)
     }
 
     private static func encode(_ image: Image8, dpi: Int?, path: String) throws -> [UInt8] {
@@ -89,7 +107,7 @@ public enum PNGCodec {
     }
 }
 
-/// Whole-file reads and atomic whole-file writes with one-line errors naming the file.
+/// Whole-file reads with one-line errors naming the file (writes go through `OutputFile`).
 private enum FileBytes {
     static func contents(of path: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY)
@@ -112,40 +130,6 @@ private enum FileBytes {
             }
         }
         return filled == bytes.count ? bytes : Array(bytes[0..<filled])
-    }
-
-    /// Writes to a temporary file beside `path`, then renames it over `path`; on any failure the
-    /// temporary file is removed and `path` is left as it was.
-    static func replace(_ path: String, with bytes: [UInt8]) throws {
-        let slash = path.lastIndex(of: "/")
-        let directory = slash.map { String(path[..<$0]) } ?? "."
-        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        guard !name.isEmpty else { throw ImagingError(path, "not a file path (ends with /)") }
-        let temporary = "\(directory.isEmpty ? "" : directory)/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw ImagingError(path, "cannot create a file in \(directory): \(errnoText())",
-                               hint: "does the directory exist and is it writable?")
-        }
-        var failure: String? = nil
-        bytes.withUnsafeBytes { buffer in
-            var written = 0
-            while written < buffer.count {
-                let put = write(fd, buffer.baseAddress! + written, buffer.count - written)
-                if put < 0 {
-                    if errno == EINTR { continue }
-                    failure = "write failed: \(errnoText())"
-                    return
-                }
-                written += put
-            }
-        }
-        if close(fd) != 0, failure == nil { failure = "write failed: \(errnoText())" }
-        if failure == nil, rename(temporary, path) != 0 { failure = "cannot rename into place: \(errnoText())" }
-        if let failure {
-            unlink(temporary)
-            throw ImagingError(path, failure)
-        }
     }
 
     private static func errnoText() -> String {

@@ -28,27 +28,30 @@ struct Classify: ParsableCommand {
     @Option(name: .long, help: "Images per forward pass.")
     var batch = 8
 
-    @Option(name: .long, help: ArgumentHelp("Write the logits [N,classes] as a safetensors tensor 'logits'.", valueName: "file.safetensors"))
+    @Option(name: .long, help: ArgumentHelp("Write the logits [N,classes] as a safetensors tensor 'logits' (- for standard output).", valueName: "file.safetensors"))
     var logits: String?
 
-    @Option(name: .long, help: ArgumentHelp("Write the predictions as JSON.", valueName: "file.json"))
+    @Option(name: .long, help: ArgumentHelp("Write the predictions as JSON (- for standard output).", valueName: "file.json"))
     var json: String?
+
+    @OptionGroup var imageChecks: ImageCheckOptions
 
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
         if images.isEmpty { throw ValidationError("--images needs at least one file or folder") }
-        if size < 32 || size > 4096 { throw ValidationError("--size must be between 32 and 4096 (got \(size))") }
-        if !(cropPct > 0 && cropPct <= 4) { throw ValidationError("--crop-pct must be in (0, 4] (got \(cropPct))") }
-        if top < 1 { throw ValidationError("--top must be at least 1") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        try checkInputSize(size)
+        try checkCropFraction(cropPct, size: size)
+        if top < 1 { throw ValidationError("--top must be at least 1 (got \(top))") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1 (got \(batch))") }
         if let logits { try checkWritableOutput(logits, option: "--logits") }
         if let json { try checkWritableOutput(json, option: "--json") }
+        if logits == "-" && json == "-" { throw ValidationError("--logits - and --json - both ask for standard output; send one of them to a file") }
     }
 
     func run() throws {
         runtime.apply()
-        let files = try listImages(images)
+        let (files, skipped) = try imageChecks.check(try listImages(images), inputSize: size)
         let loaded = try modelOptions.load()
         guard loaded.model.hasHead else {
             throw ModelError(modelOptions.model, "has no classification head (a \(loaded.form == .detection ? "detection backbone" : "backbone-only checkpoint")): classify needs it; erf does not")
@@ -59,6 +62,8 @@ struct Classify: ParsableCommand {
             if Date().timeIntervalSince(started) > 2 { note("classified \(done)/\(total) images") }
         }
         let title = loaded.displayName
+        // With an output on standard output (`-`), the readable report goes to stderr.
+        let print: (String) -> Void = logits == "-" || json == "-" ? { note($0) } : { Swift.print($0) }
         print("\(title): top-\(top) of \(files.count) image\(files.count == 1 ? "" : "s") at \(size)px (crop-pct \(cropPct))")
         for r in results {
             print(URL(fileURLWithPath: r.path).lastPathComponent)
@@ -71,12 +76,12 @@ struct Classify: ParsableCommand {
             let n = results.count, k = results.first?.logits.count ?? 0
             let record = TensorRecord(shape: [n, k], values: results.flatMap(\.logits))
             try SafeTensors.write(path: logits, tensors: [("logits", record)])
-            print("logits       \(logits) [\(n), \(k)]")
+            if logits != "-" { print("logits       \(logits) [\(n), \(k)]") }
         }
         if let json {
             let doc: [String: Any] = [
                 "model": modelOptions.model, "arch": loaded.config.displayName, "untrained": loaded.untrained,
-                "size": size, "crop_pct": cropPct,
+                "size": size, "crop_pct": cropPct, "skipped": skipped.map { ["path": $0.path, "reason": $0.reason] },
                 "images": results.map { r in
                     ["path": r.path, "top": r.top.map { t -> [String: Any] in
                         var entry: [String: Any] = ["class": t.index, "probability": Double(t.probability)]
@@ -86,7 +91,7 @@ struct Classify: ParsableCommand {
                 },
             ]
             try writeJSON(doc, to: json)
-            print("json         \(json)")
+            if json != "-" { print("json         \(json)") }
         }
     }
 }

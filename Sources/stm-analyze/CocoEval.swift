@@ -20,7 +20,7 @@ struct CocoEval: ParsableCommand {
     @Flag(name: .long, help: "Pool all categories into one (pycocotools' useCats = 0).")
     var classAgnostic = false
 
-    @Option(name: .long, help: ArgumentHelp("Write {\"stats\": [12 numbers], ...} as JSON.", valueName: "file.json"))
+    @Option(name: .long, help: ArgumentHelp("Write {\"stats\": [12 numbers], ...} as JSON (- for standard output).", valueName: "file.json"))
     var json: String?
 
     /// Short names of the 12 stats, in order.
@@ -35,7 +35,8 @@ struct CocoEval: ParsableCommand {
         let results = try COCOFiles.readDetections(path: detections, groundTruth: truth)
         let evaluation = try COCOEvaluator.evaluate(groundTruth: truth, detections: results,
                                                     parameters: COCOParameters(useCategories: !classAgnostic))
-        for line in evaluation.summaryLines { print(line) }
+        // With --json - the JSON alone goes to standard output, the summary to stderr.
+        for line in evaluation.summaryLines { if json == "-" { note(line) } else { print(line) } }
         if let json {
             let doc: [String: Any] = [
                 "stats": evaluation.stats,
@@ -50,7 +51,7 @@ struct CocoEval: ParsableCommand {
                 "detection_boxes": results.count,
             ]
             try writeJSON(doc, to: json)
-            note("json         \(json)")
+            if json != "-" { note("json         \(json)") }
         }
     }
 }

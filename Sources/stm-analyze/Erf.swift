@@ -66,6 +66,8 @@ struct Erf: ParsableCommand {
     @Flag(name: .long, help: "With one image: also blend each map over the image (jet, 0.8 map / 0.2 image).")
     var overlay = false
 
+    @OptionGroup var imageChecks: ImageCheckOptions
+
     @OptionGroup var runtime: RuntimeOptions
 
     var parsedStages: [Int] { stages.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
@@ -74,7 +76,7 @@ struct Erf: ParsableCommand {
     func validate() throws {
         if images.isEmpty { throw ValidationError("--images needs at least one file or folder") }
         if numImages < 1 { throw ValidationError("--num-images must be at least 1") }
-        if size < 32 || size > 4096 { throw ValidationError("--size must be between 32 and 4096 (got \(size))") }
+        try checkInputSize(size)
         if ERFResize(rawValue: resize) == nil { throw ValidationError("--resize must be square or crop (got \(resize))") }
         let s = parsedStages
         if s.isEmpty || s.count != stages.split(separator: ",").count || !s.allSatisfy({ (1...4).contains($0) }) {
@@ -92,13 +94,13 @@ struct Erf: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let files = try listImages(images)
+        let (files, badImages) = try imageChecks.check(try listImages(images), inputSize: size)
         if overlay && min(numImages, files.count) != 1 {
             throw CLIError("--overlay needs exactly one image (got \(min(numImages, files.count))); pass one file or --num-images 1")
         }
         let loaded = try modelOptions.load()
         let outDir = out ?? "outputs/erf/\(safeName(loaded.displayName))"
-        try prepareOutputFolder(outDir)
+        try checkOutputFolder(outDir)  // created when its first file is ready
 
         var settings = ERFSettings()
         settings.size = size
@@ -111,13 +113,13 @@ struct Erf: ParsableCommand {
         settings.legacyScaling = stmLegacyScaling
         settings.thresholds = parsedThresholds
         let reporter = ProgressReporter(label: "ERF")
-        let result = try computeERF(model: loaded.model, paths: files, settings: settings) { used, seen, wanted, seconds in
+        var result = try computeERF(model: loaded.model, paths: files, settings: settings) { used, seen, wanted, seconds in
             reporter.update(done: used, total: wanted, seconds: seconds, detail: seen > used ? "\(seen - used) skipped" : nil)
         }
         reporter.finish()
         for s in result.skipped { warn("skipped \(s.path): \(s.reason)") }
         guard !result.images.isEmpty else {
-            throw CLIError("no image gave a finite ERF map (\(result.skipped.count) skipped); nothing written")
+            throw CLIError("no image gave a finite ERF map (\(result.skipped.count) skipped); nothing written" + nonFiniteWeightsClause(loaded))
         }
         if result.images.count < numImages {
             let why = result.skipped.isEmpty ? "found" : "usable (\(result.skipped.count) skipped)"
@@ -136,8 +138,10 @@ struct Erf: ParsableCommand {
             }
         }
         pngs.append(("erf_stages.png", try erfStageRowFigure(result, model: title, colormap: cmap).render()))
+        result.skipped = badImages.map { (path: $0.path, reason: $0.reason) } + result.skipped
         let report = ERFReport(result, model: modelOptions.model, arch: loaded.config.displayName,
                                family: loaded.config.family.rawValue, untrained: loaded.untrained)
+        try createOutputFolder(outDir)
         for (name, image) in pngs { try PNGCodec.write(image, to: "\(outDir)/\(name)", dpi: 200) }
         try ERFReport.write(result, report: report, title: title, to: outDir)
         if runtime.verbose { note(String(format: "ERF of %d images in %.1f s", result.images.count, result.seconds)) }

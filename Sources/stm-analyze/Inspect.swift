@@ -42,6 +42,11 @@ struct Inspect: ParsableCommand {
         for n in raw.notes { print("note         \(n)") }
         print("key prefix   \(prefixes.summary)")
         print("form         \(formDescription(form))")
+        let nonFinite = raw.nonFiniteTensors
+        if !nonFinite.isEmpty {
+            warn("\(m.model): \(nonFinite.count) tensor\(nonFinite.count == 1 ? " holds" : "s hold") NaN or infinite values")
+            for bad in nonFinite { print("nonfinite    \(bad.name): \(bad.count) of \(raw[bad.name]?.count ?? 0) values are NaN or infinite") }
+        }
         let config: ArchConfig
         var notes: [String] = []
         if let arch = m.arch {

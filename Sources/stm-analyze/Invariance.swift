@@ -89,8 +89,13 @@ struct Invariance: ParsableCommand {
 
     @OptionGroup var loading: LoadOptions
 
-    @Option(name: .long, help: ArgumentHelp("Regression check: exit with status 1 (after writing the outputs) when any model's mean consistency is below this percentage.", valueName: "percent"))
+    @Flag(name: .long, help: "Run even when a checkpoint's weights hold NaN or infinite values (refused by default).")
+    var allowNonfinite = false
+
+    @Option(name: .long, help: ArgumentHelp("Regression check: exit with status 2 (after writing the outputs; 1 means the run itself failed) when any model's mean consistency is below this percentage.", valueName: "percent"))
     var failBelow: Double?
+
+    @OptionGroup var imageChecks: ImageCheckOptions
 
     @OptionGroup var runtime: RuntimeOptions
 
@@ -107,7 +112,24 @@ struct Invariance: ParsableCommand {
         if !(0...Int(UInt32.max)).contains(seed) { throw ValidationError("--seed must be between 0 and 4294967295 (got \(seed))") }
         if preCrop && kind != .rotate { throw ValidationError("--pre-crop applies to rotate only") }
         if studyDirections && kind != .translate { throw ValidationError("--study-directions applies to translate only") }
+        try checkInputSize(size)
+        try checkCropFraction(cropPct, size: size)
+        if batch < 1 { throw ValidationError("--batch must be at least 1" + (batch < 0 ? "; it is negative (\(batch))" : "")) }
+        if pairRounds < 1 { throw ValidationError("--pair-rounds must be at least 1") }
         do { try settings().validate() } catch let e as InvarianceError { throw ValidationError(e.description) }
+        // Levels within what the input allows: a jitter up to the input side, a scale as a crop fraction.
+        for level in try settings().levels {
+            switch kind {
+            case .translate where level.value > Double(size):
+                throw ValidationError("--levels: jitter \(level.key) px is larger than the \(size) px input (at most \(size))")
+            case .rotate where abs(level.value) > 360:
+                throw ValidationError("--levels: rotation \(level.key) degrees is outside -360 to 360")
+            case .scale:
+                try checkCropFraction(level.value, size: size, option: "--levels (crop ratio \(level.key))")
+            default:
+                break
+            }
+        }
     }
 
     /// The run's settings from the options.
@@ -128,14 +150,24 @@ struct Invariance: ParsableCommand {
     func run() throws {
         runtime.apply()
         let settings = try self.settings()
-        let inputs = try LabelledImages.gather(images: images, labelsFile: labels)
+        var inputs = try LabelledImages.gather(images: images, labelsFile: labels)
+        let (usable, badImages) = try imageChecks.check(inputs.paths, inputSize: size)
+        if !badImages.isEmpty {  // keep the labels of the usable images only
+            let usableSet = Set(usable)
+            let keep = inputs.paths.indices.filter { usableSet.contains(inputs.paths[$0]) }
+            inputs.labels = inputs.labels.map { l in keep.map { l[$0] } }
+            if inputs.labelOrigins.count == inputs.paths.count { inputs.labelOrigins = keep.map { inputs.labelOrigins[$0] } }
+            inputs.paths = keep.map { inputs.paths[$0] }
+        }
         let outDir = out ?? "outputs/invariance/\(kind.rawValue)"
-        try prepareOutputFolder(outDir)
+        try checkOutputFolder(outDir)  // created when its first file is ready
 
         var loaded: [LoadedModel] = []
         for (i, m) in model.enumerated() {
             let a = arch.count == 1 ? arch[0] : (arch.isEmpty ? nil : arch[i])
-            loaded.append(try loading.load(model: m, arch: a))
+            let l = try loading.load(model: m, arch: a)
+            try checkFiniteWeights(l, allow: allowNonfinite, analysis: "the invariance curves")
+            loaded.append(l)
         }
         if let folders = inputs.classFolderCount, let classes = loaded.first?.config.num_classes, folders != classes {
             warn("\(folders) class folders give classes 0 to \(folders - 1) in name order; they are the model's class indices only when all \(classes) class folders (e.g. ImageNet's wnids) are there")
@@ -154,16 +186,19 @@ struct Invariance: ParsableCommand {
         let figure = try invarianceFigure(result).render()
         let csv = Data(invarianceCSV(result).utf8)
         let base = "\(outDir)/\(kind.rawValue)"
+        try createOutputFolder(outDir)
         try writeAtomically(csv, to: base + ".csv")
         try PNGCodec.write(figure, to: base + ".png", dpi: 200)
-        try writeJSON(invarianceDocument(result), to: base + ".json")
+        var document = invarianceDocument(result)
+        if imageChecks.skipBad { document["skipped"] = badImages.map { ["path": $0.path, "reason": $0.reason] } }
+        try writeJSON(document, to: base + ".json")
 
         printTable(result)
         print("wrote \(base).json, \(base).csv, \(base).png (\(String(format: "%.1f", result.seconds)) s, \(result.forwardImages) forward images per model)")
         if let failBelow {
             let low = result.models.filter { $0.meanConsistency < failBelow }
             if !low.isEmpty {
-                throw CLIError("regression check failed: " + low.map { String(format: "%@ mean consistency %.2f %%", $0.label, $0.meanConsistency) }
+                throw CheckTripped("regression check: " + low.map { String(format: "%@ mean consistency %.2f %%", $0.label, $0.meanConsistency) }
                     .joined(separator: ", ") + String(format: " is below --fail-below %.2f %%", failBelow))
             }
             print(String(format: "regression check passed: every mean consistency is at least %.2f %%", failBelow))

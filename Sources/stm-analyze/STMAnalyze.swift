@@ -54,8 +54,16 @@ struct ModelOptions: ParsableArguments {
 
     @OptionGroup var loading: LoadOptions
 
-    /// Loads the model, printing a loud notice for untrained presets.
-    func load() throws -> LoadedModel { try loading.load(model: model, arch: arch) }
+    @Flag(name: .long, help: "Run even when the checkpoint's weights hold NaN or infinite values (refused by default).")
+    var allowNonfinite = false
+
+    /// Loads the model, printing a loud notice for untrained presets; weights that are not all finite
+    /// are named in a warning and refused unless --allow-nonfinite.
+    func load() throws -> LoadedModel {
+        let loaded = try loading.load(model: model, arch: arch)
+        try checkFiniteWeights(loaded, allow: allowNonfinite, analysis: "its analysis")
+        return loaded
+    }
 }
 
 /// Threads and verbosity.
@@ -67,12 +75,13 @@ struct RuntimeOptions: ParsableArguments {
     var verbose = false
 
     func validate() throws {
-        if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
+        if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024" + (t < 1 ? " (got \(t))" : "")) }
+        if threads == nil { _ = try threadsFromEnvironment() }
         if let problem = GemmKernel.environmentProblem() { throw ValidationError(problem) }
     }
 
     func apply() {
-        if let threads { Threads.set(threads) } else { Threads.configure() }
+        if let n = threads ?? (try? threadsFromEnvironment()) ?? nil { Threads.set(n) } else { Threads.configure() }
         if verbose {
             let forced = ProcessInfo.processInfo.environment["STM_GEMM_KERNEL"] != nil ? " (STM_GEMM_KERNEL)" : ""
             note("threads \(Threads.count); GEMM micro-kernel \(GemmKernel.current)\(forced), best on this CPU \(GemmKernel.best)")
@@ -97,26 +106,16 @@ func warn(_ message: String) {
     note("warning: " + message)
 }
 
-/// A failure found by the command line itself (an output that cannot be written, nothing to do).
-struct CLIError: Error, CustomStringConvertible {
+/// A check on a run's results that failed (invariance --fail-below): the run itself worked and wrote
+/// its outputs. Exit status 2, so that CI can tell a regression from a run that could not be done (1).
+struct CheckTripped: Error, CustomStringConvertible {
+    static let exitStatus: Int32 = 2
     var description: String
     init(_ description: String) { self.description = description }
 }
 
-/// Checks that `path`'s folder exists and is writable, so a run fails before its work, not after.
-func checkWritableOutput(_ path: String, option: String) throws {
-    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-        throw ValidationError("\(option) \(path): the folder \(dir) does not exist")
-    }
-    guard FileManager.default.isWritableFile(atPath: dir) else {
-        throw ValidationError("\(option) \(path): the folder \(dir) is not writable")
-    }
-}
-
-/// Encodes a JSON-compatible value with sorted keys and writes it atomically.
-func writeJSON(_ value: Any, to path: String) throws {
-    let data = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys])
-    try writeAtomically(data + Data("\n".utf8), to: path)
+/// A failure found by the command line itself (an output that cannot be written, nothing to do).
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

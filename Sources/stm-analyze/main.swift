@@ -1,5 +1,6 @@
 // stm-analyze: entry point. Parses the command line, runs the subcommand, and turns every failure
-// into one line on stderr and exit status 1 (help and --version exit 0).
+// into one line on stderr and exit status 1 (help and --version exit 0); a check that tripped on a
+// run's results (invariance --fail-below) exits with status 2.
 
 import ArgumentParser
 import Checkpoint
@@ -13,8 +14,12 @@ import TensorCore
 if CommandLine.arguments.dropFirst().first == "bench" { BLASInfo.restartWithFastKernelsIfNeeded() }
 
 do {
-    var command = try STMAnalyze.parseAsRoot()
+    var command = try STMAnalyze.parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
     try command.run()
+} catch let tripped as CheckTripped {
+    // The run worked and wrote its outputs; a check on its results failed (see README, Exit statuses).
+    FileHandle.standardError.write(Data(("stm-analyze: check failed: " + tripped.description + "\n").utf8))
+    exit(CheckTripped.exitStatus)
 } catch {
     let code = STMAnalyze.exitCode(for: error)
     if code == .success {
@@ -24,6 +29,7 @@ do {
     switch error {
     case let e as ToolError: message = e.description
     case let e as CLIError: message = e.description
+    case let e as NSError where e.domain == NSCocoaErrorDomain || e.domain == NSPOSIXErrorDomain: message = describeFileError(e)
     default: message = STMAnalyze.message(for: error) + " (see 'stm-analyze help')"
     }
     FileHandle.standardError.write(Data(("stm-analyze: error: " + message.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))

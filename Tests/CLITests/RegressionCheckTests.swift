@@ -1,6 +1,7 @@
 // invariance --fail-below: the regression check a CI job holds on a new checkpoint. Consistency at
 // scale ratio 0.875 (the standard crop itself) is 100 %, so a 100 % bar passes; a level that changes
-// predictions fails a 100 % bar with one error line and exit status 1, after writing the outputs.
+// predictions fails a 100 % bar with one line and exit status 2 (a check tripped, not a broken run),
+// after writing the outputs.
 
 import Foundation
 import TestSupport
@@ -24,8 +25,8 @@ final class RegressionCheckTests: XCTestCase {
     func testFailsWhenConsistencyDrops() throws {
         let out = temporaryDirectory()
         let r = try run(levels: "0.875,0.2", out: out)
-        XCTAssertEqual(r.status, 1, r.stdout)
-        let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("stm-analyze: error:") }
+        XCTAssertEqual(r.status, 2, r.stdout)
+        let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("stm-analyze: check failed:") }
         XCTAssertEqual(errors.count, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("below --fail-below"), r.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/scale.json"), "the outputs are written before the check")

@@ -54,11 +54,16 @@ final class ErrorTests: XCTestCase {
                       mentions: ["not a PyTorch zip archive or safetensors file"])
     }
 
-    func testLegacyTorchFormatIsRecognised() {
-        // The legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c (protocol 2, LONG1).
+    func testTruncatedLegacyTorchFileIsNamed() {
+        // The legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c (protocol 2, LONG1)
+        // and the protocol version 1001; this one ends there, before its system information.
         let legacy: [UInt8] = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e,
                                0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e]
-        expectFailure(scratch.write(legacy, as: "old.pth"), mentions: ["legacy", "save it again", "torch.save"])
+        expectFailure(scratch.write(legacy, as: "old.pth"), mentions: ["legacy", "truncated", "torch.save"])
+        // A wrong protocol version is named.
+        var wrong = legacy
+        wrong[18] = 0xea
+        expectFailure(scratch.write(wrong, as: "old2.pth"), mentions: ["legacy", "1002", "1001"])
     }
 
     func testTruncatedRealCheckpoint() throws {

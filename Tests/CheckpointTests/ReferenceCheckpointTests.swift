@@ -132,3 +132,21 @@ final class ReferenceCheckpointTests: XCTestCase {
         XCTAssertLessThan(seconds, 0.5, "reading swin_nano.pth took \(seconds) s")
     }
 }
+
+/// The legacy (pre-1.6) torch.save format, as PyTorch itself wrote convnext_nano_legacy.pth: the same
+/// tensors, bit for bit, as the zip archive of the same weights.
+final class LegacyCheckpointTests: XCTestCase {
+    func testLegacyFileGivesTheZipArchivesTensors() throws {
+        let legacy = try readCheckpoint(path: TestData.reference("convnext_nano_legacy.pth"))
+        let zip = try readCheckpoint(path: TestData.reference("convnext_nano.pth"))
+        XCTAssertEqual(legacy.format, .legacyTorch)
+        XCTAssertEqual(legacy.keys, zip.keys)
+        XCTAssertGreaterThan(legacy.entries.count, 10)
+        for (name, record) in zip.entries {
+            let other = try XCTUnwrap(legacy[name], name)
+            XCTAssertEqual(other.shape, record.shape, name)
+            XCTAssertEqual(other.dtype, record.dtype, name)
+            XCTAssertEqual(other.values.map(\.bitPattern), record.values.map(\.bitPattern), name)
+        }
+    }
+}
