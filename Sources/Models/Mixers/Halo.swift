@@ -212,6 +212,12 @@ public final class UnifiedHaloBlock: Block {
 
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = residual(x, mixer(x), gamma_1)
+        return residual(y, mlp(norm2(y)), gamma_2)
+    }
+
+    /// The token-mixing branch: x [N,H,W,C] -> proj(halo attention(norm1(x))) [N,H,W,C].
+    public func mixer(_ x: Tensor) -> Tensor {
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let g = geometryFor(n: n, h: h, w: w)
         let s = blockSize, wn = s + 2 * halo
@@ -229,9 +235,7 @@ public final class UnifiedHaloBlock: Block {
                               scale: 1 / Float(dk).squareRoot(),
                               bias: AttentionBias(perGroup: softmax ? nil : presence(g, queries: s * s)), logits: rel,
                               activation: attn.variant.rowActivation(keys: wn * wn, headDim: dk, norm: attn.logit_norm))
-        let merged = attn.proj(gatherRows(mixed, plan: g.merge, outShape: [n, h, w, heads * dv]))
-        let y = residual(x, merged, gamma_1)
-        return residual(y, mlp(norm2(y)), gamma_2)
+        return attn.proj(gatherRows(mixed, plan: g.merge, outShape: [n, h, w, heads * dv]))
     }
 
     /// The mask [Nb, K] repeated for each of the L queries of a block: [Nb, L, K].
@@ -305,5 +309,21 @@ public final class UnifiedHaloBlock: Block {
                          mask: Tensor(shape: [nb, k], values: mask))
         geometry[key] = g
         return g
+    }
+}
+
+extension UnifiedHaloBlock: InspectableBlock {
+    /// The weights of the query at (y, x) over its block's halo window, per head.
+    public func aggregationKernel(_ x: Tensor, y: Int, x col: Int) -> MixerKernel {
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let g = geometryFor(n: n, h: h, w: w)
+        let l = blockSize * blockSize, k = (blockSize + 2 * halo) * (blockSize + 2 * halo)
+        let recorded = AttentionRecorder.recording { mixer(x) }.weights
+        let row = Int(g.merge.index[y * w + col])
+        let s = row / l
+        return attentionKernel(recorded.last!, sequence: s, query: row % l, pixels: h * w) { j in
+            let src = Int(g.windows.index[s * k + j])
+            return src >= 0 ? [(src, Float(1))] : []
+        }
     }
 }

@@ -232,11 +232,21 @@ public final class PvtBlock: Block {
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        var input = x
-        if let pos_embed { input = addBroadcast(x, positionTable(pos_embed, h: h, w: w)) }
+        let input = withPosition(x)
         let mixed = attn(norm1(input)).reshaped([n, h, w, c])
         let y = residual(detection ? x : input, mixed, gamma_1)
         return residual(y, mlp(norm2(y)), gamma_2)
+    }
+
+    /// x plus the position embedding on a stage's first block, x elsewhere. [N,H,W,C]
+    private func withPosition(_ x: Tensor) -> Tensor {
+        guard let pos_embed else { return x }
+        return addBroadcast(x, positionTable(pos_embed, h: x.shape[1], w: x.shape[2]))
+    }
+
+    /// The token-mixing branch: x [N,H,W,C] -> attention(norm1(x [+ position])) [N,H,W,C].
+    public func mixer(_ x: Tensor) -> Tensor {
+        attn(norm1(withPosition(x))).reshaped(x.shape)
     }
 
     private struct MapSize: Hashable { var h: Int, w: Int }
@@ -285,4 +295,21 @@ func resizePositionTable(_ values: [Float], channels c: Int, height h0: Int, wid
         }
     }
     return out
+}
+
+extension PvtBlock: InspectableBlock {
+    /// The weights of the query at (y, x) over the reduced map, per head; each key's weight is spread
+    /// evenly over the sr x sr input pixels its reduction conv reads.
+    public func aggregationKernel(_ x: Tensor, y: Int, x col: Int) -> MixerKernel {
+        let (h, w) = (x.shape[1], x.shape[2])
+        let r = attn.ratio, wr = w / r
+        let recorded = AttentionRecorder.recording { mixer(x) }.weights
+        let share = 1 / Float(r * r)
+        return attentionKernel(recorded.last!, sequence: 0, query: y * w + col, pixels: h * w) { j in
+            let (ky, kx) = (j / wr, j % wr)
+            var out: [(Int, Float)] = []
+            for a in 0..<r { for b in 0..<r { out.append(((ky * r + a) * w + kx * r + b, share)) } }
+            return out
+        }
+    }
 }

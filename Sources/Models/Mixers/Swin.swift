@@ -195,6 +195,12 @@ public final class SwinBlock: Block {
 
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = residual(x, mixer(x), gamma_1)
+        return residual(y, mlp(norm2(y)), gamma_2)
+    }
+
+    /// The token-mixing branch: x [N,H,W,C] -> proj(window attention(norm1(x))) [N,H,W,C].
+    public func mixer(_ x: Tensor) -> Tensor {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let g = geometryFor(n: n, h: h, w: w)
         let l = g.side * g.side
@@ -214,9 +220,7 @@ public final class SwinBlock: Block {
                               bias: AttentionBias(perHead: attn.bias(window: g.side), perGroup: g.mask),
                               activation: attn.activation(window: g.side, headDim: hd))
         }
-        let merged = gatherRows(attn.proj(mixed), plan: g.merge, outShape: [n, h, w, c])
-        let y = residual(x, merged, gamma_1)
-        return residual(y, mlp(norm2(y)), gamma_2)
+        return gatherRows(attn.proj(mixed), plan: g.merge, outShape: [n, h, w, c])
     }
 
     private struct GeometryKey: Hashable { var n: Int, h: Int, w: Int }
@@ -276,5 +280,23 @@ public final class SwinBlock: Block {
                          merge: GatherPlan(index: merge, sourceRows: n * nw * l), mask: mask)
         geometry[key] = g
         return g
+    }
+}
+
+extension SwinBlock: InspectableBlock {
+    /// The softmax (or variant) weights of the query at (y, x) over its window, per head; depth-wise
+    /// attention has no weight matrix (`.none`: see the Jacobian view).
+    public func aggregationKernel(_ x: Tensor, y: Int, x col: Int) -> MixerKernel {
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        guard attn.qk == nil else { return MixerKernel(kind: .none, maps: [], rawShape: [0], raw: []) }
+        let g = geometryFor(n: n, h: h, w: w)
+        let l = g.side * g.side
+        let recorded = AttentionRecorder.recording { mixer(x) }.weights
+        let row = Int(g.merge.index[y * w + col])
+        let s = row / l
+        return attentionKernel(recorded.last!, sequence: s, query: row % l, pixels: h * w) { j in
+            let src = Int(g.partition.index[s * l + j])
+            return src >= 0 ? [(src, Float(1))] : []
+        }
     }
 }

@@ -66,7 +66,8 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     let out = Tensor(uninitializedShape: [b, lq, ldo])
     // The probabilities are kept for the backward when there will be one; otherwise each chunk
     // works in a scratch block of its own (forward-only runs of large batches stay in cache).
-    let keep = qt.requiresGrad || kt.requiresGrad || vt.requiresGrad || (logits?.requiresGrad ?? false)
+    let recorder = AttentionRecorder.current
+    let keep = qt.requiresGrad || kt.requiresGrad || vt.requiresGrad || (logits?.requiresGrad ?? false) || recorder != nil
     let probs: Tensor? = keep ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil  // [B, Hd, Lq, Lk]
     // What a non-softmax activation keeps per row besides its output. [B*Hd*Lq, savedWidth]
     let saved: Tensor? = keep && savedWidth > 0 ? Tensor(uninitializedShape: [b * heads * lq, savedWidth]) : nil
@@ -105,6 +106,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     }
 
     let groupMask = bias.perGroup
+    if let recorder, let probs { recorder.weights.append(probs) }
     var inputs = [qt, kt, vt]
     if let logits { inputs.append(logits) }
     let (qOff, kOff, vOff) = (q.offset, k.offset, v.offset)
@@ -155,5 +157,26 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         var grads: [Tensor?] = [dq, same(kt, qt) ? nil : dk_, (same(vt, qt) || same(vt, kt)) ? nil : dv_]
         if logits != nil { grads.append(dLogits) }
         return grads
+    }
+}
+
+/// Collects the weights [B, Hd, Lq, Lk] of every fused attention run on this thread inside
+/// `recording` (for analysis: the aggregation kernels of attention mixers). Same numbers as without.
+public final class AttentionRecorder {
+    /// The weights of each attention call, in call order.
+    public internal(set) var weights: [Tensor] = []
+
+    private static let key = "stm-analyze.AttentionRecorder"
+
+    static var current: AttentionRecorder? { Thread.current.threadDictionary[key] as? AttentionRecorder }
+
+    /// Runs `body` and returns its result with the weights of the attention calls it made.
+    public static func recording<T>(_ body: () throws -> T) rethrows -> (result: T, weights: [Tensor]) {
+        let recorder = AttentionRecorder()
+        let previous = Thread.current.threadDictionary[key]
+        Thread.current.threadDictionary[key] = recorder
+        defer { Thread.current.threadDictionary[key] = previous }
+        let result = try body()
+        return (result, recorder.weights)
     }
 }
