@@ -44,6 +44,8 @@ public struct HaloSettings: MixerSettings, Equatable {
     public var attention_activation: String?
     /// keys (default) or head_dim: the constant of the scale variants.
     public var attention_scale: String?
+    /// Only dot (the default): depth-wise attention is the Swin block's; read to refuse it in one line.
+    public var attention_kind: String?
 
     public init(num_heads: [Int], block_size: Int? = 7, halo_size: Int? = 3, pos_embed_type: String? = "query_related",
                 attention_activation: String? = nil, attention_scale: String? = nil) {
@@ -57,7 +59,7 @@ public struct HaloSettings: MixerSettings, Equatable {
 
     /// The attention variant these settings ask for.
     public func variant(source: String) throws -> AttentionVariant {
-        try AttentionVariant.parse(activation: attention_activation, scale: attention_scale, kind: nil,
+        try AttentionVariant.parse(activation: attention_activation, scale: attention_scale, kind: attention_kind,
                                    depthwiseAllowed: false, source: source)
     }
 

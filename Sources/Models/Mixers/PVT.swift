@@ -41,6 +41,8 @@ public struct PVTSettings: MixerSettings, Equatable {
     public var attention_activation: String?
     /// keys (default) or head_dim: the constant of the scale variants.
     public var attention_scale: String?
+    /// Only dot (the default): depth-wise attention is the Swin block's; read to refuse it in one line.
+    public var attention_kind: String?
 
     public init(num_heads: [Int], mlp_ratios: [Double]? = nil, qkv_bias: Bool? = nil, sr_ratios: [Int]? = nil,
                 attention_activation: String? = nil, attention_scale: String? = nil) {
@@ -54,7 +56,7 @@ public struct PVTSettings: MixerSettings, Equatable {
 
     /// The attention variant these settings ask for.
     public func variant(source: String) throws -> AttentionVariant {
-        try AttentionVariant.parse(activation: attention_activation, scale: attention_scale, kind: nil,
+        try AttentionVariant.parse(activation: attention_activation, scale: attention_scale, kind: attention_kind,
                                    depthwiseAllowed: false, source: source)
     }
 
