@@ -75,7 +75,31 @@ public final class UnifiedConvNeXtBlock: Block {
 
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = residual(x, dw_out_proj(dwconv(dw_input_proj(dw_norm(x)))), gamma_1)
+        let y = residual(x, mixer(x), gamma_1)
         return residual(y, pwconv2(gelu(pwconv1(pw_norm(y)))), gamma_2)
+    }
+}
+
+extension UnifiedConvNeXtBlock: InspectableBlock {
+    /// The token-mixing branch: x [N,H,W,C] -> dw_out_proj(dwconv(dw_input_proj(dw_norm(x)))) [N,H,W,C].
+    public func mixer(_ x: Tensor) -> Tensor { dw_out_proj(dwconv(dw_input_proj(dw_norm(x)))) }
+
+    /// The static 7x7 kernel centred on (y, x): the map holds the mean |w| over channels at each
+    /// tap inside the map; the raw weights are dwconv's [C, K, K].
+    public func aggregationKernel(_ x: Tensor, y: Int, x col: Int) -> MixerKernel {
+        let (h, w) = (x.shape[1], x.shape[2])
+        let s = dwconv.weight.shape, c = s[0], k = s[2], pad = dwconv.padding
+        let wv = dwconv.weight.values
+        var map = [Float](repeating: 0, count: h * w)
+        for ky in 0..<k {
+            for kx in 0..<k {
+                let yy = y + ky - pad, xx = col + kx - pad
+                guard yy >= 0 && yy < h && xx >= 0 && xx < w else { continue }
+                var sum: Float = 0
+                for ch in 0..<c { sum += abs(wv[ch * k * k + ky * k + kx]) }
+                map[yy * w + xx] = sum / Float(c)
+            }
+        }
+        return MixerKernel(kind: .staticKernel, maps: [map], rawShape: [c, k, k], raw: wv)
     }
 }

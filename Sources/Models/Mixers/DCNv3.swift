@@ -131,12 +131,20 @@ public final class DCNv3Attention: Module {
     /// x [N,H,W,C] (the block's normalised input) -> [N,H,W,C]
     func callAsFunction(_ x: Tensor) -> Tensor {
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
-        let query = gelu(dwNorm(dwConv(x)))
         let value = value_proj(x)
+        let (offsets, weights) = sampling(x)
+        return output_proj(deformableSampling(value, offsets: offsets, weights: weights, groups: groups))
+    }
+}
+
+extension DCNv3Attention {
+    /// Offsets [N,H,W,G*P*2] (pixels, kernel grid included) and softmax weights [N,H,W,G*P] of x [N,H,W,C].
+    func sampling(_ x: Tensor) -> (offsets: Tensor, weights: Tensor) {
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let query = gelu(dwNorm(dwConv(x)))
         let offsets = linear(query, weight: sampling_offsets.weight.tensor, bias: offsetBias)  // [N,H,W,G*P*2]
         let logits = attention_weights(query).reshaped([n, h, w, groups, points])
-        let weights = softmax(logits).reshaped([n, h, w, groups * points])
-        return output_proj(deformableSampling(value, offsets: offsets, weights: weights, groups: groups))
+        return (offsets, softmax(logits).reshaped([n, h, w, groups * points]))
     }
 }
 
@@ -178,7 +186,39 @@ public final class DCNv3Block: Block {
 
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = residual(x, attn(norm1(x)), gamma1)
+        let y = residual(x, mixer(x), gamma1)
         return residual(y, mlp(norm2(y)), gamma2)
+    }
+}
+
+extension DCNv3Block: InspectableBlock {
+    /// The token-mixing branch: x [N,H,W,C] -> DCNv3(norm1(x)) [N,H,W,C].
+    public func mixer(_ x: Tensor) -> Tensor { attn(norm1(x)) }
+
+    /// The sampling points of the output at (y, x): per group, each point's softmax weight spread on
+    /// its four bilinear taps (taps outside the map are dropped, as the sampling's zero padding does).
+    public func aggregationKernel(_ x: Tensor, y: Int, x col: Int) -> MixerKernel {
+        let (h, w) = (x.shape[1], x.shape[2])
+        let (g, p) = (attn.groups, attn.points)
+        let (offsets, weights) = attn.sampling(norm1(x))  // [N,H,W,G*P*2], [N,H,W,G*P]
+        let pix = y * w + col
+        let off = offsets.data + pix * g * p * 2, wt = weights.data + pix * g * p
+        var maps = [[Float]](repeating: [Float](repeating: 0, count: h * w), count: g)
+        var raw: [Float] = []
+        for gi in 0..<g {
+            for pi in 0..<p {
+                let sx = Float(col) + off[(gi * p + pi) * 2], sy = Float(y) + off[(gi * p + pi) * 2 + 1]
+                let m = wt[gi * p + pi]
+                raw += [sx, sy, m]
+                guard sx.isFinite, sy.isFinite else { continue }
+                let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
+                let fx = sx - Float(x0), fy = sy - Float(y0)
+                for (dy, dx, share) in [(0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)] {
+                    let yy = y0 + dy, xx = x0 + dx
+                    if yy >= 0 && yy < h && xx >= 0 && xx < w { maps[gi][yy * w + xx] += m * share }
+                }
+            }
+        }
+        return MixerKernel(kind: .sampling, maps: maps, rawShape: [g * p, 3], raw: raw)
     }
 }

@@ -40,12 +40,27 @@ public struct HaloSettings: MixerSettings, Equatable {
     public var halo_size: Int?
     /// Relative position type: only "query_related" (the study's) is implemented.
     public var pos_embed_type: String?
+    /// softmax (default), scale, scale-relu, layernorm, layernorm-relu (AttentionVariants.swift).
+    public var attention_activation: String?
+    /// keys (default) or head_dim: the constant of the scale variants.
+    public var attention_scale: String?
+    /// Only dot (the default): depth-wise attention is the Swin block's; read to refuse it in one line.
+    public var attention_kind: String?
 
-    public init(num_heads: [Int], block_size: Int? = 7, halo_size: Int? = 3, pos_embed_type: String? = "query_related") {
+    public init(num_heads: [Int], block_size: Int? = 7, halo_size: Int? = 3, pos_embed_type: String? = "query_related",
+                attention_activation: String? = nil, attention_scale: String? = nil) {
         self.num_heads = num_heads
         self.block_size = block_size
         self.halo_size = halo_size
         self.pos_embed_type = pos_embed_type
+        self.attention_activation = attention_activation
+        self.attention_scale = attention_scale
+    }
+
+    /// The attention variant these settings ask for.
+    public func variant(source: String) throws -> AttentionVariant {
+        try AttentionVariant.parse(activation: attention_activation, scale: attention_scale, kind: attention_kind,
+                                   depthwiseAllowed: false, source: source)
     }
 
     public func validate(dims: [Int], source: String) throws {
@@ -55,6 +70,7 @@ public struct HaloSettings: MixerSettings, Equatable {
         if let p = pos_embed_type, p != "query_related" {
             throw ModelError(source, "block_kwargs.pos_embed_type '\(p)' is not implemented", hint: "the study's models use query_related")
         }
+        _ = try variant(source: source)
     }
 }
 
@@ -114,21 +130,26 @@ public final class HaloPositionTables: Module {
 }
 
 /// `attn`: the reference's `HaloAttn` parameters (kv conv and q linear without bias, relative
-/// tables, output projection) and the constants derived from them.
+/// tables, output projection) and the constants derived from them; the LayerNorm variants add
+/// `logit_norm`, an nn.LayerNorm over the Wn*Wn keys of a window.
 public final class HaloAttention: Module {
     let kv: PointwiseConv
     let q: Linear
     let pos_embed: HaloPositionTables
     let proj: Linear
+    let logit_norm: LayerNorm?  // [K]
     let heads: Int, headWidthQK: Int, headWidthV: Int
+    let variant: AttentionVariant
     /// kv weight as [Hd*Dk + Hd*Dv, C] with all keys first, then all values (the checkpoint
     /// interleaves them per head: k of head 0, v of head 0, k of head 1, ...).
     private(set) var kvMatrix = Tensor.zeros([0])
     private(set) var heightTable = Tensor.zeros([0])
     private(set) var widthTable = Tensor.zeros([0])
 
-    init(dim: Int, heads: Int, window: Int) {
+    init(dim: Int, heads: Int, window: Int, variant: AttentionVariant = .standard) {
         self.heads = heads
+        self.variant = variant
+        logit_norm = variant.hasLogitNorm ? LayerNorm(window * window, eps: 1e-5) : nil
         headWidthQK = makeDivisible(dim) / heads
         headWidthV = dim / heads
         kv = PointwiseConv(dim, heads * (headWidthQK + headWidthV), bias: false)
@@ -137,7 +158,11 @@ public final class HaloAttention: Module {
         proj = Linear(heads * headWidthV, heads * headWidthV)
     }
 
-    public var members: [(String, Any)] { [("kv", kv), ("q", q), ("pos_embed", pos_embed), ("proj", proj)] }
+    public var members: [(String, Any)] {
+        var m: [(String, Any)] = [("kv", kv), ("q", q), ("pos_embed", pos_embed), ("proj", proj)]
+        if let logit_norm { m.append(("logit_norm", logit_norm)) }
+        return m
+    }
 
     public func prepare() {
         let c = kv.weight.shape[1], dk = headWidthQK, dv = headWidthV, per = dk + dv
@@ -175,7 +200,8 @@ public final class UnifiedHaloBlock: Block {
         blockSize = settings.block_size ?? 7
         halo = settings.halo_size ?? 3
         norm1 = LayerNorm(ctx.dim, eps: Self.normEps)
-        attn = HaloAttention(dim: ctx.dim, heads: settings.num_heads[ctx.stage], window: blockSize + 2 * halo)
+        attn = HaloAttention(dim: ctx.dim, heads: settings.num_heads[ctx.stage], window: blockSize + 2 * halo,
+                             variant: try! settings.variant(source: "block_kwargs"))
         gamma_1 = Parameter([1, 1, 1, ctx.dim], init: .layerScale)
         norm2 = LayerNorm(ctx.dim, eps: Self.normEps)
         mlp = Mlp(ctx.dim, hidden: 4 * ctx.dim)
@@ -188,6 +214,12 @@ public final class UnifiedHaloBlock: Block {
 
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = residual(x, mixer(x), gamma_1)
+        return residual(y, mlp(norm2(y)), gamma_2)
+    }
+
+    /// The token-mixing branch: x [N,H,W,C] -> proj(halo attention(norm1(x))) [N,H,W,C].
+    public func mixer(_ x: Tensor) -> Tensor {
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let g = geometryFor(n: n, h: h, w: w)
         let s = blockSize, wn = s + 2 * halo
@@ -196,14 +228,25 @@ public final class UnifiedHaloBlock: Block {
         // Queries in block order [N*Nb, L, Hd*Dk]; keys and values in window order [N*Nb, K, Hd*(Dk+Dv)].
         let q = gatherRows(attn.q(xn), plan: g.blocks, outShape: [n * g.count, s * s, heads * dk])
         let kv = gatherRows(linear(xn, weight: attn.kvMatrix), plan: g.windows, outShape: [n * g.count, wn * wn, heads * (dk + dv)])
+        // Softmax takes the outside-the-map mask in its logits; the other activations as a presence mask.
+        let softmax = attn.variant.activation == .softmax
         let rel = haloRelativeLogits(q, heightTable: attn.heightTable, widthTable: attn.widthTable, heads: heads,
-                                     block: s, window: wn, keyBias: g.mask)
+                                     block: s, window: wn, keyBias: softmax ? g.mask : nil)
         let mixed = attention(q: AttentionOperand(q), k: AttentionOperand(kv, offset: 0),
                               v: AttentionOperand(kv, offset: heads * dk), heads: heads, keyWidth: dk, valueWidth: dv,
-                              scale: 1 / Float(dk).squareRoot(), logits: rel)
-        let merged = attn.proj(gatherRows(mixed, plan: g.merge, outShape: [n, h, w, heads * dv]))
-        let y = residual(x, merged, gamma_1)
-        return residual(y, mlp(norm2(y)), gamma_2)
+                              scale: 1 / Float(dk).squareRoot(),
+                              bias: AttentionBias(perGroup: softmax ? nil : presence(g, queries: s * s)), logits: rel,
+                              activation: attn.variant.rowActivation(keys: wn * wn, headDim: dk, norm: attn.logit_norm))
+        return attn.proj(gatherRows(mixed, plan: g.merge, outShape: [n, h, w, heads * dv]))
+    }
+
+    /// The mask [Nb, K] repeated for each of the L queries of a block: [Nb, L, K].
+    private func presence(_ g: Geometry, queries l: Int) -> Tensor {
+        let k = g.mask.count / g.count
+        let src = g.mask.data
+        let out = Tensor(uninitializedShape: [g.count, l, k])
+        for b in 0..<g.count { for i in 0..<l { (out.data + (b * l + i) * k).update(from: src + b * k, count: k) } }
+        return out
     }
 
     private struct GeometryKey: Hashable { var n: Int, h: Int, w: Int }
@@ -268,5 +311,21 @@ public final class UnifiedHaloBlock: Block {
                          mask: Tensor(shape: [nb, k], values: mask))
         geometry[key] = g
         return g
+    }
+}
+
+extension UnifiedHaloBlock: InspectableBlock {
+    /// The weights of the query at (y, x) over its block's halo window, per head.
+    public func aggregationKernel(_ x: Tensor, y: Int, x col: Int) -> MixerKernel {
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let g = geometryFor(n: n, h: h, w: w)
+        let l = blockSize * blockSize, k = (blockSize + 2 * halo) * (blockSize + 2 * halo)
+        let recorded = AttentionRecorder.recording { mixer(x) }.weights
+        let row = Int(g.merge.index[y * w + col])
+        let s = row / l
+        return attentionKernel(recorded.last!, sequence: s, query: row % l, pixels: h * w) { j in
+            let src = Int(g.windows.index[s * k + j])
+            return src >= 0 ? [(src, Float(1))] : []
+        }
     }
 }

@@ -37,18 +37,34 @@ public struct PVTSettings: MixerSettings, Equatable {
     public var qkv_bias: Bool?
     /// Spatial-reduction ratio per stage (default 1).
     public var sr_ratios: [Int]?
+    /// softmax (default), scale, scale-relu, layernorm, layernorm-relu (AttentionVariants.swift).
+    public var attention_activation: String?
+    /// keys (default) or head_dim: the constant of the scale variants.
+    public var attention_scale: String?
+    /// Only dot (the default): depth-wise attention is the Swin block's; read to refuse it in one line.
+    public var attention_kind: String?
 
-    public init(num_heads: [Int], mlp_ratios: [Double]? = nil, qkv_bias: Bool? = nil, sr_ratios: [Int]? = nil) {
+    public init(num_heads: [Int], mlp_ratios: [Double]? = nil, qkv_bias: Bool? = nil, sr_ratios: [Int]? = nil,
+                attention_activation: String? = nil, attention_scale: String? = nil) {
         self.num_heads = num_heads
         self.mlp_ratios = mlp_ratios
         self.qkv_bias = qkv_bias
         self.sr_ratios = sr_ratios
+        self.attention_activation = attention_activation
+        self.attention_scale = attention_scale
+    }
+
+    /// The attention variant these settings ask for.
+    public func variant(source: String) throws -> AttentionVariant {
+        try AttentionVariant.parse(activation: attention_activation, scale: attention_scale, kind: attention_kind,
+                                   depthwiseAllowed: false, source: source)
     }
 
     public func validate(dims: [Int], source: String) throws {
         try requireHeads(num_heads, dims: dims, source: source)
         try requirePerStage(mlp_ratios, "mlp_ratios", stages: dims.count, source: source)
         try requirePerStage(sr_ratios, "sr_ratios", stages: dims.count, source: source)
+        _ = try variant(source: source)
     }
 }
 
@@ -107,17 +123,23 @@ public enum PVTMixer: Mixer {
 }
 
 /// The reference's PVT `Attention`: `q` and `kv` projections, optional spatial reduction
-/// (`sr` conv + `norm`), output `proj`.
+/// (`sr` conv + `norm`), output `proj`; the LayerNorm variants add `logit_norm`, an nn.LayerNorm
+/// over the (R/sr)^2 keys at the model's img_size (R the stage's map side there).
 public final class SpatialReductionAttention: Module {
     let q: Linear
     let kv: Linear
     let proj: Linear
     let sr: Conv2d?
     let norm: LayerNorm?
+    let logit_norm: LayerNorm?  // [Lk at img_size]
     let heads: Int
     let ratio: Int
+    let variant: AttentionVariant
 
-    init(dim: Int, heads: Int, qkvBias: Bool, ratio: Int) {
+    init(dim: Int, heads: Int, qkvBias: Bool, ratio: Int, variant: AttentionVariant = .standard, resolution: Int = 0) {
+        self.variant = variant
+        let side = resolution / ratio
+        logit_norm = variant.hasLogitNorm ? LayerNorm(side * side, eps: 1e-5) : nil
         q = Linear(dim, dim, bias: qkvBias)
         kv = Linear(dim, 2 * dim, bias: qkvBias)
         proj = Linear(dim, dim)
@@ -135,6 +157,7 @@ public final class SpatialReductionAttention: Module {
     public var members: [(String, Any)] {
         var m: [(String, Any)] = [("q", q), ("kv", kv), ("proj", proj)]
         if let sr, let norm { m += [("sr", sr), ("norm", norm)] }
+        if let logit_norm { m.append(("logit_norm", logit_norm)) }
         return m
     }
 
@@ -152,7 +175,8 @@ public final class SpatialReductionAttention: Module {
         let hd = c / heads
         let mixed = attention(q: AttentionOperand(queries), k: AttentionOperand(keysValues, offset: 0),
                               v: AttentionOperand(keysValues, offset: c), heads: heads, keyWidth: hd, valueWidth: hd,
-                              scale: 1 / Float(hd).squareRoot())
+                              scale: 1 / Float(hd).squareRoot(),
+                              activation: variant.rowActivation(keys: keysValues.shape[1], headDim: hd, norm: logit_norm))
         return proj(mixed)
     }
 }
@@ -181,7 +205,8 @@ public final class PvtBlock: Block {
         pos_embed = ctx.depth == 0 ? Parameter([1, c, ctx.resolution, ctx.resolution], init: .truncatedNormal(std: 0.02)) : nil
         norm1 = LayerNorm(c, eps: 1e-5)
         attn = SpatialReductionAttention(dim: c, heads: settings.num_heads[s], qkvBias: settings.qkv_bias ?? false,
-                                         ratio: settings.sr_ratios?[s] ?? 1)
+                                         ratio: settings.sr_ratios?[s] ?? 1, variant: try! settings.variant(source: "block_kwargs"),
+                                         resolution: ctx.resolution)
         gamma_1 = Parameter([c], init: .layerScale)
         norm2 = LayerNorm(c, eps: 1e-5)
         let ratio = settings.mlp_ratios?[s] ?? 4
@@ -209,11 +234,21 @@ public final class PvtBlock: Block {
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        var input = x
-        if let pos_embed { input = addBroadcast(x, positionTable(pos_embed, h: h, w: w)) }
+        let input = withPosition(x)
         let mixed = attn(norm1(input)).reshaped([n, h, w, c])
         let y = residual(detection ? x : input, mixed, gamma_1)
         return residual(y, mlp(norm2(y)), gamma_2)
+    }
+
+    /// x plus the position embedding on a stage's first block, x elsewhere. [N,H,W,C]
+    private func withPosition(_ x: Tensor) -> Tensor {
+        guard let pos_embed else { return x }
+        return addBroadcast(x, positionTable(pos_embed, h: x.shape[1], w: x.shape[2]))
+    }
+
+    /// The token-mixing branch: x [N,H,W,C] -> attention(norm1(x [+ position])) [N,H,W,C].
+    public func mixer(_ x: Tensor) -> Tensor {
+        attn(norm1(withPosition(x))).reshaped(x.shape)
     }
 
     private struct MapSize: Hashable { var h: Int, w: Int }
@@ -262,4 +297,21 @@ func resizePositionTable(_ values: [Float], channels c: Int, height h0: Int, wid
         }
     }
     return out
+}
+
+extension PvtBlock: InspectableBlock {
+    /// The weights of the query at (y, x) over the reduced map, per head; each key's weight is spread
+    /// evenly over the sr x sr input pixels its reduction conv reads.
+    public func aggregationKernel(_ x: Tensor, y: Int, x col: Int) -> MixerKernel {
+        let (h, w) = (x.shape[1], x.shape[2])
+        let r = attn.ratio, wr = w / r
+        let recorded = AttentionRecorder.recording { mixer(x) }.weights
+        let share = 1 / Float(r * r)
+        return attentionKernel(recorded.last!, sequence: 0, query: y * w + col, pixels: h * w) { j in
+            let (ky, kx) = (j / wr, j % wr)
+            var out: [(Int, Float)] = []
+            for a in 0..<r { for b in 0..<r { out.append(((ky * r + a) * w + kx * r + b, share)) } }
+            return out
+        }
+    }
 }

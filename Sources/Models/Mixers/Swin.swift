@@ -29,15 +29,32 @@ public struct SwinSettings: MixerSettings, Equatable {
     public var num_heads: [Int]
     /// Window side (default 7).
     public var window_size: Int?
+    /// softmax (default), scale, scale-relu, layernorm, layernorm-relu (AttentionVariants.swift).
+    public var attention_activation: String?
+    /// keys (default) or head_dim: the constant of the scale variants.
+    public var attention_scale: String?
+    /// dot (default) or depthwise.
+    public var attention_kind: String?
 
-    public init(num_heads: [Int], window_size: Int? = 7) {
+    public init(num_heads: [Int], window_size: Int? = 7, attention_activation: String? = nil,
+                attention_scale: String? = nil, attention_kind: String? = nil) {
         self.num_heads = num_heads
         self.window_size = window_size
+        self.attention_activation = attention_activation
+        self.attention_scale = attention_scale
+        self.attention_kind = attention_kind
     }
 
     public func validate(dims: [Int], source: String) throws {
         try requireHeads(num_heads, dims: dims, source: source)
         try requirePositive(window_size, "window_size", source: source)
+        _ = try variant(source: source)
+    }
+
+    /// The attention variant these settings ask for.
+    public func variant(source: String) throws -> AttentionVariant {
+        try AttentionVariant.parse(activation: attention_activation, scale: attention_scale, kind: attention_kind,
+                                   depthwiseAllowed: true, source: source)
     }
 }
 
@@ -69,31 +86,50 @@ public enum SwinMixer: Mixer {
 
     public static func recognises(_ keys: [String]) -> Bool { keys.contains { $0.contains(".attn.relative_position_bias_table") } }
 
-    /// Heads from the bias tables' columns, the window from their rows ((2S - 1)^2).
+    /// Heads from the bias tables' columns, the window from their rows ((2S - 1)^2); depth-wise
+    /// attention from its `attn.qk` projection. The activation is not in the shapes (softmax is
+    /// assumed; a LayerNorm variant's `logit_norm` keys then stop strict loading: pass --arch).
     public static func inferSettings(from state: StateDict, dims: [Int], depths: [Int], path: String) throws
         -> (settings: SwinSettings, assumptions: [String], imgSize: Int?) {
         let shapes = try dims.indices.map { try requireShape(state, "stages.\($0).0.attn.relative_position_bias_table", path: path) }
         let rows = shapes[0][0]
-        return (SwinSettings(num_heads: shapes.map { $0[1] }, window_size: (Int(Double(rows).squareRoot().rounded()) + 1) / 2), [], nil)
+        let depthwise = state["stages.0.0.attn.qk.weight"] != nil
+        return (SwinSettings(num_heads: shapes.map { $0[1] }, window_size: (Int(Double(rows).squareRoot().rounded()) + 1) / 2,
+                             attention_kind: depthwise ? "depthwise" : nil), [], nil)
     }
 }
 
-/// timm's WindowAttention parameters: qkv and proj linears, the relative-position bias table.
+/// timm's WindowAttention parameters: qkv and proj linears, the relative-position bias table; the
+/// depth-wise variant has a `qk` linear (no values) instead of `qkv`; the LayerNorm variants add
+/// `logit_norm`, an nn.LayerNorm over the S*S keys of a window.
 public final class WindowAttention: Module {
-    let qkv: Linear
+    let qkv: Linear?
+    let qk: Linear?
     let proj: Linear
     let relative_position_bias_table: Parameter  // [(2S-1)^2, Hd]
+    let logit_norm: LayerNorm?  // [S*S]
     let heads: Int, window: Int
+    let variant: AttentionVariant
     /// Bias per head and token pair for each window side in use, gathered from the table. [Hd, L, L]
     private var biases: [Int: Tensor] = [:]
     private let lock = NSLock()
 
-    init(dim: Int, heads: Int, window: Int) {
-        qkv = Linear(dim, 3 * dim)
+    init(dim: Int, heads: Int, window: Int, variant: AttentionVariant = .standard) {
+        let depthwise = variant.kind == .depthwise
+        qkv = depthwise ? nil : Linear(dim, 3 * dim)
+        qk = depthwise ? Linear(dim, 2 * dim) : nil
         proj = Linear(dim, dim)
         relative_position_bias_table = Parameter([(2 * window - 1) * (2 * window - 1), heads], init: .truncatedNormal(std: 0.02))
+        logit_norm = variant.hasLogitNorm ? LayerNorm(window * window, eps: 1e-5) : nil
         self.heads = heads
         self.window = window
+        self.variant = variant
+    }
+
+    /// The row activation on an s x s window: key (jy, jx) uses entry jy * S0 + jx of the stored affine.
+    func activation(window s: Int, headDim: Int) -> AttentionActivation {
+        let take = s == window ? nil : (0..<(s * s)).map { ($0 / s) * window + $0 % s }
+        return variant.rowActivation(keys: s * s, headDim: headDim, norm: logit_norm, take: take)
     }
 
     public func prepare() {
@@ -146,7 +182,7 @@ public final class SwinBlock: Block {
         dim = ctx.dim
         let heads = settings.num_heads[ctx.stage]
         norm1 = LayerNorm(ctx.dim, eps: ctx.eps)
-        attn = WindowAttention(dim: ctx.dim, heads: heads, window: window)
+        attn = WindowAttention(dim: ctx.dim, heads: heads, window: window, variant: try! settings.variant(source: "block_kwargs"))
         gamma_1 = Parameter([ctx.dim], init: .layerScale)
         norm2 = LayerNorm(ctx.dim, eps: ctx.eps)
         mlp = Mlp(ctx.dim, hidden: 4 * ctx.dim)
@@ -159,20 +195,32 @@ public final class SwinBlock: Block {
 
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = residual(x, mixer(x), gamma_1)
+        return residual(y, mlp(norm2(y)), gamma_2)
+    }
+
+    /// The token-mixing branch: x [N,H,W,C] -> proj(window attention(norm1(x))) [N,H,W,C].
+    public func mixer(_ x: Tensor) -> Tensor {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let g = geometryFor(n: n, h: h, w: w)
         let l = g.side * g.side
         // [N*Nw, L, C]: padded, shifted, partitioned
         let windows = gatherRows(norm1(x), plan: g.partition, outShape: [n * g.windows, l, c])
-        let qkv = attn.qkv(windows)  // [N*Nw, L, 3C]
         let hd = c / attn.heads
-        let mixed = attention(q: AttentionOperand(qkv, offset: 0), k: AttentionOperand(qkv, offset: c),
+        let mixed: Tensor  // [N*Nw, L, C]
+        if let qkLinear = attn.qk {
+            let qk = qkLinear(windows)  // [N*Nw, L, 2C]
+            mixed = depthwiseAttention(q: AttentionOperand(qk, offset: 0), k: AttentionOperand(qk, offset: c), channels: c,
+                                       heads: attn.heads, position: attn.bias(window: g.side), mask: g.mask)
+        } else {
+            let qkv = attn.qkv!(windows)  // [N*Nw, L, 3C]
+            mixed = attention(q: AttentionOperand(qkv, offset: 0), k: AttentionOperand(qkv, offset: c),
                               v: AttentionOperand(qkv, offset: 2 * c), heads: attn.heads, keyWidth: hd, valueWidth: hd,
                               scale: 1 / Float(hd).squareRoot(),
-                              bias: AttentionBias(perHead: attn.bias(window: g.side), perGroup: g.mask))
-        let merged = gatherRows(attn.proj(mixed), plan: g.merge, outShape: [n, h, w, c])
-        let y = residual(x, merged, gamma_1)
-        return residual(y, mlp(norm2(y)), gamma_2)
+                              bias: AttentionBias(perHead: attn.bias(window: g.side), perGroup: g.mask),
+                              activation: attn.activation(window: g.side, headDim: hd))
+        }
+        return gatherRows(attn.proj(mixed), plan: g.merge, outShape: [n, h, w, c])
     }
 
     private struct GeometryKey: Hashable { var n: Int, h: Int, w: Int }
@@ -232,5 +280,23 @@ public final class SwinBlock: Block {
                          merge: GatherPlan(index: merge, sourceRows: n * nw * l), mask: mask)
         geometry[key] = g
         return g
+    }
+}
+
+extension SwinBlock: InspectableBlock {
+    /// The softmax (or variant) weights of the query at (y, x) over its window, per head; depth-wise
+    /// attention has no weight matrix (`.none`: see the Jacobian view).
+    public func aggregationKernel(_ x: Tensor, y: Int, x col: Int) -> MixerKernel {
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        guard attn.qk == nil else { return MixerKernel(kind: .none, maps: [], rawShape: [0], raw: []) }
+        let g = geometryFor(n: n, h: h, w: w)
+        let l = g.side * g.side
+        let recorded = AttentionRecorder.recording { mixer(x) }.weights
+        let row = Int(g.merge.index[y * w + col])
+        let s = row / l
+        return attentionKernel(recorded.last!, sequence: s, query: row % l, pixels: h * w) { j in
+            let src = Int(g.partition.index[s * l + j])
+            return src >= 0 ? [(src, Float(1))] : []
+        }
     }
 }

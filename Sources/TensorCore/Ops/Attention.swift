@@ -1,10 +1,12 @@
 // TensorCore op: multi-head scaled dot-product attention, fused. Queries, keys and values are read
 // straight from their projection outputs through strided GEMMs (no head split or permute copies);
 // the output is written with heads already merged. Constant logit terms (relative-position bias,
-// shift or padding masks) are added before the softmax; a differentiable logit term (HaloNet's
-// query-dependent relative logits) may be added too and receives a gradient. The forward keeps the
-// softmax probabilities for the backward, when one can follow. Dropout and causal masks are not
-// provided.
+// shift or padding masks) are added before the activation; a differentiable logit term (HaloNet's
+// query-dependent relative logits) may be added too and receives a gradient. The activation that turns
+// a row of logits into weights is a strategy (`AttentionActivation`, AttentionActivation.swift):
+// softmax by default, on its own inlined path; the others read the per-group mask as a presence mask
+// (see there). The forward keeps the weights (and what the activation saves) for the backward, when
+// one can follow. Dropout and causal masks are not provided.
 //
 // Shape key: B sequences (images x windows), Lq queries, Lk keys, Hd heads, Dk query/key width
 // per head, Dv value width per head.
@@ -34,14 +36,17 @@ public struct AttentionBias {
     }
 }
 
-/// softmax(scale * q kᵀ + bias + logits) v, per head.
+/// act(scale * q kᵀ + bias + logits) v, per head; `act` is softmax unless `activation` says otherwise.
 /// - Parameters:
 ///   - q: [B, Lq, ≥ offset + Hd*Dk]; k: [B, Lk, ≥ offset + Hd*Dk]; v: [B, Lk, ≥ offset + Hd*Dv].
 ///   - logits: optional differentiable term [B, Hd, Lq, Lk].
+///   - activation: the row activation; for all but softmax, `bias.perGroup` is a presence mask
+///     (entries < 0 mark absent keys, which get weight 0) rather than an additive term.
 /// - Returns: [B, Lq, Hd*Dv].
 public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
                       heads: Int, keyWidth dk: Int, valueWidth dv: Int, scale: Float,
-                      bias: AttentionBias = AttentionBias(), logits: Tensor? = nil) -> Tensor {
+                      bias: AttentionBias = AttentionBias(), logits: Tensor? = nil,
+                      activation: AttentionActivation = .softmax) -> Tensor {
     let qt = q.tensor, kt = k.tensor, vt = v.tensor
     precondition(qt.rank == 3 && kt.rank == 3 && vt.rank == 3, "attention: q, k, v must be [B, L, width]")
     let b = qt.shape[0], lq = qt.shape[1], lk = kt.shape[1]
@@ -53,13 +58,20 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     let groups = bias.perGroup.map { $0.count / (lq * lk) } ?? 1
     if let g = bias.perGroup { precondition(g.count == groups * lq * lk && groups > 0, "attention: perGroup bias must be [G,\(lq),\(lk)]") }
     if let l = logits { precondition(l.count == b * heads * lq * lk, "attention: logits must be [\(b),\(heads),\(lq),\(lk)]") }
+    activation.check(keys: lk)
+    let isSoftmax = activation.kind == .softmax
+    let savedWidth = activation.savedPerRow(keys: lk)
 
     let ldo = heads * dv
     let out = Tensor(uninitializedShape: [b, lq, ldo])
     // The probabilities are kept for the backward when there will be one; otherwise each chunk
     // works in a scratch block of its own (forward-only runs of large batches stay in cache).
-    let keep = qt.requiresGrad || kt.requiresGrad || vt.requiresGrad || (logits?.requiresGrad ?? false)
+    let recorder = AttentionRecorder.current
+    let keep = qt.requiresGrad || kt.requiresGrad || vt.requiresGrad || (logits?.requiresGrad ?? false) || recorder != nil
     let probs: Tensor? = keep ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil  // [B, Hd, Lq, Lk]
+    // What a non-softmax activation keeps per row besides its output. [B*Hd*Lq, savedWidth]
+    let saved: Tensor? = keep && savedWidth > 0 ? Tensor(uninitializedShape: [b * heads * lq, savedWidth]) : nil
+    let svp: UnsafeMutablePointer<Float>? = saved?.data
     let qp = qt.data + q.offset, kp = kt.data + k.offset, vp = vt.data + v.offset
     let pp: UnsafeMutablePointer<Float>? = probs?.data
     let op = out.data
@@ -76,14 +88,25 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
             gemm(transB: true, m: lq, n: lk, k: dk, alpha: scale, a: qp + s * lq * ldq + h * dk, lda: ldq,
                  b: kp + s * lk * ldk + h * dk, ldb: ldk, c: sp, ldc: lk)
             if let headBias { let src = headBias + h * block; for i in 0..<block { sp[i] += src[i] } }
-            if let groupBias { let src = groupBias + (s % groups) * block; for i in 0..<block { sp[i] += src[i] } }
-            if let extra { let src = extra + bh * block; for i in 0..<block { sp[i] += src[i] } }
-            for i in 0..<lq { softmaxRow(sp + i * lk, sp + i * lk, lk) }
+            if isSoftmax {
+                if let groupBias { let src = groupBias + (s % groups) * block; for i in 0..<block { sp[i] += src[i] } }
+                if let extra { let src = extra + bh * block; for i in 0..<block { sp[i] += src[i] } }
+                for i in 0..<lq { softmaxRow(sp + i * lk, sp + i * lk, lk) }
+            } else {
+                if let extra { let src = extra + bh * block; for i in 0..<block { sp[i] += src[i] } }
+                let present = groupBias.map { UnsafePointer($0 + (s % groups) * block) }
+                for i in 0..<lq {
+                    activation.forwardRow(sp + i * lk, present: present.map { $0 + i * lk }, lk,
+                                          saved: svp.map { $0 + (bh * lq + i) * savedWidth })
+                }
+            }
             gemm(m: lq, n: dv, k: lk, a: sp, lda: lk, b: vp + s * lk * ldv + h * dv, ldb: ldv,
                  c: op + s * lq * ldo + h * dv, ldc: ldo)
         }
     }
 
+    let groupMask = bias.perGroup
+    if let recorder, let probs { recorder.weights.append(probs) }
     var inputs = [qt, kt, vt]
     if let logits { inputs.append(logits) }
     let (qOff, kOff, vOff) = (q.offset, k.offset, v.offset)
@@ -97,6 +120,8 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         let dqp = dq.data + qOff, dkp = dk_.data + kOff, dvp = dv_.data + vOff
         // Read the kept tensors through the closure's own references so they stay alive until now.
         let qp = qt.data + qOff, kp = kt.data + kOff, vp = vt.data + vOff, pp = probs!.data
+        let svp: UnsafeMutablePointer<Float>? = saved?.data
+        let presence: UnsafeMutablePointer<Float>? = isSoftmax ? nil : groupMask?.data
         let dop = dOut.data
         let dlp: UnsafeMutablePointer<Float>? = dLogits?.data
         let scratch = Tensor(uninitializedShape: [b * heads, block])
@@ -109,8 +134,16 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                 let dO = dop + s * lq * ldo + h * dv
                 // dP = dO · vᵀ
                 gemm(transB: true, m: lq, n: lk, k: dv, a: dO, lda: ldo, b: vp + s * lk * ldv + h * dv, ldb: ldv, c: ds, ldc: lk)
-                // dS = P * (dP - rowsum(dP * P))
-                for i in 0..<lq { softmaxBackwardRow(p + i * lk, ds + i * lk, ds + i * lk, lk) }
+                // dS = P * (dP - rowsum(dP * P)) for softmax; the activation's own row rule otherwise.
+                if isSoftmax {
+                    for i in 0..<lq { softmaxBackwardRow(p + i * lk, ds + i * lk, ds + i * lk, lk) }
+                } else {
+                    for i in 0..<lq {
+                        activation.backwardRow(output: p + i * lk, present: presence.map { UnsafePointer($0 + (s % groups) * block + i * lk) },
+                                               saved: svp.map { UnsafePointer($0 + (bh * lq + i) * savedWidth) },
+                                               gradient: ds + i * lk, lk)
+                    }
+                }
                 if let dlp { (dlp + bh * block).update(from: ds, count: block) }
                 // dq = scale * dS · k ; dk = scale * dSᵀ · q ; dv = Pᵀ · dO
                 gemm(m: lq, n: dk, k: lk, alpha: scale, a: ds, lda: lk, b: kp + s * lk * ldk + h * dk, ldb: ldk,
@@ -124,5 +157,26 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         var grads: [Tensor?] = [dq, same(kt, qt) ? nil : dk_, (same(vt, qt) || same(vt, kt)) ? nil : dv_]
         if logits != nil { grads.append(dLogits) }
         return grads
+    }
+}
+
+/// Collects the weights [B, Hd, Lq, Lk] of every fused attention run on this thread inside
+/// `recording` (for analysis: the aggregation kernels of attention mixers). Same numbers as without.
+public final class AttentionRecorder {
+    /// The weights of each attention call, in call order.
+    public internal(set) var weights: [Tensor] = []
+
+    private static let key = "stm-analyze.AttentionRecorder"
+
+    static var current: AttentionRecorder? { Thread.current.threadDictionary[key] as? AttentionRecorder }
+
+    /// Runs `body` and returns its result with the weights of the attention calls it made.
+    public static func recording<T>(_ body: () throws -> T) rethrows -> (result: T, weights: [Tensor]) {
+        let recorder = AttentionRecorder()
+        let previous = Thread.current.threadDictionary[key]
+        Thread.current.threadDictionary[key] = recorder
+        defer { Thread.current.threadDictionary[key] = previous }
+        let result = try body()
+        return (result, recorder.weights)
     }
 }
