@@ -27,7 +27,7 @@ public final class ConvModule: Module {
             conv = c
             run = { c($0) }
         } else {
-            let c = Conv2d(inChannels, outChannels, kernel: kernel, stride: 1, padding: kernel / 2)
+            let c = BandedConv2d(inChannels, outChannels, kernel: kernel)
             conv = c
             run = { c($0) }
         }
@@ -37,6 +37,51 @@ public final class ConvModule: Module {
 
     /// x [N,H,W,C] -> [N,H,W,O]
     func callAsFunction(_ x: Tensor) -> Tensor { run(x) }
+}
+
+/// A stride-1 "same" convolution (odd kernel K, padding K / 2) run on bands of rows, so that its
+/// unfolded input stays small on large maps (a 3x3 conv of 256 channels on the P2 map of a 1333x800
+/// image would unfold 560 MB at once). Each band is convolved with K / 2 rows of its neighbours
+/// around it and those rows' outputs are dropped; every output equals the whole map's convolution
+/// bit for bit (each output element is the same product over the same taps).
+public final class BandedConv2d: Module {
+    public let weight: Parameter
+    public let bias: Parameter
+    let kernel: Int
+    private var ohwi = Tensor.zeros([0])  // [O, K*K*C]
+    /// Most bytes of unfolded input per band.
+    var bandBytes = 64 << 20
+
+    init(_ inChannels: Int, _ outChannels: Int, kernel: Int) {
+        weight = Parameter([outChannels, inChannels, kernel, kernel], init: .zeros)
+        bias = Parameter([outChannels], init: .zeros)
+        self.kernel = kernel
+    }
+
+    public func prepare() {
+        let s = weight.shape
+        ohwi = convWeightOHWI(weight.values, o: s[0], c: s[1], kh: s[2], kw: s[3]).frozen()
+    }
+
+    /// x [1,H,W,C] -> [1,H,W,O]
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let (h, w, c) = (x.shape[1], x.shape[2], x.shape[3])
+        let o = weight.shape[0], halo = kernel / 2
+        let rowsPerBand = max(1, bandBytes / max(1, w * kernel * kernel * c * 4))
+        if rowsPerBand >= h {
+            return conv2d(x, weight: ohwi, bias: bias.tensor, kernel: (kernel, kernel), stride: 1, pad: halo)
+        }
+        let out = Tensor(uninitializedShape: [1, h, w, o])
+        for r0 in stride(from: 0, to: h, by: rowsPerBand) {
+            let r1 = min(h, r0 + rowsPerBand)
+            let s0 = max(0, r0 - halo), s1 = min(h, r1 + halo)
+            let band = Tensor(uninitializedShape: [1, s1 - s0, w, c])
+            band.data.update(from: x.data + s0 * w * c, count: (s1 - s0) * w * c)
+            let y = conv2d(band, weight: ohwi, bias: bias.tensor, kernel: (kernel, kernel), stride: 1, pad: halo)
+            (out.data + r0 * w * o).update(from: y.data + (r0 - s0) * w * o, count: (r1 - r0) * w * o)
+        }
+        return out
+    }
 }
 
 /// mmdet's `FPN` with `num_outs` = levels + 1 and the extra level from max-pooling P5 (kernel 1, stride 2).
@@ -103,7 +148,7 @@ func subsample2(_ x: Tensor) -> Tensor {
 
 /// mmdet's `RPNHead`: 3x3 conv + ReLU shared by every level, 1x1 objectness (sigmoid) and deltas.
 public final class RPNHead: Module {
-    let rpn_conv: Conv2d
+    let rpn_conv: BandedConv2d
     let rpn_cls: PointwiseConv
     let rpn_reg: PointwiseConv
     /// Anchors per cell A.
@@ -111,7 +156,7 @@ public final class RPNHead: Module {
 
     /// A head on F-channel maps with `feat` channels in its conv and A anchors per cell.
     public init(inChannels: Int, feat: Int, anchors: Int) {
-        rpn_conv = Conv2d(inChannels, feat, kernel: 3, stride: 1, padding: 1)
+        rpn_conv = BandedConv2d(inChannels, feat, kernel: 3)
         rpn_cls = PointwiseConv(feat, anchors)
         rpn_reg = PointwiseConv(feat, anchors * 4)
         self.anchors = anchors

@@ -6,6 +6,7 @@ import Checkpoint
 @testable import Detection
 import Foundation
 import Imaging
+import Models
 import TensorCore
 import TestSupport
 import XCTest
@@ -114,6 +115,22 @@ final class HandMadeTests: XCTestCase {
         let p6 = subsample2(p5)
         XCTAssertEqual(p6.shape, [1, 2, 2, 1])
         XCTAssertEqual(p6.values, [1, 3, 7, 9])
+    }
+
+    /// The banded 3x3 convolution equals the whole map's convolution bit for bit, at band edges too.
+    func testBandedConvolutionIsExact() {
+        let conv = BandedConv2d(5, 7, kernel: 3)
+        var rng = SeededNormal(seed: 3)
+        conv.weight.assign((0..<conv.weight.count).map { _ in Float(rng.normal()) })
+        conv.bias.assign((0..<7).map { _ in Float(rng.normal()) })
+        conv.prepare()
+        let x = Tensor(shape: [1, 11, 6, 5], values: (0..<(11 * 6 * 5)).map { _ in Float(rng.normal()) })
+        let whole = conv(x).values
+        conv.bandBytes = 6 * 9 * 5 * 4 * 2   // two rows per band
+        let banded = conv(x).values
+        XCTAssertEqual(banded, whole)
+        conv.bandBytes = 6 * 9 * 5 * 4 * 3   // three rows: a short last band
+        XCTAssertEqual(conv(x).values, whole)
     }
 
     func testClassificationCheckpointIsRefused() {
