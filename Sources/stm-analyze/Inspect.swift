@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Checkpoint
+import Detection
 import Foundation
 import Models
 
@@ -42,6 +43,11 @@ struct Inspect: ParsableCommand {
         for n in raw.notes { print("note         \(n)") }
         print("key prefix   \(prefixes.summary)")
         print("form         \(formDescription(form))")
+        if DetectorLoader.isDetectorCheckpoint(raw), let w = try? DetectorLoader.headWidths(raw, path: m.model) {
+            let mask = raw.keys.filter { $0.hasPrefix("roi_head.mask_head.") }.count
+            print("detector     mmdetection box path for detect and boxes: FPN \(w.fpn), RPN \(w.rpn), fc \(w.fc), \(w.classes) classes"
+                  + (mask > 0 ? "; mask branch skipped (\(mask) roi_head.mask_head. keys not loaded)" : ""))
+        }
         let config: ArchConfig
         var notes: [String] = []
         if let arch = m.arch {
