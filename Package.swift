@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "Analysis", targets: ["Analysis"]),
         .library(name: "Rendering", targets: ["Rendering"]),
         .library(name: "COCOEval", targets: ["COCOEval"]),
+        .library(name: "Detection", targets: ["Detection"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -59,11 +60,16 @@ let package = Package(
                 swiftSettings: fast),
         // COCO box evaluation equal to pycocotools' COCOeval (bbox), and the box-consistency score.
         .target(name: "COCOEval", dependencies: ["Diagnostics"], swiftSettings: fast),
+        // Detection: the test-time box path of the study's mmdetection 2.x Mask R-CNN on the unified
+        // backbones (OpenCV-exact resize, FPN, RPN, RoIAlign, box head, NMS), forward only.
+        .target(name: "Detection",
+                dependencies: ["Diagnostics", "TensorCore", "Models", "Checkpoint", "Imaging", "COCOEval"],
+                swiftSettings: fast),
         // The thin command-line front end.
         .executableTarget(
             name: "stm-analyze",
             dependencies: [
-                "TensorCore", "Checkpoint", "Models", "Imaging", "Rendering", "Analysis", "COCOEval",
+                "TensorCore", "Checkpoint", "Models", "Imaging", "Rendering", "Analysis", "COCOEval", "Detection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
@@ -78,6 +84,8 @@ let package = Package(
         .testTarget(name: "AnalysisTests",
                     dependencies: ["Analysis", "Models", "TensorCore", "Checkpoint", "Imaging", "TestSupport"]),
         .testTarget(name: "COCOEvalTests", dependencies: ["COCOEval", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "DetectionTests",
+                    dependencies: ["Detection", "COCOEval", "Models", "TensorCore", "Checkpoint", "Imaging", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Imaging", "Rendering", "Analysis", "TestSupport"]),
     ]
 )

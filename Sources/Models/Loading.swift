@@ -20,6 +20,9 @@ public struct LoadReport: Sendable {
     /// Number of tensors loaded.
     public var loaded = 0
 
+    /// An empty report (nothing loaded, no problem).
+    public init() {}
+
     /// True when every model key was loaded and nothing was left over.
     public var fits: Bool { missing.isEmpty && unused.isEmpty && misShaped.isEmpty }
 

@@ -38,7 +38,9 @@ public final class Parameter: @unchecked Sendable {
     /// The values as an array (checkpoint layout).
     public var values: [Float] { tensor.values }
 
-    func assign(_ values: [Float]) {
+    /// Sets the value (checkpoint layout, `count` values) and freezes it; modules holding the
+    /// parameter must then be prepared again (`Module.prepareAll`).
+    public func assign(_ values: [Float]) {
         tensor = Tensor(shape: shape, values: values).frozen()
     }
 

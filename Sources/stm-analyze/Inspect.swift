@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Checkpoint
+import Detection
 import Foundation
 import Models
 
@@ -46,6 +47,11 @@ struct Inspect: ParsableCommand {
         if !nonFinite.isEmpty {
             warn("\(m.model): \(nonFinite.count) tensor\(nonFinite.count == 1 ? " holds" : "s hold") NaN or infinite values")
             for bad in nonFinite { print("nonfinite    \(bad.name): \(bad.count) of \(raw[bad.name]?.count ?? 0) values are NaN or infinite") }
+        }
+        if DetectorLoader.isDetectorCheckpoint(raw), let w = try? DetectorLoader.headWidths(raw, path: m.model) {
+            let mask = raw.keys.filter { $0.hasPrefix("roi_head.mask_head.") }.count
+            print("detector     mmdetection box path for detect and boxes: FPN \(w.fpn), RPN \(w.rpn), fc \(w.fc), \(w.classes) classes"
+                  + (mask > 0 ? "; mask branch skipped (\(mask) roi_head.mask_head. keys not loaded)" : ""))
         }
         let config: ArchConfig
         var notes: [String] = []

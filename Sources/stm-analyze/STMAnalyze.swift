@@ -16,7 +16,7 @@ struct STMAnalyze: ParsableCommand {
                 + MixerRegistry.mixers.map { "\($0.mixerName) (\($0.presetName))" }.joined(separator: ", ")
                 + ". --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors) or a preset name such as unified_swin_tiny for an untrained model.",
             version: "0.1.0",
-            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Kernel.self, Bench.self, CocoEval.self])
+            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Kernel.self, Bench.self, CocoEval.self, Detect.self, Boxes.self])
     }
 }
 
