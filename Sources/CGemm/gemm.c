@@ -76,8 +76,10 @@ static void micro_portable(long kc, const float *ap, const float *bp, float *c, 
 #define A2_MR 6
 #define A2_NR 16
 __attribute__((target("avx2,fma")))
-static void micro_avx2(long kc, const float *ap, const float *bp, float *c, long ldc,
-                       int load, int last, float alpha, float beta, const float *bias) {
+/// One tile; op(A)[i, p] is a[i * rs + p * cs] (a packed sliver: rs = 1, cs = MR; A in place:
+/// rs = lda, cs = 1). Always inlined into the two entry points below, so each is specialised.
+static inline __attribute__((always_inline)) void micro_avx2_body(long kc, const float *a, long rs, long cs, const float *bp,
+        float *c, long ldc, int load, int last, float alpha, float beta, const float *bias) {
     __m256 acc[A2_MR][2];
 #pragma clang loop unroll(full)
     for (int i = 0; i < A2_MR; i++) {
@@ -88,11 +90,11 @@ static void micro_avx2(long kc, const float *ap, const float *bp, float *c, long
         __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
 #pragma clang loop unroll(full)
         for (int i = 0; i < A2_MR; i++) {
-            __m256 a = _mm256_broadcast_ss(ap + i);
-            acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+            __m256 av = _mm256_broadcast_ss(a + i * rs);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
         }
-        ap += A2_MR;
+        a += cs;
         bp += A2_NR;
     }
     if (last) {
@@ -114,13 +116,25 @@ static void micro_avx2(long kc, const float *ap, const float *bp, float *c, long
         _mm256_storeu_ps(c + i * ldc, acc[i][0]);
         _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
     }
+}
+__attribute__((target("avx2,fma")))
+static void micro_avx2(long kc, const float *ap, const float *bp, float *c, long ldc,
+                       int load, int last, float alpha, float beta, const float *bias) {
+    micro_avx2_body(kc, ap, 1, A2_MR, bp, c, ldc, load, last, alpha, beta, bias);
+}
+__attribute__((target("avx2,fma")))
+static void micro_avx2_direct(long kc, const float *a, long lda, const float *bp, float *c, long ldc,
+                       int load, int last, float alpha, float beta, const float *bias) {
+    micro_avx2_body(kc, a, lda, 1, bp, c, ldc, load, last, alpha, beta, bias);
 }
 
 #define A5_MR 8
 #define A5_NR 32
 __attribute__((target("avx512f")))
-static void micro_avx512(long kc, const float *ap, const float *bp, float *c, long ldc,
-                         int load, int last, float alpha, float beta, const float *bias) {
+/// One tile; op(A)[i, p] is a[i * rs + p * cs] (a packed sliver: rs = 1, cs = MR; A in place:
+/// rs = lda, cs = 1). Always inlined into the two entry points below, so each is specialised.
+static inline __attribute__((always_inline)) void micro_avx512_body(long kc, const float *a, long rs, long cs, const float *bp,
+        float *c, long ldc, int load, int last, float alpha, float beta, const float *bias) {
     __m512 acc[A5_MR][2];
 #pragma clang loop unroll(full)
     for (int i = 0; i < A5_MR; i++) {
@@ -131,91 +145,11 @@ static void micro_avx512(long kc, const float *ap, const float *bp, float *c, lo
         __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
 #pragma clang loop unroll(full)
         for (int i = 0; i < A5_MR; i++) {
-            __m512 a = _mm512_set1_ps(ap[i]);
-            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
-        }
-        ap += A5_MR;
-        bp += A5_NR;
-    }
-    if (last) {
-        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-        __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
-        __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
-#pragma clang loop unroll(full)
-        for (int i = 0; i < A5_MR; i++) {
-            if (alpha != 1.0f) { acc[i][0] = _mm512_mul_ps(va, acc[i][0]); acc[i][1] = _mm512_mul_ps(va, acc[i][1]); }
-            if (beta != 0.0f) {
-                acc[i][0] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 16), acc[i][1]);
-            }
-            if (bias) { acc[i][0] = _mm512_add_ps(acc[i][0], bias0); acc[i][1] = _mm512_add_ps(acc[i][1], bias1); }
-        }
-    }
-#pragma clang loop unroll(full)
-    for (int i = 0; i < A5_MR; i++) {
-        _mm512_storeu_ps(c + i * ldc, acc[i][0]);
-        _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
-    }
-}
-
-__attribute__((target("avx2,fma")))
-static void micro_avx2_direct(long kc, const float *a, long lda, const float *bp, float *c, long ldc,
-                       int load, int last, float alpha, float beta, const float *bias) {
-    __m256 acc[A2_MR][2];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < A2_MR; i++) {
-        acc[i][0] = load ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
-        acc[i][1] = load ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
-    }
-    for (long p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
-#pragma clang loop unroll(full)
-        for (int i = 0; i < A2_MR; i++) {
-            __m256 av = _mm256_broadcast_ss(a + i * lda + p);
-            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
-        }
-        bp += A2_NR;
-    }
-    if (last) {
-        __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-        __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
-        __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
-#pragma clang loop unroll(full)
-        for (int i = 0; i < A2_MR; i++) {
-            if (alpha != 1.0f) { acc[i][0] = _mm256_mul_ps(va, acc[i][0]); acc[i][1] = _mm256_mul_ps(va, acc[i][1]); }
-            if (beta != 0.0f) {
-                acc[i][0] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc), acc[i][0]);
-                acc[i][1] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc + 8), acc[i][1]);
-            }
-            if (bias) { acc[i][0] = _mm256_add_ps(acc[i][0], bias0); acc[i][1] = _mm256_add_ps(acc[i][1], bias1); }
-        }
-    }
-#pragma clang loop unroll(full)
-    for (int i = 0; i < A2_MR; i++) {
-        _mm256_storeu_ps(c + i * ldc, acc[i][0]);
-        _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
-    }
-}
-
-__attribute__((target("avx512f")))
-static void micro_avx512_direct(long kc, const float *a, long lda, const float *bp, float *c, long ldc,
-                         int load, int last, float alpha, float beta, const float *bias) {
-    __m512 acc[A5_MR][2];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < A5_MR; i++) {
-        acc[i][0] = load ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
-        acc[i][1] = load ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();
-    }
-    for (long p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
-#pragma clang loop unroll(full)
-        for (int i = 0; i < A5_MR; i++) {
-            __m512 av = _mm512_set1_ps(a[i * lda + p]);
+            __m512 av = _mm512_set1_ps(a[i * rs]);
             acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
         }
+        a += cs;
         bp += A5_NR;
     }
     if (last) {
@@ -238,6 +172,18 @@ static void micro_avx512_direct(long kc, const float *a, long lda, const float *
         _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
     }
 }
+__attribute__((target("avx512f")))
+static void micro_avx512(long kc, const float *ap, const float *bp, float *c, long ldc,
+                       int load, int last, float alpha, float beta, const float *bias) {
+    micro_avx512_body(kc, ap, 1, A5_MR, bp, c, ldc, load, last, alpha, beta, bias);
+}
+__attribute__((target("avx512f")))
+static void micro_avx512_direct(long kc, const float *a, long lda, const float *bp, float *c, long ldc,
+                       int load, int last, float alpha, float beta, const float *bias) {
+    micro_avx512_body(kc, a, lda, 1, bp, c, ldc, load, last, alpha, beta, bias);
+}
+
+
 #endif
 
 static const kernel_t kernels[3] = {

@@ -26,8 +26,8 @@ struct Bench: ParsableCommand {
     var presets: [String] = ["unified_convnext_tiny", "unified_swin_tiny", "unified_halo_tiny", "unified_pvt_tiny",
                              "unified_dcn_v3_tiny", "unified_convnext_base", "unified_swin_base"]
 
-    @Option(name: .long, help: "Images per ERF pass (1, as a per-image ERF job runs; larger batches are no faster per image here).")
-    var erfBatch = 1
+    @Option(name: .long, help: "Images per ERF pass, for both tools (4, the default of `erf --batch`; results do not depend on it).")
+    var erfBatch = 4
 
     @Option(name: .long, help: "Batch for forward throughput.")
     var largeBatch = 32
