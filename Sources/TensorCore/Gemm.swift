@@ -54,6 +54,42 @@ func gemmUncounted(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
               packedB?.handle, bias, nil, nil, threads)
 }
 
+/// Element-wise work fused into a product: called once for each finished block of C (rows
+/// `i0..<i0+rows`, columns `j0..<j0+cols`, already through alpha, beta and bias) while it is in cache,
+/// with C's base pointer and leading dimension. Blocks never overlap and together cover C once;
+/// which thread calls it is not fixed, so it must only touch its block (of C or of buffers of C's shape).
+public typealias GemmEpilogue = (_ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ i0: Int, _ j0: Int, _ rows: Int, _ cols: Int) -> Void
+
+/// `gemm` with an `epilogue` run on each finished block of C (see `GemmEpilogue`). The values of C
+/// are those `gemm` gives; the epilogue then changes them (or writes elsewhere) block by block.
+public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                 alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                 b: UnsafePointer<Float>, ldb: Int,
+                 beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                 packedB: PackedMatrix? = nil, bias: UnsafePointer<Float>? = nil, epilogue: GemmEpilogue) {
+    if m == 0 || n == 0 { return }
+    let threads = Threads.insideParallelRegion ? 1 : Int32(Threads.count)
+    withoutActuallyEscaping(epilogue) { epilogue in
+        var box = EpilogueBox(body: epilogue)
+        withUnsafeMutablePointer(to: &box) { ctx in
+            stm_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                      packedB?.handle, bias, runEpilogue, ctx, threads)
+        }
+    }
+    if FlopCounter.enabled { FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: 0) }
+}
+
+/// What `gemm(..., epilogue:)` hands to CGemm as the post hook's context.
+struct EpilogueBox {
+    let body: GemmEpilogue
+}
+
+/// CGemm's post hook: calls the Swift epilogue in the context.
+let runEpilogue: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<Float>?, Int, Int, Int, Int, Int) -> Void = {
+    ctx, c, ldc, i0, j0, rows, cols in
+    ctx!.assumingMemoryBound(to: EpilogueBox.self).pointee.body(c!, ldc, i0, j0, rows, cols)
+}
+
 /// `op(B)` of a product packed once for the micro-kernel in use (CGemm's NR-wide column slivers).
 /// Made for weights, which never change after loading: see `Storage.freeze()` and
 /// `Tensor.packedForGemm(transposed:)`. A packed matrix made for another kernel is ignored by `gemm`.

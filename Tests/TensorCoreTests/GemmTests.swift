@@ -4,6 +4,8 @@
 // (M = 1..64), nor the result on the thread count or on pre-packing. OpenBLAS is the independent
 // oracle to a tolerance. Shapes: A [M,K] (or [K,M]), B [K,N] (or [N,K]), C [M,N].
 
+import CGemm
+import Foundation
 import XCTest
 @testable import TensorCore
 
@@ -139,6 +141,38 @@ final class GemmTests: XCTestCase {
         XCTAssertNotNil(p1)
         XCTAssertTrue(p1 === p2, "a frozen weight is packed once")
         XCTAssertEqual(linear(x, weight: w).values.map(\.bitPattern), plain.map(\.bitPattern))
+    }
+
+    func testEpilogueSeesEveryBlockOnceAndCanFuseWork() {
+        let before = Threads.count
+        defer { Threads.set(before) }
+        let (m, n, k) = (300, 200, 90)
+        let a = random(m * k), b = random(k * n), bias = random(n)
+        var plain = [Float](repeating: 0, count: m * n)
+        gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &plain, ldc: n, bias: bias)
+        var geluPlain = [Float](repeating: 0, count: m * n)
+        referenceGeluForward(plain, &geluPlain, m * n)
+        for threads in [1, 2, 3] {
+            Threads.set(threads)
+            var c = [Float](repeating: 0, count: m * n)
+            var fused = [Float](repeating: 0, count: m * n)
+            let lock = NSLock()
+            var covered = [Int](repeating: 0, count: m * n)
+            fused.withUnsafeMutableBufferPointer { out in
+                let op = out.baseAddress!
+                c.withUnsafeMutableBufferPointer { cb in
+                    gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: cb.baseAddress!, ldc: n, bias: bias) { cp, ldc, i0, j0, rows, cols in
+                        for i in i0..<(i0 + rows) { stm_gelu_forward(cp + i * ldc + j0, op + i * n + j0, cols) }
+                        lock.lock()
+                        for i in i0..<(i0 + rows) { for j in j0..<(j0 + cols) { covered[i * n + j] += 1 } }
+                        lock.unlock()
+                    }
+                }
+            }
+            XCTAssertEqual(c.map(\.bitPattern), plain.map(\.bitPattern), "C is what gemm gives (\(threads) threads)")
+            XCTAssertEqual(fused.map(\.bitPattern), geluPlain.map(\.bitPattern), "fused GELU (\(threads) threads)")
+            XCTAssertTrue(covered.allSatisfy { $0 == 1 }, "every element of C in exactly one block (\(threads) threads)")
+        }
     }
 
     func testFMAPeakIsMeasuredAtTheKernelsWidth() {
