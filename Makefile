@@ -11,7 +11,7 @@ CPU        := $(shell grep -q -w avx512bw /proc/cpuinfo 2>/dev/null && echo skyl
                 (grep -q -w avx2 /proc/cpuinfo 2>/dev/null && echo haswell || echo x86-64))
 SWIFTFLAGS := -c release -Xswiftc -target-cpu -Xswiftc $(CPU)
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test bench fuzz clean
 
 all: build
 
@@ -72,6 +72,13 @@ bench: build
 	fi; \
 	$(BIN) bench --threads 2 $$cmp --json outputs/bench.json && \
 	$(BIN) bench --threads 1 --presets unified_convnext_tiny unified_swin_tiny --json outputs/bench_1thread.json
+
+# libFuzzer targets for the checkpoint readers and image decoders (Fuzz/, built with
+# -sanitize=fuzzer,address in .build-fuzz), each run FUZZ_SECONDS (default 60) on one core, with a seed
+# corpus from ../shared in .fuzz/. Crashing inputs land in .fuzz/artifacts/<target>/ (see README, Safety).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) Fuzz/run.sh
 
 clean:
 	rm -rf .build outputs/*

@@ -17,14 +17,27 @@ func readFileBytes(_ path: String) throws -> [UInt8] {
     guard !isDirectory.boolValue else {
         throw ImagingError(path, "is a directory, not an image file")
     }
+    // Read with POSIX calls: Foundation's FileManager.contents(atPath:) leaks a 4 KiB buffer on every
+    // empty file (found by Fuzz/FuzzPNG; Tests/ImagingTests/Fuzz/empty.png).
+    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+    guard fd >= 0 else { throw ImagingError(path, "cannot be read: \(String(cString: strerror(errno)))", hint: "check the file permissions") }
+    defer { close(fd) }
     var info = stat()
-    guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+    guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
         throw ImagingError(path, "is not a regular file (a pipe or device), not an image file")
     }
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw ImagingError(path, "cannot be read", hint: "check the file permissions")
+    var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+    var filled = 0
+    while filled < bytes.count {
+        let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+        if got < 0 {
+            if errno == EINTR { continue }
+            throw ImagingError(path, "cannot be read: \(String(cString: strerror(errno)))")
+        }
+        if got == 0 { break }  // the file shrank while it was read
+        filled += got
     }
-    return [UInt8](data)
+    return Array(bytes.prefix(filled))
 }
 
 /// Loads a JPEG or PNG file as 8-bit RGB (H x W x 3). The format is taken from the file's first

@@ -195,8 +195,10 @@ public enum ModelLoader {
     ///   - initLayerScale: layer-scale value for untrained models (the reference default is 1e-6).
     ///   - seed: initialisation seed for untrained models.
     ///   - keyPrefix: a key prefix to strip besides the known ones (`CheckpointKeys.knownPrefixes`).
+    ///   - plan: called with the architecture once it is known and validated, before the model is
+    ///     built (its parameters allocated): the place to refuse a run too large for memory (`MemoryPlan`).
     public static func load(model: String, arch: String? = nil, initLayerScale: Double? = nil, seed: UInt64 = 0,
-                            keyPrefix: String? = nil) throws -> LoadedModel {
+                            keyPrefix: String? = nil, plan: ((ArchConfig) throws -> Void)? = nil) throws -> LoadedModel {
         if !FileManager.default.fileExists(atPath: model), let preset = Presets.named(model) {
             var config = preset
             if let arch {
@@ -207,6 +209,7 @@ public enum ModelLoader {
                 config = a
             }
             try ensureSupported(config, source: model)
+            try plan?(config)
             let m = UnifiedModel(config: config)
             let ls = initLayerScale ?? config.layer_scale_init_value ?? 1e-6
             m.initialize(seed: seed, layerScale: Float(ls))
@@ -229,6 +232,7 @@ public enum ModelLoader {
             source = "inferred from keys" + (inferred.config.name.map { " (matches \($0))" } ?? "")
         }
         try ensureSupported(config, source: arch ?? model)
+        try plan?(config)
         let m = UnifiedModel(config: config, form: CheckpointKeys.form(of: state))
         let report = m.load(state)
         guard report.fits else {

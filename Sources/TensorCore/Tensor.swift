@@ -66,7 +66,9 @@ public enum BufferPool {
         lock.unlock()
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            fatalError("TensorCore: out of memory allocating \(bytes) bytes")
+            // A last resort: the command line plans a run's memory before building its model
+            // (Models' MemoryPlan, --max-memory), so that a run too large is refused with a hint instead.
+            fatalError("TensorCore: out of memory allocating \(bytes) bytes (the run's memory plan did not foresee it; try --batch 1, a smaller --size or a lower --max-memory)")
         }
         return raw
     }

@@ -137,3 +137,32 @@ private func isNegativeNumber(_ s: String) -> Bool {
     let first = s.split(separator: ",", omittingEmptySubsequences: false).first.map(String.init) ?? s
     return Double(first) != nil
 }
+
+// MARK: memory planned before it is allocated
+
+/// `--max-memory`: the most memory a run may plan to use. The model's parameters and the activations
+/// of one batch are estimated from the architecture (`MemoryPlan`) before the model is built, so a run
+/// that would not fit is one error with a hint, not an out-of-memory trap halfway through.
+struct MemoryOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Most memory a run may plan to use, e.g. 3G or 512M (default: 80% of the physical memory).", valueName: "bytes"))
+    var maxMemory: String?
+
+    func validate() throws {
+        if let m = maxMemory, MemoryPlan.parseBytes(m) == nil {
+            throw ValidationError("--max-memory takes a positive size such as 3G, 512M or 1500000000 (got '\(m)')")
+        }
+    }
+
+    /// The budget in bytes.
+    var budget: Int { maxMemory.flatMap { MemoryPlan.parseBytes($0) } ?? MemoryPlan.defaultBudget }
+
+    /// The check `ModelLoader.load` runs before building a model: `batch` inputs of side `size`, with a
+    /// backward pass when `backward`; `alreadyUsed` bytes are taken by models loaded before this one.
+    func planner(size: Int, batch: Int, backward: Bool, subject: String, alreadyUsed: Int = 0) -> (ArchConfig) throws -> Void {
+        let budget = self.budget
+        return { config in
+            try MemoryPlan.estimate(config, size: size, batch: batch, backward: backward)
+                .check(budget: max(0, budget - alreadyUsed), subject: subject, batch: batch, size: size)
+        }
+    }
+}

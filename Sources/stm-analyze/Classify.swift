@@ -36,6 +36,8 @@ struct Classify: ParsableCommand {
 
     @OptionGroup var imageChecks: ImageCheckOptions
 
+    @OptionGroup var memory: MemoryOptions
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -52,7 +54,8 @@ struct Classify: ParsableCommand {
     func run() throws {
         runtime.apply()
         let (files, skipped) = try imageChecks.check(try listImages(images), inputSize: size)
-        let loaded = try modelOptions.load()
+        let loaded = try modelOptions.load(plan: memory.planner(size: size, batch: min(batch, files.count), backward: false,
+                                                                subject: modelOptions.model))
         guard loaded.model.hasHead else {
             throw ModelError(modelOptions.model, "has no classification head (a \(loaded.form == .detection ? "detection backbone" : "backbone-only checkpoint")): classify needs it; erf does not")
         }

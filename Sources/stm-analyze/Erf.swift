@@ -68,6 +68,8 @@ struct Erf: ParsableCommand {
 
     @OptionGroup var imageChecks: ImageCheckOptions
 
+    @OptionGroup var memory: MemoryOptions
+
     @OptionGroup var runtime: RuntimeOptions
 
     var parsedStages: [Int] { stages.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
@@ -98,7 +100,8 @@ struct Erf: ParsableCommand {
         if overlay && min(numImages, files.count) != 1 {
             throw CLIError("--overlay needs exactly one image (got \(min(numImages, files.count))); pass one file or --num-images 1")
         }
-        let loaded = try modelOptions.load()
+        let loaded = try modelOptions.load(plan: memory.planner(size: size, batch: min(batch, numImages, files.count), backward: true,
+                                                                subject: modelOptions.model))
         let outDir = out ?? "outputs/erf/\(safeName(loaded.displayName))"
         try checkOutputFolder(outDir)  // created when its first file is ready
 

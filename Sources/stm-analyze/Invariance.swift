@@ -97,6 +97,8 @@ struct Invariance: ParsableCommand {
 
     @OptionGroup var imageChecks: ImageCheckOptions
 
+    @OptionGroup var memory: MemoryOptions
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -163,9 +165,12 @@ struct Invariance: ParsableCommand {
         try checkOutputFolder(outDir)  // created when its first file is ready
 
         var loaded: [LoadedModel] = []
+        var parameterBytes = 0  // of the models loaded so far: all are held during the run
         for (i, m) in model.enumerated() {
             let a = arch.count == 1 ? arch[0] : (arch.isEmpty ? nil : arch[i])
-            let l = try loading.load(model: m, arch: a)
+            let l = try loading.load(model: m, arch: a,
+                                     plan: memory.planner(size: size, batch: batch, backward: false, subject: m, alreadyUsed: parameterBytes))
+            parameterBytes += MemoryPlan.estimate(l.config, size: size, batch: batch, backward: false).parameterBytes
             try checkFiniteWeights(l, allow: allowNonfinite, analysis: "the invariance curves")
             loaded.append(l)
         }

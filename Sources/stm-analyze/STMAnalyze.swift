@@ -36,9 +36,11 @@ struct LoadOptions: ParsableArguments {
         if let s = initLayerScale, !(s.isFinite && s >= 0) { throw ValidationError("--init-layer-scale must be a finite number >= 0") }
     }
 
-    /// Loads `model` with `arch`, printing a loud notice for untrained presets.
-    func load(model: String, arch: String?) throws -> LoadedModel {
-        let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: initSeed, keyPrefix: keyPrefix)
+    /// Loads `model` with `arch`, printing a loud notice for untrained presets; `plan` may refuse the
+    /// architecture before the model is built (`MemoryOptions.planner`).
+    func load(model: String, arch: String?, plan: ((ArchConfig) throws -> Void)? = nil) throws -> LoadedModel {
+        let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: initSeed, keyPrefix: keyPrefix,
+                                          plan: plan)
         warnIfUntrained(loaded, seed: initSeed)
         return loaded
     }
@@ -58,9 +60,10 @@ struct ModelOptions: ParsableArguments {
     var allowNonfinite = false
 
     /// Loads the model, printing a loud notice for untrained presets; weights that are not all finite
-    /// are named in a warning and refused unless --allow-nonfinite.
-    func load() throws -> LoadedModel {
-        let loaded = try loading.load(model: model, arch: arch)
+    /// are named in a warning and refused unless --allow-nonfinite. `plan` may refuse the architecture
+    /// before the model is built.
+    func load(plan: ((ArchConfig) throws -> Void)? = nil) throws -> LoadedModel {
+        let loaded = try loading.load(model: model, arch: arch, plan: plan)
         try checkFiniteWeights(loaded, allow: allowNonfinite, analysis: "its analysis")
         return loaded
     }
