@@ -287,7 +287,12 @@ extension BLASInfo {
 /// achieved-rate figures). Off by default; calls made inside parallel regions add flops
 /// but no time (their time is the region's, not a product's).
 public enum FlopCounter {
-    nonisolated(unsafe) public static var enabled = false
+    nonisolated(unsafe) private static var on = false
+    /// Whether products are counted (process-wide, behind the counter's lock).
+    public static var enabled: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return on }
+        set { lock.lock(); on = newValue; lock.unlock() }
+    }
     nonisolated(unsafe) private static var total = 0.0
     nonisolated(unsafe) private static var time = 0.0
     private static let lock = NSLock()

@@ -2,28 +2,32 @@
 // a persistent worker pool (CThreadPool; Dispatch's pool, tried first, often ran short runs on one
 // thread on Linux); chunk boundaries depend only on the range and the grain, never on the thread
 // count, and no kernel reduces across chunks, so results are identical for any thread count.
-// A `parallelFor` inside another runs serially (no oversubscription). OpenBLAS itself runs
-// single-threaded: `gemm` splits large products across our threads instead, so no OpenBLAS thread
-// spins while our kernels run.
+// A `parallelFor` inside another runs serially (no oversubscription). Matrix products run on CGemm,
+// which splits them over the same pool; OpenBLAS (the tests' oracle and bench's yardstick) is kept
+// single-threaded. The thread count is process-wide state behind a lock, so two models may run on
+// two threads of one process; the pool runs a second caller's chunks serially on that caller.
 
 import CBLAS
 import CThreadPool
 import Dispatch
 import Foundation
 
-/// How many threads the kernels and OpenBLAS use.
+/// How many threads the kernels and matrix products use.
 public enum Threads {
     nonisolated(unsafe) private static var current: Int = {
-        if let s = ProcessInfo.processInfo.environment["STM_THREADS"], let n = Int(s), n > 0 { return n }
+        if let s = ProcessInfo.processInfo.environment["STM_THREADS"], let n = Int(s), n > 0, n <= 1024 { return n }
         return ProcessInfo.processInfo.activeProcessorCount
     }()
+    private static let lock = NSLock()
 
     /// Threads in use (defaults to `STM_THREADS` or the number of active cores).
-    public static var count: Int { current }
+    public static var count: Int { lock.lock(); defer { lock.unlock() }; return current }
 
     /// Sets the number of threads for our kernels (and GEMM splitting).
     public static func set(_ n: Int) {
+        lock.lock()
         current = max(1, n)
+        lock.unlock()
         configure()
     }
 
