@@ -61,6 +61,13 @@ static inline float erf_s(float x) {
     return p / q;
 }
 
+/// Sixteen lane sums added in lane order from -0, as Swift's SIMD sum() does.
+static inline float lanes_total(const float acc[16]) {
+    float s = -0.0f;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
 #define SQRT_HALF 0.70710678118654752f
 #define INV_SQRT_2PI 0.39894228040143268f
 
@@ -147,7 +154,63 @@ ATTR256 static void gelu_bwd256(const float *x, const float *g, float *dx, long 
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, gelu_grad_v8(_mm256_loadu_ps(x + i), _mm256_loadu_ps(g + i)));
     for (; i < n; i++) dx[i] = gelu_grad_s(x[i], g[i]);
 }
+
+ATTR512 static long softmax_body512(const float *x, float *o, long l, float mx, float acc[16]) {
+    __m512 a = _mm512_setzero_ps(), m = _mm512_set1_ps(mx);
+    long j = 0;
+    for (; j + 16 <= l; j += 16) {
+        __m512 e = exp_v16(_mm512_sub_ps(_mm512_loadu_ps(x + j), m));
+        _mm512_storeu_ps(o + j, e);
+        a = _mm512_add_ps(a, e);
+    }
+    _mm512_storeu_ps(acc, a);
+    return j;
+}
+ATTR256 static long softmax_body256(const float *x, float *o, long l, float mx, float acc[16]) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), m = _mm256_set1_ps(mx);
+    long j = 0;
+    for (; j + 16 <= l; j += 16) {
+        __m256 e0 = exp_v8(_mm256_sub_ps(_mm256_loadu_ps(x + j), m));
+        __m256 e1 = exp_v8(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), m));
+        _mm256_storeu_ps(o + j, e0);
+        _mm256_storeu_ps(o + j + 8, e1);
+        a0 = _mm256_add_ps(a0, e0);
+        a1 = _mm256_add_ps(a1, e1);
+    }
+    _mm256_storeu_ps(acc, a0);
+    _mm256_storeu_ps(acc + 8, a1);
+    return j;
+}
 #endif
+
+void stm_softmax_row(const float *x, float *o, long l) {
+    float mx = -3.40282347e+38f;
+    for (long j = 0; j < l; j++) mx = smax(mx, x[j]);
+    float acc[16] = {0};
+    long j = 0;
+#if STM_X86
+    int k = stm_gemm_kernel();
+    if (k == STM_GEMM_AVX512) j = softmax_body512(x, o, l, mx, acc);
+    else if (k == STM_GEMM_AVX2) j = softmax_body256(x, o, l, mx, acc);
+    else
+#endif
+    {
+        for (; j + 16 <= l; j += 16)
+            for (int t = 0; t < 16; t++) {
+                float e = exp_s(x[j + t] - mx);
+                o[j + t] = e;
+                acc[t] = acc[t] + e;
+            }
+    }
+    float s = lanes_total(acc);
+    for (; j < l; j++) {
+        float e = exp_s(x[j] - mx);
+        o[j] = e;
+        s += e;
+    }
+    float inv = 1.0f / s;
+    for (j = 0; j < l; j++) o[j] *= inv;
+}
 
 void stm_gelu_forward(const float *x, float *y, long n) {
 #if STM_X86
@@ -171,11 +234,6 @@ void stm_gelu_backward(const float *x, const float *dy, float *dx, long n) {
 // LayerNorm rows. Sixteen partial sums: lane j takes elements j, j+16, ... (in order); then the
 // lanes are added in lane order (starting from -0, as Swift's SIMD sum does), then the tail.
 
-static inline float lanes_total(const float acc[16]) {
-    float s = -0.0f;
-    for (int j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
 
 #if STM_X86
 ATTR512 static void sums512(const float *x, long n, float mean, int squares, float out[16], long *done) {

@@ -33,6 +33,22 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    func testSoftmaxRowMatchesItsDefinitionOnEveryPath() {
+        for kernel in GemmKernel.runnable {
+            GemmKernel.use(kernel)
+            for l in [1, 2, 15, 16, 17, 49, 64, 100, 343] {
+                let x = values(l, scale: 20)
+                var ours = [Float](repeating: 0, count: l), want = ours
+                stm_softmax_row(x, &ours, l)
+                referenceSoftmaxRow(x, &want, l)
+                XCTAssertEqual(ours.map(\.bitPattern), want.map(\.bitPattern), "\(kernel) l=\(l)")
+                var inPlace = x
+                inPlace.withUnsafeMutableBufferPointer { stm_softmax_row($0.baseAddress!, $0.baseAddress!, l) }
+                XCTAssertEqual(inPlace.map(\.bitPattern), want.map(\.bitPattern), "in place, \(kernel) l=\(l)")
+            }
+        }
+    }
+
     func testLayerNormMatchesItsDefinitionOnEveryPath() {
         for kernel in GemmKernel.runnable {
             GemmKernel.use(kernel)

@@ -22,6 +22,10 @@ void stm_gelu_forward(const float *x, float *y, long n);
 /// dx[i] = dy[i] * (Phi(x) + x * phi(x)) for i < n.
 void stm_gelu_backward(const float *x, const float *dy, float *dx, long n);
 
+/// Softmax of one row of l values: o = exp(x - max) / sum, the sum over sixteen lanes (lane j takes
+/// elements j, j+16, ...) added in lane order, then the tail in order. o may equal x.
+void stm_softmax_row(const float *x, float *o, long l);
+
 /// LayerNorm of rows [0, m) of x [M, C]: xhat = (x - mean) * rstd, out = xhat * w + b, rstd per row.
 /// xhat may equal out (then out holds the affine result only).
 void stm_layernorm_forward(const float *x, const float *w, const float *b, float eps, long m, long c,

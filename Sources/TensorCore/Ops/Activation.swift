@@ -75,9 +75,16 @@ public func softmax(_ x: Tensor) -> Tensor {
     }
 }
 
-/// softmax of one row: o = exp(x - max) / sum.
-@inlinable
+/// softmax of one row: o = exp(x - max) / sum (CGemm's C kernel at the vector width in use; it
+/// gives the bits of `referenceSoftmaxRow`, the definition, on every path).
+@inlinable @inline(__always)
 func softmaxRow(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ l: Int) {
+    stm_softmax_row(x, o, l)
+}
+
+/// The definition of the softmax row kernel: o = exp(x - max) / sum, sixteen lanes, the sum in a
+/// fixed order. x, o [L] (o may equal x).
+public func referenceSoftmaxRow(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ l: Int) {
     var mx = -Float.greatestFiniteMagnitude
     for j in 0..<l { mx = max(mx, x[j]) }
     // exp(x - max) sixteen lanes at a time; the sum in a fixed order.
