@@ -33,8 +33,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
     return Tape.record(out, inputs: [x]) { dOut in
         // dcol [rows, kdim] = dOut [rows, O] · weight [O, kdim]; then fold back onto the input.
         let dcol = Tensor(uninitializedShape: [rows, kdim])
-        gemm(m: rows, n: kdim, k: o, a: dOut.data, lda: o, b: weight.data, ldb: kdim, c: dcol.data, ldc: kdim,
-             packedB: weight.packedForGemm(transposed: false))
+        gemm(m: rows, n: kdim, k: o, a: dOut.data, lda: o, b: weight.data, ldb: kdim, c: dcol.data, ldc: kdim)
         let dx = Tensor(uninitializedShape: x.shape)
         col2im(dcol.data, n: n, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, pad: pad, ho: ho, wo: wo, dx: dx.data)
         return [dx]

@@ -13,14 +13,15 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     outShape[outShape.count - 1] = o
     let out = Tensor(uninitializedShape: outShape)
     if let bias { precondition(bias.count == o, "linear: bias of \(bias.count) for \(o) outputs") }
-    // A frozen weight (a model's) is packed once for each of the two products it takes part in.
+    // A frozen weight (a model's) is packed once for the forward product. The backward's product packs
+    // it per call (a copy of K x O values against M x K x O multiply-adds): keeping a second packed
+    // copy of every weight would add the model's size again to the resident memory.
     gemm(transB: true, m: m, n: o, k: k, a: x.data, lda: k, b: weight.data, ldb: k,
          c: out.data, ldc: o, packedB: weight.packedForGemm(transposed: true), bias: bias.map { UnsafePointer($0.data) })
     return Tape.record(out, inputs: [x]) { dOut in
         // dx [M, K] = dOut [M, O] · weight [O, K]
         let dx = Tensor(uninitializedShape: x.shape)
-        gemm(m: m, n: k, k: o, a: dOut.data, lda: o, b: weight.data, ldb: k, c: dx.data, ldc: k,
-             packedB: weight.packedForGemm(transposed: false))
+        gemm(m: m, n: k, k: o, a: dOut.data, lda: o, b: weight.data, ldb: k, c: dx.data, ldc: k)
         return [dx]
     }
 }
