@@ -105,7 +105,12 @@ public func readCheckpoint(path: String) throws -> StateDict {
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         let inner = try PackagedCheckpoint.file(in: path)
-        var state = try readCheckpoint(path: inner)
+        var state: StateDict
+        do { state = try readCheckpoint(path: inner) } catch let e as CheckpointError {
+            // Name the folder first: it is what the user gave.
+            let name = String(inner.dropFirst(URL(fileURLWithPath: path).path.count)).drop { $0 == "/" }
+            throw CheckpointError(path, "is a directory whose checkpoint \(name) cannot be read: \(e.problem)", hint: e.hint)
+        }
         state.member = inner
         state.notes.append("read \(inner) found in the folder")
         return state
