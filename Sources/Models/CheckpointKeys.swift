@@ -15,6 +15,9 @@ public struct KeyPrefixReport: Sendable, Equatable {
     /// Keys outside the removed prefixes (a detector's neck and heads, say), not loaded.
     public var setAside = 0
 
+    /// Nothing stripped.
+    public init() {}
+
     /// One line for `inspect` and `--verbose`.
     public var summary: String {
         guard !stripped.isEmpty else { return "none" }
@@ -30,7 +33,7 @@ public enum CheckpointKeys {
 
     /// True when `key` is one of the unified model's own top-level keys.
     static func isModelKey(_ key: String) -> Bool {
-        key.hasPrefix("stages.") || key.hasPrefix("downsample_layers.")
+        key.hasPrefix("stages.") || key.hasPrefix("downsample_layers.") || key.hasPrefix("_blocks.") || key.hasPrefix("_conv_stem.")
     }
 
     /// True when `rest` is a model key, possibly under further known prefixes.

@@ -107,16 +107,18 @@ public final class LayerNorm: Module {
     }
 }
 
-/// nn.BatchNorm2d in eval mode: weight, bias, running_mean, running_var [C]; eps 1e-5.
+/// nn.BatchNorm2d in eval mode: weight, bias, running_mean, running_var [C]; eps 1e-5 unless given
+/// (EfficientNet-Lite's is 1e-3).
 public final class BatchNorm2d: Module {
     public let weight: Parameter
     public let bias: Parameter
     public let running_mean: Parameter
     public let running_var: Parameter
-    public let eps: Float = 1e-5
+    public let eps: Float
     private var folded = (scale: Tensor.zeros([0]), shift: Tensor.zeros([0]))
 
-    public init(_ channels: Int) {
+    public init(_ channels: Int, eps: Float = 1e-5) {
+        self.eps = eps
         weight = Parameter([channels], init: .ones)
         bias = Parameter([channels], init: .zeros)
         running_mean = Parameter([channels], init: .zeros)

@@ -155,8 +155,17 @@ public struct SeededNormal {
 
 /// A model ready to run, with where it came from.
 public struct LoadedModel {
-    public var model: UnifiedModel
-    public var config: ArchConfig { model.config }
+    /// The network: a unified model or another architecture (EfficientNet-Lite).
+    public var backbone: any Backbone
+    /// The unified model, nil for other architectures.
+    public var unified: UnifiedModel? { backbone as? UnifiedModel }
+    /// The unified model, for callers that loaded one of the study's checkpoints or presets (a
+    /// programming error for other architectures: use `backbone` or `unified`).
+    public var model: UnifiedModel {
+        guard let m = unified else { preconditionFailure("LoadedModel.model: \(config.displayName) is not a unified model") }
+        return m
+    }
+    public var config: ArchConfig { backbone.config }
     /// The checkpoint path, or nil for an untrained preset.
     public var checkpoint: String?
     /// The checkpoint's state dict (location, format, other objects); nil when untrained.
@@ -169,12 +178,24 @@ public struct LoadedModel {
     /// Key prefixes stripped from the checkpoint (`module.`, `backbone.`, ...).
     public var prefixes = KeyPrefixReport()
     /// The model's form: classifier, backbone-only, or detection backbone.
-    public var form: ModelForm { model.form }
+    public var form: ModelForm { unified?.form ?? .classifier }
     /// True for a preset with initialised (random) weights.
     public var untrained: Bool { checkpoint == nil }
     /// Name for titles and reports: preset/file name plus "(untrained)" when it has no checkpoint.
     public var displayName: String {
-        untrained ? "\(config.displayName) (untrained)" : URL(fileURLWithPath: checkpoint!).deletingPathExtension().lastPathComponent
+        untrained ? "\(config.displayName) (untrained)"
+            : URL(fileURLWithPath: state?.member ?? checkpoint!).deletingPathExtension().lastPathComponent
+    }
+
+    public init(model: any Backbone, checkpoint: String?, state: StateDict?, report: LoadReport?, archSource: String,
+                notes: [String], prefixes: KeyPrefixReport = KeyPrefixReport()) {
+        backbone = model
+        self.checkpoint = checkpoint
+        self.state = state
+        self.report = report
+        self.archSource = archSource
+        self.notes = notes
+        self.prefixes = prefixes
     }
 }
 
@@ -199,6 +220,15 @@ public enum ModelLoader {
     ///     built (its parameters allocated): the place to refuse a run too large for memory (`MemoryPlan`).
     public static func load(model: String, arch: String? = nil, initLayerScale: Double? = nil, seed: UInt64 = 0,
                             keyPrefix: String? = nil, plan: ((ArchConfig) throws -> Void)? = nil) throws -> LoadedModel {
+        if !FileManager.default.fileExists(atPath: model), let spec = LiteSpec.named(model) {
+            if let arch, LiteSpec.named(arch)?.name != spec.name {
+                throw ModelError(arch, "does not describe \(spec.name), which --model names")
+            }
+            let m = EfficientNetLite(spec: spec)
+            m.initialize(seed: seed)
+            return LoadedModel(model: m, checkpoint: nil, state: nil, report: nil, archSource: "preset \(spec.name)",
+                               notes: ["untrained: weights are a seeded random initialisation (seed \(seed))"])
+        }
         if !FileManager.default.fileExists(atPath: model), let preset = Presets.named(model) {
             var config = preset
             if let arch {
@@ -220,6 +250,9 @@ public enum ModelLoader {
             throw ModelError(model, "no such file or preset", hint: Presets.suggestion(for: model))
         }
         let (state, prefixes) = try CheckpointKeys.strip(try readCheckpoint(path: model), extra: keyPrefix, source: model)
+        if LiteInference.recognises(state.keys) || arch.map({ LiteSpec.named($0) != nil }) == true {
+            return try loadLite(state, path: model, arch: arch, prefixes: prefixes)
+        }
         var notes: [String] = []
         let config: ArchConfig
         let source: String
@@ -244,6 +277,30 @@ public enum ModelLoader {
         }
         return LoadedModel(model: m, checkpoint: model, state: state, report: report, archSource: source, notes: notes,
                            prefixes: prefixes)
+    }
+
+    /// An EfficientNet-Lite checkpoint: the variant from --arch or from the keys, loaded strictly.
+    static func loadLite(_ state: StateDict, path: String, arch: String?, prefixes: KeyPrefixReport) throws -> LoadedModel {
+        let spec: LiteSpec
+        let source: String
+        if let arch {
+            guard let named = LiteSpec.named(arch, numClasses: state["_fc.weight"]?.shape.first ?? 1000) else {
+                throw ModelError(path, "is an EfficientNet-Lite checkpoint, but --arch \(arch) is not an EfficientNet-Lite variant",
+                                 hint: "leave out --arch, or give one of " + LiteSpec.names.joined(separator: ", "))
+            }
+            (spec, source) = (named, "preset \(named.name)")
+        } else {
+            spec = try LiteInference.spec(for: state, path: path)
+            source = "inferred from keys (matches \(spec.name))"
+        }
+        let m = EfficientNetLite(spec: spec)
+        let report = m.load(state)
+        guard report.fits else {
+            throw ModelError(path, "does not fit \(spec.name) (\(source)): \(report.summary)",
+                             hint: "run 'stm-analyze inspect --model \(path)' for every key problem")
+        }
+        return LoadedModel(model: m, checkpoint: path, state: state, report: report, archSource: source,
+                           notes: ["input normalisation \(m.normalization)"], prefixes: prefixes)
     }
 
     static func ensureSupported(_ config: ArchConfig, source: String) throws {

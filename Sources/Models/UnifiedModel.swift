@@ -99,6 +99,8 @@ final class ClassifierHead {
 public final class UnifiedModel: Module, Backbone {
     public let config: ArchConfig
     public let form: ModelForm
+    /// The study's models are trained on ImageNet-normalised inputs.
+    public var normalization = InputNormalization.imageNet
     /// `downsample_layers.0`.
     let stem: Stem
     /// `downsample_layers.1...`: the transition in front of stage i + 1.

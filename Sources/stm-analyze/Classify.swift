@@ -9,7 +9,7 @@ import Models
 
 struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify images: evaluation transform (bicubic resize of the short side to int(size/crop-pct), centre crop, ImageNet mean/std), top-k classes.")
+        abstract: "Classify images: evaluation transform (bicubic resize of the short side to int(size/crop-pct), centre crop, the model's mean/std: ImageNet's for the study's models, 0.5 for EfficientNet-Lite), top-k classes.")
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -56,11 +56,11 @@ struct Classify: ParsableCommand {
         let (files, skipped) = try imageChecks.check(try listImages(images), inputSize: size)
         let loaded = try modelOptions.load(plan: memory.planner(size: size, batch: min(batch, files.count), backward: false,
                                                                 subject: modelOptions.model))
-        guard loaded.model.hasHead else {
+        guard loaded.backbone.hasHead else {
             throw ModelError(modelOptions.model, "has no classification head (a \(loaded.form == .detection ? "detection backbone" : "backbone-only checkpoint")): classify needs it; erf does not")
         }
         let started = Date()
-        let results = try classify(model: loaded.model, paths: files, size: size, cropPct: cropPct,
+        let results = try classify(model: loaded.backbone, paths: files, size: size, cropPct: cropPct,
                                    top: min(top, loaded.config.num_classes), batch: batch) { done, total in
             if Date().timeIntervalSince(started) > 2 { note("classified \(done)/\(total) images") }
         }

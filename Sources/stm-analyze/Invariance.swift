@@ -179,7 +179,7 @@ struct Invariance: ParsableCommand {
         }
         let names = label.isEmpty ? curveNames(loaded) : label
         let subjects = zip(loaded, zip(model, names)).map { l, mn in
-            InvarianceSubject(label: mn.1, source: mn.0, model: l.model, untrained: l.untrained)
+            InvarianceSubject(label: mn.1, source: mn.0, model: l.backbone, untrained: l.untrained)
         }
         let reporter = ProgressReporter(label: "invariance \(kind.rawValue)")
         let result = try runInvariance(subjects: subjects, images: inputs, settings: settings) { done, total, seconds in

@@ -69,13 +69,17 @@ struct Kernel: ParsableCommand {
         runtime.apply()
         guard let file = try listImages([images]).first else { throw CLIError("--images \(images): no image found") }
         let picture = squareResize(try loadImage(path: file), size: size)
-        let input = Tensor(shape: [1, size, size, 3], values: toTensorHWC(picture))
         let (x, y) = position!
         var results: [KernelResult] = []
         for (i, m) in model.enumerated() {
             let loaded = try loading.load(model: m, arch: arch.isEmpty ? nil : arch[i])
             let name = loaded.displayName
-            let r = try computeKernel(model: loaded.model, name: name, image: input,
+            guard let unified = loaded.unified else {
+                throw CLIError("\(name): kernel views the study's token mixers; \(loaded.config.family.rawValue) models have none (erf, classify and invariance take them)")
+            }
+            let input = Tensor(shape: [1, size, size, 3],
+                               values: toTensorHWC(picture, mean: unified.normalization.mean, std: unified.normalization.std))
+            let r = try computeKernel(model: unified, name: name, image: input,
                                       site: KernelSite(stage: stage, block: block, y: y, x: x))
             if let head, r.kernel.kind == .attention, head >= r.kernel.maps.count {
                 throw CLIError("--head \(head): \(name) has \(r.kernel.maps.count) heads in stage \(stage)")

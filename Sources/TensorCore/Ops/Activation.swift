@@ -1,5 +1,6 @@
 // TensorCore ops: element-wise activations and the softmax, with their gradient rules.
-// GELU is the exact (erf) form PyTorch's nn.GELU uses; no tanh approximation is offered.
+// GELU is the exact (erf) form PyTorch's nn.GELU uses; no tanh approximation is offered. ReLU6 is
+// EfficientNet-Lite's activation.
 //
 // Shape key: any shape; softmax works over the last dimension (M rows of L entries).
 
@@ -51,6 +52,24 @@ public func relu(_ x: Tensor) -> Tensor {
         let dp = dOut.data, dxp = dx.data, xp = x.data
         parallelFor(n, grain: grainFor(n, minimum: 8192)) { r in
             for i in r { dxp[i] = xp[i] > 0 ? dp[i] : 0 }
+        }
+        return [dx]
+    }
+}
+
+/// min(max(x, 0), 6), PyTorch's nn.ReLU6. Its gradient is 1 strictly inside (0, 6), else 0.
+public func relu6(_ x: Tensor) -> Tensor {
+    let out = Tensor(uninitializedShape: x.shape)
+    let xp = x.data, op = out.data
+    let n = x.count
+    parallelFor(n, grain: grainFor(n, minimum: 8192)) { r in
+        for i in r { op[i] = min(max(xp[i], 0), 6) }
+    }
+    return Tape.record(out, inputs: [x]) { dOut in
+        let dx = Tensor(uninitializedShape: x.shape)
+        let dp = dOut.data, dxp = dx.data, xp = x.data
+        parallelFor(n, grain: grainFor(n, minimum: 8192)) { r in
+            for i in r { dxp[i] = xp[i] > 0 && xp[i] < 6 ? dp[i] : 0 }
         }
         return [dx]
     }
