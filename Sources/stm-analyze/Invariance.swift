@@ -36,7 +36,9 @@ struct Invariance: ParsableCommand {
             Labels: --labels FILE of 'name class-index' lines matched to the images' file names, or --images \
             FOLDER whose sub-folders are classes (sorted names give the indices, as torchvision's ImageFolder; \
             with all 1000 ImageNet wnid folders these are ImageNet's indices).
-            Writes <kind>.json, <kind>.csv and <kind>.png to --out.
+            Writes <kind>.json, <kind>.csv (means per level), <kind>_images.csv (per-image rows: prediction, \
+            agreement, loss) and <kind>.png to --out; with --shard i/n only the partial result, for 'stm-analyze merge'. \
+            --images @FILE reads the image paths from FILE, one a line.
             """)
 
     @Argument(help: ArgumentHelp("The perturbation.", valueName: "kind"))
@@ -84,8 +86,11 @@ struct Invariance: ParsableCommand {
     @Option(name: .long, help: "translate --pairs: pairs per image.")
     var pairRounds = 5
 
-    @Option(name: .long, help: ArgumentHelp("Output folder (default outputs/invariance/<kind>).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Output folder (default outputs/invariance/<kind>/<model names joined by +>).", valueName: "dir"))
     var out: String?
+
+    @Option(name: .long, help: ArgumentHelp("Measure every n-th image from i and write a partial result (per-image rows) for 'stm-analyze merge'.", valueName: "i/n"))
+    var shard: Shard?
 
     @OptionGroup var loading: LoadOptions
 
@@ -128,9 +133,7 @@ struct Invariance: ParsableCommand {
     func run() throws {
         runtime.apply()
         let settings = try self.settings()
-        let inputs = try LabelledImages.gather(images: images, labelsFile: labels)
-        let outDir = out ?? "outputs/invariance/\(kind.rawValue)"
-        try prepareOutputFolder(outDir)
+        let inputs = try LabelledImages.gather(images: try expandImageArguments(images), labelsFile: labels)
 
         var loaded: [LoadedModel] = []
         for (i, m) in model.enumerated() {
@@ -141,25 +144,39 @@ struct Invariance: ParsableCommand {
             warn("\(folders) class folders give classes 0 to \(folders - 1) in name order; they are the model's class indices only when all \(classes) class folders (e.g. ImageNet's wnids) are there")
         }
         let names = label.isEmpty ? curveNames(loaded) : label
+        let outDir = out ?? "outputs/invariance/\(kind.rawValue)/\(names.map(safeName).joined(separator: "+"))"
+        try prepareOutputFolder(outDir)
+        var sources: [Provenance.ModelSource] = []
+        for (l, m) in zip(loaded, model) { sources.append(try modelSource(l, path: m, loading: loading)) }
+        let provenanceSettings = [
+            "kind": kind.rawValue, "levels": settings.levels.map(\.key).joined(separator: ","), "size": "\(size)",
+            "crop_pct": "\(cropPct)", "seed": "\(seed)", "pre_crop": "\(preCrop)", "study_directions": "\(studyDirections)",
+            "pairs": "\(pairs)", "pair_rounds": "\(pairRounds)", "labels": inputs.labelSource ?? "none",
+        ]
         let subjects = zip(loaded, zip(model, names)).map { l, mn in
             InvarianceSubject(label: mn.1, source: mn.0, model: l.model, untrained: l.untrained)
         }
         let reporter = ProgressReporter(label: "invariance \(kind.rawValue)")
-        let result = try runInvariance(subjects: subjects, images: inputs, settings: settings) { done, total, seconds in
+        let result = try runInvariance(subjects: subjects, images: inputs, settings: settings,
+                                       shard: shard.map { ($0.index, $0.count) }) { done, total, seconds in
             reporter.update(done: done, total: total, seconds: seconds)
         }
         reporter.finish()
 
-        // Everything is made in memory first; each file is then written atomically.
-        let figure = try invarianceFigure(result).render()
-        let csv = Data(invarianceCSV(result).utf8)
-        let base = "\(outDir)/\(kind.rawValue)"
-        try writeAtomically(csv, to: base + ".csv")
-        try PNGCodec.write(figure, to: base + ".png", dpi: 200)
-        try writeJSON(invarianceDocument(result), to: base + ".json")
+        if let shard {
+            let provenance = Provenance(command: "invariance \(kind.rawValue)", models: sources, images: inputs.paths,
+                                        settings: provenanceSettings, shard: shard.description)
+            let path = "\(outDir)/\(kind.rawValue)-\(shard.fileTag).partial.json"
+            try writeAtomically(try InvariancePartial(result, shard: shard.index, shards: shard.count, provenance: provenance).data(), to: path)
+            print("wrote \(path) (shard \(shard): \(result.records.first?.count ?? 0) of \(inputs.paths.count) images); combine all \(shard.count) with 'stm-analyze merge'")
+            return
+        }
+        let provenance = Provenance(command: "invariance \(kind.rawValue)", models: sources, images: inputs.paths, settings: provenanceSettings)
+        try Self.writeOutputs(result, provenance: provenance, to: outDir)
 
-        printTable(result)
-        print("wrote \(base).json, \(base).csv, \(base).png (\(String(format: "%.1f", result.seconds)) s, \(result.forwardImages) forward images per model)")
+        Self.printTable(result)
+        let base = "\(outDir)/\(kind.rawValue)"
+        print("wrote \(base).json, \(base).csv, \(base)_images.csv, \(base).png (\(String(format: "%.1f", result.seconds)) s, \(result.forwardImages) forward images per model)")
         if let failBelow {
             let low = result.models.filter { $0.meanConsistency < failBelow }
             if !low.isEmpty {
@@ -168,6 +185,18 @@ struct Invariance: ParsableCommand {
             }
             print(String(format: "regression check passed: every mean consistency is at least %.2f %%", failBelow))
         }
+    }
+
+    /// Renders the figure in memory, then writes the run's files into `dir`, replacing its previous results.
+    static func writeOutputs(_ result: InvarianceResult, provenance: Provenance, to dir: String) throws {
+        let kind = result.settings.kind.rawValue
+        var folder = ResultFolder(dir)
+        folder.add("\(kind).csv", Data(invarianceCSV(result).utf8))
+        folder.add("\(kind)_images.csv", Data(invarianceImagesCSV(result).utf8))
+        try folder.addPNG("\(kind).png", try invarianceFigure(result).render())
+        let json = try JSONSerialization.data(withJSONObject: invarianceDocument(result, provenance: provenance), options: [.prettyPrinted, .sortedKeys])
+        folder.add("\(kind).json", json + Data("\n".utf8))
+        try folder.commit(ownPatterns: ["\(kind).json", "\(kind).csv", "\(kind)_images.csv", "\(kind).png"])
     }
 
     /// Legend names: the checkpoint names, with the mixer (then a number) added where two would be equal.
@@ -182,8 +211,9 @@ struct Invariance: ParsableCommand {
         return names
     }
 
-    private func printTable(_ r: InvarianceResult) {
+    static func printTable(_ r: InvarianceResult) {
         let n = r.images.count
+        let kind = r.settings.kind, size = r.settings.size
         print("\(kind.rawValue): consistency (%) on \(n) image\(n == 1 ? "" : "s") at \(size) px, levels in \(kind.levelUnit)"
               + (r.labelled ? "; top-1 accuracy (%) after the slash" : ""))
         let width = max(14, (r.models.map(\.label.count).max() ?? 0) + 2)

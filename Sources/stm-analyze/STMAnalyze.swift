@@ -1,5 +1,6 @@
 // stm-analyze: the root command and the option groups its subcommands share.
 
+import Analysis
 import ArgumentParser
 import Checkpoint
 import Foundation
@@ -15,8 +16,8 @@ struct STMAnalyze: ParsableCommand {
             discussion: "Models are the study's unified architectures: "
                 + MixerRegistry.mixers.map { "\($0.mixerName) (\($0.presetName))" }.joined(separator: ", ")
                 + ". --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors) or a preset name such as unified_swin_tiny for an untrained model.",
-            version: "0.1.0",
-            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Bench.self, CocoEval.self])
+            version: toolVersion,
+            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Merge.self, Bench.self, CocoEval.self])
     }
 }
 
