@@ -1,5 +1,6 @@
 // stm-analyze: entry point. Parses the command line, runs the subcommand, and turns every failure
-// into one line on stderr and exit status 1 (help and --version exit 0).
+// into one line on stderr and exit status 1 (help and --version exit 0); a tripped check (CheckTripped)
+// exits with status 2.
 
 import ArgumentParser
 import Checkpoint
@@ -15,6 +16,10 @@ if CommandLine.arguments.dropFirst().first == "bench" { BLASInfo.restartWithFast
 do {
     var command = try STMAnalyze.parseAsRoot()
     try command.run()
+} catch let tripped as CheckTripped {
+    // The run worked; a check it was asked to make failed.
+    FileHandle.standardError.write(Data(("stm-analyze: check tripped: " + tripped.description + "\n").utf8))
+    exit(CheckTripped.exitStatus)
 } catch {
     let code = STMAnalyze.exitCode(for: error)
     if code == .success {
