@@ -17,7 +17,7 @@ struct STMAnalyze: ParsableCommand {
                 + MixerRegistry.mixers.map { "\($0.mixerName) (\($0.presetName))" }.joined(separator: ", ")
                 + ". --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors) or a preset name such as unified_swin_tiny for an untrained model.",
             version: toolVersion,
-            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Merge.self, Compare.self, Figure.self, Bench.self, CocoEval.self])
+            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Merge.self, Compare.self, Figure.self, Run.self, Bench.self, CocoEval.self])
     }
 }
 
