@@ -167,7 +167,7 @@ struct Erf: ParsableCommand {
         if runtime.verbose { note(String(format: "ERF of %d images in %.1f s", result.images.count, result.seconds)) }
 
         Self.printSummary(result, title: title)
-        print("wrote \(outDir)/erf.json, erf.csv, erf_stage{\(settings.stages.map(String.init).joined(separator: ","))}.{safetensors,png}, erf_stages.png")
+        print("wrote \(outDir)/erf.json, erf.csv, erf_stage{\(settings.stages.map(String.init).joined(separator: ","))}.{safetensors,png,svg}, erf_stages.{png,svg}")
     }
 
     /// Renders every figure in memory, then writes the run's files into `dir`, replacing its previous results.
@@ -175,12 +175,16 @@ struct Erf: ParsableCommand {
                              overlayImage: Image8?, to dir: String) throws {
         var folder = ResultFolder(dir)
         for stage in result.stages {
-            try folder.addPNG("erf_stage\(stage.stage).png", try erfStageFigure(stage, of: result, model: title, colormap: cmap).render())
+            let figure = try erfStageFigure(stage, of: result, model: title, colormap: cmap)
+            try folder.addPNG("erf_stage\(stage.stage).png", try figure.render())
+            folder.add("erf_stage\(stage.stage).svg", try figure.svg())
             if let img = overlayImage {
                 try folder.addPNG("erf_stage\(stage.stage)_overlay.png", try erfOverlayFigure(stage, of: result, image: img).render())
             }
         }
-        try folder.addPNG("erf_stages.png", try erfStageRowFigure(result, model: title, colormap: cmap).render())
+        let row = try erfStageRowFigure(result, model: title, colormap: cmap)
+        try folder.addPNG("erf_stages.png", try row.render())
+        folder.add("erf_stages.svg", try row.svg())
         let side = result.settings.size
         for stage in result.stages {
             folder.add("erf_stage\(stage.stage).safetensors",
@@ -189,7 +193,7 @@ struct Erf: ParsableCommand {
         }
         folder.add("erf.csv", Data(report.csv().utf8))
         folder.add("erf.json", try report.jsonData())
-        try folder.commit(ownPatterns: ["erf.json", "erf.csv", "erf_stage*.png", "erf_stage*.safetensors", "erf_stages.png"])
+        try folder.commit(ownPatterns: ["erf.json", "erf.csv", "erf_stage*.png", "erf_stage*.svg", "erf_stage*.safetensors", "erf_stages.png", "erf_stages.svg"])
     }
 
     static func printSummary(_ result: ERFResult, title: String) {

@@ -176,7 +176,7 @@ struct Invariance: ParsableCommand {
 
         Self.printTable(result)
         let base = "\(outDir)/\(kind.rawValue)"
-        print("wrote \(base).json, \(base).csv, \(base)_images.csv, \(base).png (\(String(format: "%.1f", result.seconds)) s, \(result.forwardImages) forward images per model)")
+        print("wrote \(base).json, \(base).csv, \(base)_images.csv, \(base).png, \(base).svg (\(String(format: "%.1f", result.seconds)) s, \(result.forwardImages) forward images per model)")
         if let failBelow {
             let low = result.models.filter { $0.meanConsistency < failBelow }
             if !low.isEmpty {
@@ -193,10 +193,12 @@ struct Invariance: ParsableCommand {
         var folder = ResultFolder(dir)
         folder.add("\(kind).csv", Data(invarianceCSV(result).utf8))
         folder.add("\(kind)_images.csv", Data(invarianceImagesCSV(result).utf8))
-        try folder.addPNG("\(kind).png", try invarianceFigure(result).render())
+        let figure = invarianceFigure(result)
+        try folder.addPNG("\(kind).png", try figure.render())
+        folder.add("\(kind).svg", try figure.svg())
         let json = try JSONSerialization.data(withJSONObject: invarianceDocument(result, provenance: provenance), options: [.prettyPrinted, .sortedKeys])
         folder.add("\(kind).json", json + Data("\n".utf8))
-        try folder.commit(ownPatterns: ["\(kind).json", "\(kind).csv", "\(kind)_images.csv", "\(kind).png"])
+        try folder.commit(ownPatterns: ["\(kind).json", "\(kind).csv", "\(kind)_images.csv", "\(kind).png", "\(kind).svg"])
     }
 
     /// Legend names: the checkpoint names, with the mixer (then a number) added where two would be equal.

@@ -60,7 +60,7 @@ struct Merge: ParsableCommand {
             try Erf.writeOutputs(result, report: report, title: header.title, colormap: try Colormap.named(header.colormap),
                                  overlayImage: nil, to: outDir)
             Erf.printSummary(result, title: header.title)
-            print("merged \(parts.count) partial results into \(outDir)/erf.json, erf.csv, erf_stage*.{safetensors,png}, erf_stages.png")
+            print("merged \(parts.count) partial results into \(outDir)/erf.json, erf.csv, erf_stage*.{safetensors,png,svg}, erf_stages.{png,svg}")
         } else {
             let parts = try files.map { path -> (String, InvariancePartial) in
                 guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read the file") }
@@ -74,7 +74,7 @@ struct Merge: ParsableCommand {
             provenance.merged_from = parts.count
             try Invariance.writeOutputs(result, provenance: provenance, to: outDir)
             Invariance.printTable(result)
-            print("merged \(parts.count) partial results into \(outDir)/\(p0.kind).json, .csv, _images.csv, .png")
+            print("merged \(parts.count) partial results into \(outDir)/\(p0.kind).json, .csv, _images.csv, .png, .svg")
         }
     }
 }

@@ -57,7 +57,8 @@ final class ShardingTests: XCTestCase {
         XCTAssertEqual(single.status, 0, single.stderr)
         let expected = try contents(base + "/single")
         XCTAssertEqual(Set(expected.keys), ["erf.json", "erf.csv", "erf_stage2.safetensors", "erf_stage4.safetensors",
-                                            "erf_stage2.png", "erf_stage4.png", "erf_stages.png"])
+                                            "erf_stage2.png", "erf_stage4.png", "erf_stages.png",
+                                            "erf_stage2.svg", "erf_stage4.svg", "erf_stages.svg"])
         let p = try provenance(base + "/single/erf.json")
         XCTAssertEqual(p["tool"] as? String, "stm-analyze 0.1.0")
         XCTAssertEqual((p["images"] as? [String: Any])?["count"] as? Int, 4)
@@ -123,7 +124,7 @@ final class ShardingTests: XCTestCase {
         let single = try runTool(inv + ["--out", base + "/single"])
         XCTAssertEqual(single.status, 0, single.stderr)
         let expected = try contents(base + "/single")
-        XCTAssertEqual(Set(expected.keys), ["translate.json", "translate.csv", "translate_images.csv", "translate.png"])
+        XCTAssertEqual(Set(expected.keys), ["translate.json", "translate.csv", "translate_images.csv", "translate.png", "translate.svg"])
         // Per-image rows: one per image and level, with the agreement and loss of each.
         let rows = String(decoding: expected["translate_images.csv"]!, as: UTF8.self).split(separator: "\n")
         XCTAssertEqual(rows.first, "model,label,image,path,level,prediction,standard,agreement,loss,kl,top1,top5")
@@ -151,7 +152,7 @@ final class ShardingTests: XCTestCase {
                                   "--size", "64", "--stages", "3,4", "--out", out])
         XCTAssertEqual(second.status, 0, second.stderr)
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: out))
-        for gone in ["erf_stage1.png", "erf_stage2.png", "erf_stage1.safetensors", "erf_stage2.safetensors"] {
+        for gone in ["erf_stage1.png", "erf_stage2.png", "erf_stage1.svg", "erf_stage1.safetensors", "erf_stage2.safetensors"] {
             XCTAssertFalse(files.contains(gone), "\(gone) of the first run is left beside the second's: \(files.sorted())")
         }
         XCTAssertTrue(files.isSuperset(of: ["erf_stage3.png", "erf_stage4.safetensors", "erf.json", "erf.csv", "notes.txt"]), "\(files.sorted())")
