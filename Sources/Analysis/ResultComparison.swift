@@ -80,7 +80,8 @@ public struct ResultComparison: Sendable {
         var changes: [MetricChange] = []
         var compared = 0
         for name in Set(b.keys).union(c.keys).sorted() where wanted(name) {
-            let leaf = Self.parts(of: name).last ?? name
+            // The metric's name: the last part that is not an index or a level ("stats[3]" is a stat).
+            let leaf = Self.parts(of: name).last(where: { Double($0) == nil }) ?? name
             let percent = Self.isPercent(leaf), direction = Self.direction(of: leaf)
             let bv = b[name], cv = c[name]
             compared += 1
