@@ -284,3 +284,94 @@ public struct BarChartFigure: Sendable {
         }
     }
 }
+
+/// An overlay (a map blended over its photo) as a figure: a title above it and a colour bar of the map's
+/// colour map and range beside it.
+public struct TitledOverlayFigure: Sendable {
+    public var overlay: OverlayFigure
+    public var title: String?
+    /// Title beside the colour bar.
+    public var colorbarLabel: String?
+    /// Each photo pixel becomes scale x scale figure pixels.
+    public var scale = 2
+    public var style = FigureStyle()
+
+    /// A titled overlay.
+    public init(overlay: OverlayFigure, title: String?, colorbarLabel: String? = nil) {
+        self.overlay = overlay
+        self.title = title
+        self.colorbarLabel = colorbarLabel
+    }
+
+    /// Where the blended image sits in the figure, and the figure's size.
+    public func layout() throws -> (width: Int, height: Int, image: Rect) {
+        let fonts = try FigureFonts(style)
+        let px = style.pixels
+        let margin = px(style.margin)
+        let top = margin + (title == nil ? 0 : fonts.figureTitle.lineBox + px(10))
+        let w = Double(overlay.image.width * scale), h = Double(overlay.image.height * scale)
+        var content = w + px(12) + px(10) + px(style.tickLength) + px(3) + fonts.tick.measure("0.00").width
+        if colorbarLabel != nil { content += px(6) + fonts.label.lineBox }
+        let titleWidth = title.map { fonts.figureTitle.measure($0).width } ?? 0
+        // A title wider than the image and its colour bar centres them under it.
+        let left = margin + max(0, (titleWidth - content) / 2)
+        let image = Rect(x: left.rounded(), y: top.rounded(), width: w, height: h)
+        return (Int((max(content, titleWidth) + 2 * margin).rounded(.up)), Int((image.maxY + margin).rounded(.up)), image)
+    }
+
+    /// The figure as 8-bit RGB.
+    public func render() throws -> Image8 {
+        let l = try layout()
+        var canvas = Canvas(width: l.width, height: l.height, background: style.background)
+        try draw(on: &canvas)
+        return canvas.image()
+    }
+
+    /// The figure as SVG (the blended image embedded as PNG).
+    public func svg() throws -> Data {
+        let l = try layout()
+        var surface = SVGSurface(width: l.width, height: l.height, background: style.background, dpi: style.dpi)
+        try draw(on: &surface)
+        return surface.data()
+    }
+
+    private func draw(on canvas: inout some Surface) throws {
+        guard (1...16).contains(scale) else { throw RenderingError("overlay figure", "scale must be 1 to 16, got \(scale)") }
+        try style.validate("overlay figure")
+        let l = try layout()
+        let fonts = try FigureFonts(style)
+        let px = style.pixels
+        if let title {
+            canvas.drawText(title, font: fonts.figureTitle, at: Point(Double(l.width) / 2, px(style.margin) + fonts.figureTitle.capHeight),
+                            horizontal: .center, color: style.textColor)
+        }
+        canvas.drawImage(try overlay.render(), x: Int(l.image.x), y: Int(l.image.y), scale: scale)
+        let frame = max(1, px(style.axisLineWidth).rounded())
+        canvas.frame(l.image, width: frame, color: style.axisColor)
+        // The colour bar: the overlay's colours at full weight, over its value range.
+        let (lo, hi) = try resolveRange(overlay.valueRange, [overlay.map], name: "overlay figure")
+        let bar = Rect(x: (l.image.maxX + px(12)).rounded(), y: l.image.y, width: px(10).rounded(), height: l.image.height)
+        let rows = Int(bar.height), cols = Int(bar.width)
+        let lut = overlay.colormap.lookupTable(levels: 1024)
+        var strip = [UInt8](repeating: 0, count: rows * cols * 3)
+        for y in 0..<rows {
+            let e = Int(((1 - (Double(y) + 0.5) / Double(rows)) * 1023).rounded()) * 3
+            for x in 0..<cols { for k in 0..<3 { strip[(y * cols + x) * 3 + k] = lut[e + k] } }
+        }
+        canvas.drawImage(Image8(width: cols, height: rows, channels: 3, pixels: strip), x: Int(bar.x), y: Int(bar.y), scale: 1)
+        canvas.frame(bar, width: frame, color: style.axisColor)
+        let ticks = AxisTicks.nice(lower: Double(lo), upper: Double(hi), target: 5)
+        var widest = 0.0
+        for (v, label) in zip(ticks.values, ticks.labels) where v >= Double(lo) - 1e-9 && v <= Double(hi) + 1e-9 {
+            let y = bar.maxY - (v - Double(lo)) / Double(hi - lo) * bar.height
+            canvas.fill(Rect(x: bar.maxX + frame, y: y - frame / 2, width: px(style.tickLength), height: frame), color: style.axisColor)
+            canvas.drawText(label, font: fonts.tick, at: Point(bar.maxX + frame + px(style.tickLength) + px(3), y), vertical: .middle,
+                            color: style.textColor)
+            widest = max(widest, fonts.tick.measure(label).width)
+        }
+        if let colorbarLabel {
+            canvas.drawText(colorbarLabel, font: fonts.label, at: Point(bar.maxX + frame + px(style.tickLength) + px(3) + widest + px(6), bar.midY),
+                            horizontal: .center, vertical: .top, orientation: .upward, color: style.textColor)
+        }
+    }
+}

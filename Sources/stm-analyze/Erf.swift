@@ -179,7 +179,9 @@ struct Erf: ParsableCommand {
             try folder.addPNG("erf_stage\(stage.stage).png", try figure.render())
             folder.add("erf_stage\(stage.stage).svg", try figure.svg())
             if let img = overlayImage {
-                try folder.addPNG("erf_stage\(stage.stage)_overlay.png", try erfOverlayFigure(stage, of: result, image: img).render())
+                let titled = try erfTitledOverlayFigure(stage, of: result, image: img, model: title)
+                try folder.addPNG("erf_stage\(stage.stage)_overlay.png", try titled.render())
+                folder.add("erf_stage\(stage.stage)_overlay.svg", try titled.svg())
             }
         }
         let row = try erfStageRowFigure(result, model: title, colormap: cmap)

@@ -63,6 +63,17 @@ final class FigureCommandTests: XCTestCase {
         }
     }
 
+    func testErfOverlaysAreTitledWithAColourBar() throws {
+        let out = temporaryDirectory("overlay")
+        let run = try runTool(["erf", "--model", "unified_swin_micro", "--init-layer-scale", "1", "--images", "assets/photos/rocket.jpg",
+                               "--overlay", "--stages", "4", "--size", "64", "--out", out])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let png = try PNGCodec.read(path: out + "/erf_stage4_overlay.png")
+        XCTAssertGreaterThan(png.width, 2 * 64, "the image, enlarged, and a colour bar")
+        let svg = try String(contentsOfFile: out + "/erf_stage4_overlay.svg", encoding: .utf8)
+        XCTAssertTrue(svg.contains("unified_swin_micro (untrained): stage 4") && svg.contains("normalised</text>"), svg.prefix(300).description)
+    }
+
     func testBootstrapBandsAreSeededHoldTheMeanAndNarrowWithMoreImages() {
         let small = [[1.0, 0, 1, 1, 0, 1, 1, 0]]
         let a = bootstrapBands(small, resamples: 500), b = bootstrapBands(small, resamples: 500)

@@ -113,4 +113,30 @@ final class PaperFigureTests: XCTestCase {
             .flatMap { $0.components(separatedBy: "x=\"").dropFirst().first?.split(separator: "\"").first }.flatMap { Double($0) })
         XCTAssertGreaterThan(legendX, curveXs.max()! + 10, "legend text starts right of the curves")
     }
+
+    func testTitledOverlayKeepsTheBlendAndAddsTitleAndColourBar() throws {
+        let photo = Image8(width: 20, height: 10, channels: 3, pixels: [UInt8](repeating: 100, count: 600))
+        let overlay = try OverlayFigure(map: try constant(1, side: 4), image: photo, valueRange: 0...1)
+        let blended = try overlay.render()
+        var fig = TitledOverlayFigure(overlay: overlay, title: "model: stage 4", colorbarLabel: "normalised")
+        fig.scale = 3
+        let l = try fig.layout()
+        let image = try fig.render()
+        XCTAssertEqual(image.width, l.width)
+        XCTAssertEqual(image.height, l.height)
+        XCTAssertGreaterThan(l.image.y, 10, "room for the title")
+        // The blend, enlarged 3x, at its place.
+        XCTAssertEqual(rgb(image, Int(l.image.x) + 4, Int(l.image.y) + 4), rgb(blended, 1, 1))
+        // The colour bar right of the image: jet's dark red at the top, dark blue at the bottom.
+        let barX = Int((l.image.maxX + FigureStyle().pixels(12)).rounded()) + 3
+        let top = rgb(image, barX, Int(l.image.y) + 1), bottom = rgb(image, barX, Int(l.image.maxY) - 2)
+        XCTAssertTrue(top[0] > 100 && top[2] < 60, "\(top)")
+        XCTAssertTrue(bottom[2] > 100 && bottom[0] < 60, "\(bottom)")
+        // Dark title pixels above the image.
+        var dark = 0
+        for y in 0..<Int(l.image.y) { for x in 0..<image.width where rgb(image, x, y).allSatisfy({ $0 < 80 }) { dark += 1 } }
+        XCTAssertGreaterThan(dark, 20)
+        let svg = String(decoding: try fig.svg(), as: UTF8.self)
+        XCTAssertTrue(svg.contains(">model: stage 4</text>") && svg.contains(">normalised</text>"))
+    }
 }
