@@ -11,7 +11,7 @@ CPU        := $(shell grep -q -w avx512bw /proc/cpuinfo 2>/dev/null && echo skyl
                 (grep -q -w avx2 /proc/cpuinfo 2>/dev/null && echo haswell || echo x86-64))
 SWIFTFLAGS := -c release -Xswiftc -target-cpu -Xswiftc $(CPU)
 
-.PHONY: all deps build run test bench fuzz clean
+.PHONY: all deps build run figures test bench fuzz clean
 
 all: build
 
@@ -51,6 +51,15 @@ run: build
 	  --json outputs/classify/unified_convnext_micro.json
 	@echo; echo "Trained EfficientNet-Lite0: $(LITE)/erf/erf_stages.png, $(LITE)/classify.json, $(LITE)/invariance/{rotate,scale}/*.png"
 	@echo "ERF pictures: outputs/erf/<model>/erf_stages.png and erf_stage{1,2,3,4}.png (JSON: erf.json)"
+
+# Every recipe in analyses/ (stm-analyze run): results and figures (PNG and SVG) in outputs/<recipe>/.
+# A second `make figures` skips the work whose inputs have not changed; FORCE=1 redoes it.
+RECIPES := $(sort $(wildcard analyses/*.yaml))
+figures: build
+	@for r in $(RECIPES); do \
+	  $(BIN) run $$r $(if $(filter 1,$(FORCE)),--force,) || exit 1; \
+	done
+	@echo; echo "figures: outputs/<recipe>/*.png and *.svg"
 
 test: deps
 	$(SWIFT) build $(SWIFTFLAGS) -Xswiftc -enable-testing --build-tests

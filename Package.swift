@@ -22,6 +22,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // YAML recipes (analyses/*.yaml) for `stm-analyze run`.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // System libraries, reached through pkg-config (Debian's -dev packages).
@@ -71,6 +73,7 @@ let package = Package(
             dependencies: [
                 "TensorCore", "Checkpoint", "Models", "Imaging", "Rendering", "Analysis", "COCOEval", "Detection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: fast),
 

@@ -157,25 +157,82 @@ public func erfInputImage(_ image: Image8, settings: ERFSettings) -> Image8 {
     }
 }
 
+/// The sums of an ERF run before averaging: exact per-pixel sums of each stage's maps, and which
+/// images (by their index in the whole image list) entered them. Sums of disjoint image sets add up
+/// exactly, so shards of a run merge into the bits of the single run.
+public struct ERFAccumulation: Sendable {
+    public var settings: ERFSettings
+    /// Images that entered the sums: index in the whole list, and path; in index order.
+    public var images: [(index: Int, path: String)]
+    /// Images left out, with the reason; in index order.
+    public var skipped: [(index: Int, path: String, reason: String)]
+    /// Stage -> exact sums of its maps [H * W].
+    public var sums: [Int: ExactFloatSums]
+
+    /// An empty accumulation for `settings`.
+    public init(settings: ERFSettings) {
+        self.settings = settings
+        images = []
+        skipped = []
+        sums = [:]
+        for s in settings.stages { sums[s] = ExactFloatSums(count: settings.size * settings.size) }
+    }
+
+    /// Adds another accumulation of the same settings over other images (exact; images kept in index order).
+    public mutating func add(_ other: ERFAccumulation) {
+        for s in settings.stages { sums[s]!.add(other.sums[s]!) }
+        images = (images + other.images).sorted { $0.index < $1.index }
+        skipped = (skipped + other.skipped).sorted { $0.index < $1.index }
+    }
+
+    /// The means, ERF@t and image lists of the accumulated images.
+    public func result(seconds: Double = 0) -> ERFResult {
+        let side = settings.size
+        let divisor = Double(max(images.count, 1)) * (settings.legacyScaling ? 4 : 1)
+        let stages = settings.stages.map { s -> ERFStage in
+            let mean = sums[s]!.values().map { Float($0 / divisor) }
+            let ratios = erfRatios(normalised: normalisedMap(mean, scaling: settings.scaling), height: side, width: side,
+                                   thresholds: settings.thresholds)
+            return ERFStage(stage: s, mean: mean, ratios: ratios)
+        }
+        return ERFResult(settings: settings, images: images.map(\.path), skipped: skipped.map { ($0.path, $0.reason) },
+                         stages: stages, seconds: seconds)
+    }
+}
+
 /// Runs the ERF over `paths` (in order) until `numImages` images gave finite maps or the list ends.
 public func computeERF(model: any Backbone, paths: [String], settings: ERFSettings,
                        progress: ERFProgress? = nil) throws -> ERFResult {
     let started = Date()
+    let acc = try accumulateERF(model: model, candidates: Array(paths.enumerated()).map { ($0.offset, $0.element) },
+                                want: settings.numImages, settings: settings, progress: progress)
+    return acc.result(seconds: Date().timeIntervalSince(started))
+}
+
+/// The images of shard `shard` of `shards` among the first `numImages` of `paths`: every `shards`-th
+/// image starting at index `shard`, with its index in the whole list.
+public func erfShardCandidates(paths: [String], numImages: Int, shard: Int, shards: Int) -> [(Int, String)] {
+    let n = min(numImages, paths.count)
+    return stride(from: shard, to: n, by: shards).map { ($0, paths[$0]) }
+}
+
+/// Sums the maps of `candidates` (index in the whole list, path), in order, until `want` images gave
+/// finite maps or the candidates end (images with a NaN or infinity are skipped with a reason).
+public func accumulateERF(model: any Backbone, candidates: [(Int, String)], want: Int, settings: ERFSettings,
+                          progress: ERFProgress? = nil) throws -> ERFAccumulation {
+    let started = Date()
     let side = settings.size
     let pixels = side * side
-    var sums: [Int: [Double]] = [:]
-    for s in settings.stages { sums[s] = [Double](repeating: 0, count: pixels) }
-    var used: [String] = []
-    var skipped: [(String, String)] = []
+    var acc = ERFAccumulation(settings: settings)
     var next = 0
-    while used.count < settings.numImages && next < paths.count {
-        let want = min(settings.batch, settings.numImages - used.count, paths.count - next)
-        let chunk = Array(paths[next..<(next + want)])
-        next += want
-        let images = try chunk.map { try erfInputImage(loadImage(path: $0), settings: settings) }
+    while acc.images.count < want && next < candidates.count {
+        let take = min(settings.batch, want - acc.images.count, candidates.count - next)
+        let chunk = Array(candidates[next..<(next + take)])
+        next += take
+        let images = try chunk.map { try erfInputImage(loadImage(path: $0.1), settings: settings) }
         let maps = centreContributions(model: model, input: batchTensor(images, normalization: model.normalization), stages: settings.stages,
                                        reduction: settings.reduction)
-        for (i, path) in chunk.enumerated() {
+        for (i, (index, path)) in chunk.enumerated() {
             var bad: Int? = nil
             for s in settings.stages {
                 let m = maps[s]!.data + i * pixels
@@ -183,26 +240,13 @@ public func computeERF(model: any Backbone, paths: [String], settings: ERFSettin
                 if bad != nil { break }
             }
             if let bad {
-                skipped.append((path, "the stage \(bad) map has a NaN or infinity"))
+                acc.skipped.append((index, path, "the stage \(bad) map has a NaN or infinity"))
                 continue
             }
-            for s in settings.stages {
-                let m = maps[s]!.data + i * pixels
-                sums[s]!.withUnsafeMutableBufferPointer { acc in
-                    for p in 0..<pixels { acc[p] += Double(m[p]) }
-                }
-            }
-            used.append(path)
+            for s in settings.stages { acc.sums[s]!.add(UnsafePointer(maps[s]!.data + i * pixels)) }
+            acc.images.append((index, path))
         }
-        progress?(used.count, next, min(settings.numImages, paths.count), Date().timeIntervalSince(started))
+        progress?(acc.images.count, next, min(want, candidates.count), Date().timeIntervalSince(started))
     }
-    let divisor = Double(max(used.count, 1)) * (settings.legacyScaling ? 4 : 1)
-    let stages = settings.stages.map { s -> ERFStage in
-        let mean = sums[s]!.map { Float($0 / divisor) }
-        let ratios = erfRatios(normalised: normalisedMap(mean, scaling: settings.scaling), height: side, width: side,
-                               thresholds: settings.thresholds)
-        return ERFStage(stage: s, mean: mean, ratios: ratios)
-    }
-    return ERFResult(settings: settings, images: used, skipped: skipped, stages: stages,
-                     seconds: Date().timeIntervalSince(started))
+    return acc
 }

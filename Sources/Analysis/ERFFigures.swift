@@ -45,6 +45,14 @@ public func erfStageRowFigure(_ result: ERFResult, model: String, colormap: Colo
 }
 
 /// A stage's map blended over the image it came from (jet, 0.8 map / 0.2 image, as the study's
+/// single-image script does), titled with the model and stage, with a colour bar. `image` is the
+/// network input (already resized).
+public func erfTitledOverlayFigure(_ stage: ERFStage, of result: ERFResult, image: Image8, model: String) throws -> TitledOverlayFigure {
+    TitledOverlayFigure(overlay: try erfOverlayFigure(stage, of: result, image: image),
+                        title: "\(model): \(erfStageLabel(stage))", colorbarLabel: erfScalingLabel(result.settings.scaling))
+}
+
+/// A stage's map blended over the image it came from (jet, 0.8 map / 0.2 image, as the study's
 /// single-image script does). `image` is the network input (already resized).
 public func erfOverlayFigure(_ stage: ERFStage, of result: ERFResult, image: Image8) throws -> OverlayFigure {
     let side = result.settings.size

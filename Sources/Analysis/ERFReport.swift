@@ -2,8 +2,9 @@
 // command's contract ({"model", "arch", "family", "untrained", "size", "resize", "grad", "scaling",
 // "stm_legacy_scaling", "images", "skipped": [{"path", "reason"}], "stages": {"<S>": {"<t>": {"side",
 // "side_ratio", "area_ratio", "reached"}}}}). It holds no timing, so the same inputs give the same
-// bytes (timings go to stderr). `ERFReport.write` writes erf.json and each stage's mean map as
-// erf_stageS.safetensors, atomically, into a folder; figures are rendered by ERFFigures.swift.
+// bytes (timings go to stderr), and a "provenance" block (Provenance.swift). `ERFReport.write` writes
+// erf.json, erf.csv and each stage's mean map as erf_stageS.safetensors, atomically, into a folder;
+// figures are rendered by ERFFigures.swift.
 
 import Checkpoint
 import Foundation
@@ -40,10 +41,13 @@ public struct ERFReport: Codable, Equatable, Sendable {
     public var skipped: [Skipped]
     /// Stage number -> threshold ("0.2") -> ratio.
     public var stages: [String: [String: Ratio]]
+    /// Where the numbers came from (skipped by `compare` and `merge`).
+    public var provenance: Provenance?
 
     /// The report of `result` for the model given as `model` (its architecture `arch`, `family`).
-    public init(_ result: ERFResult, model: String, arch: String, family: String, untrained: Bool) {
+    public init(_ result: ERFResult, model: String, arch: String, family: String, untrained: Bool, provenance: Provenance? = nil) {
         let s = result.settings
+        self.provenance = provenance
         self.model = model
         self.arch = arch
         self.family = family
@@ -76,6 +80,20 @@ public struct ERFReport: Codable, Equatable, Sendable {
         return try encoder.encode(self) + Data("\n".utf8)
     }
 
+    /// erf.csv: one row per stage and threshold, `model,arch,stage,threshold,side,side_ratio,area_ratio,reached`,
+    /// numbers in their shortest exact decimal form.
+    public func csv() -> String {
+        var lines = ["model,arch,stage,threshold,side,side_ratio,area_ratio,reached"]
+        for stage in stages.keys.sorted(by: { Int($0) ?? 0 < Int($1) ?? 0 }) {
+            for t in stages[stage]!.keys.sorted(by: { Double($0) ?? 0 < Double($1) ?? 0 }) {
+                let r = stages[stage]![t]!
+                lines.append([csvField(model), csvField(arch), stage, t, "\(r.side)", "\(r.side_ratio)", "\(r.area_ratio)", "\(r.reached)"]
+                    .joined(separator: ","))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     /// Writes `dir`/erf.json and `dir`/erf_stageS.safetensors (the mean map [H, W] as "mean", with the
     /// model title, stage and image count as metadata), each atomically. Returns the paths written.
     @discardableResult
@@ -88,8 +106,9 @@ public struct ERFReport: Codable, Equatable, Sendable {
                                   metadata: ["model": title, "stage": "\(stage.stage)", "images": "\(result.images.count)"])
             written.append(path)
         }
-        let json = "\(dir)/erf.json"
+        let json = "\(dir)/erf.json", csv = "\(dir)/erf.csv"
+        try writeAtomically(Data(report.csv().utf8), to: csv)
         try writeAtomically(try report.jsonData(), to: json)
-        return written + [json]
+        return written + [csv, json]
     }
 }

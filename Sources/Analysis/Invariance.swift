@@ -245,6 +245,8 @@ public struct InvarianceResult: Sendable {
     public var forwardImages: Int
     /// Wall time of the run.
     public var seconds: Double
+    /// Per model (in subject order), one record per image in index order: the per-image rows.
+    public var records: [[InvarianceImageRecord]] = []
 
     /// Whether accuracies were measured.
     public var labelled: Bool { labelSource != nil }
@@ -306,9 +308,13 @@ public func shiftPairImages(_ image: Image8, settings: InvarianceSettings,
 }
 
 /// Runs the protocol of `settings` on `images` for every subject.
+/// - Parameters:
+///   - shard: with `(i, n)`, only every n-th image from index i is measured (a shard of a sharded run);
+///     seeded draws depend on the image's index in the whole list, so shards agree with one run.
 /// - Throws: `InvarianceError` for bad settings or labels outside a model's classes, and
 ///   `ImagingError` for an image that cannot be read.
 public func runInvariance(subjects: [InvarianceSubject], images: LabelledImages, settings: InvarianceSettings,
+                          shard: (index: Int, count: Int)? = nil,
                           progress: InvarianceProgress? = nil) throws -> InvarianceResult {
     try settings.validate()
     guard !subjects.isEmpty else { throw InvarianceError("--model", "no model to measure") }
@@ -319,6 +325,7 @@ public func runInvariance(subjects: [InvarianceSubject], images: LabelledImages,
     for s in subjects { try images.checkLabels(classes: s.model.config.num_classes, model: s.label) }
     let started = Date()
     let levelCount = settings.levels.count
+    // Draws for the whole list, taken by each image's index in it.
     let directions = settings.kind == .translate
         ? jitterDirections(images: images.paths.count, levels: levelCount, seed: settings.seed, studyDirections: settings.studyDirections)
         : []
@@ -326,11 +333,12 @@ public func runInvariance(subjects: [InvarianceSubject], images: LabelledImages,
         ? shiftPairOffsets(images: images.paths.count, rounds: settings.pairRounds,
                            margin: settings.resizedSide - settings.size, seed: settings.seed)
         : []
-    var tallies = subjects.map { _ in InvarianceTally(levels: levelCount) }
-    var queue = InvarianceQueue(subjects: subjects.map(\.model), labels: images.labels)
+    let indices = shard.map { Array(stride(from: $0.index, to: images.paths.count, by: $0.count)) } ?? Array(images.paths.indices)
+    var queue = InvarianceQueue(subjects: subjects.map(\.model), labels: images.labels, levels: levelCount)
     var forwardImages = 0
 
-    for (index, path) in images.paths.enumerated() {
+    for index in indices {
+        let path = images.paths[index]
         let decoded = try loadImage(path: path)
         let standard = evalTransform(decoded, size: settings.size, cropPct: settings.cropPct)
         // The level images of this image, made in parallel (each level only writes its own slot).
@@ -358,34 +366,117 @@ public func runInvariance(subjects: [InvarianceSubject], images: LabelledImages,
             if image != nil { forwardImages += 1 }
             queue.add(image: index, slot: slot, input: image)
             if queue.inputs >= settings.batch {
-                queue.flush(into: &tallies)
-                progress?(queue.finished, images.paths.count, Date().timeIntervalSince(started))
+                queue.flush()
+                progress?(queue.finished, indices.count, Date().timeIntervalSince(started))
             }
         }
     }
-    if queue.flush(into: &tallies) {
-        progress?(queue.finished, images.paths.count, Date().timeIntervalSince(started))
+    if queue.flush() {
+        progress?(queue.finished, indices.count, Date().timeIntervalSince(started))
     }
+    let records = subjects.indices.map { m in indices.map { queue.records[m][$0]! } }
+    let meta = subjects.map {
+        InvarianceModelInfo(label: $0.label, source: $0.source, arch: $0.model.config.displayName,
+                            family: $0.model.config.family.rawValue, untrained: $0.untrained)
+    }
+    var result = summariseInvariance(settings: settings, images: images.paths, labelSource: images.labelSource,
+                                     models: meta, records: records)
+    result.forwardImages = forwardImages
+    result.seconds = Date().timeIntervalSince(started)
+    return result
+}
 
-    let n = Double(images.paths.count)
-    let models = subjects.enumerated().map { (m, subject) -> InvarianceModelResult in
-        let t = tallies[m]
-        let levels = settings.levels.enumerated().map { (l, level) in
-            InvarianceLevelMetrics(level: level, consistency: 100 * Double(t.consistent[l]) / n,
-                                   acc1: images.labels == nil ? nil : 100 * Double(t.top1[l]) / n,
-                                   acc5: images.labels == nil ? nil : 100 * Double(t.top5[l]) / n,
-                                   ce: t.ce[l] / n, kl: t.kl[l] / n)
-        }
-        return InvarianceModelResult(
-            label: subject.label, source: subject.source, arch: subject.model.config.displayName,
-            family: subject.model.config.family.rawValue, untrained: subject.untrained, levels: levels,
-            meanConsistency: levels.map(\.consistency).reduce(0, +) / Double(levels.count),
-            standardAcc1: images.labels == nil ? nil : 100 * Double(t.standardTop1) / n,
-            standardAcc5: images.labels == nil ? nil : 100 * Double(t.standardTop5) / n,
-            shiftConsistency: settings.pairs ? 100 * Double(t.pairsAgreeing) / Double(t.pairs) : nil)
+/// A model of a run as its reports name it.
+public struct InvarianceModelInfo: Codable, Equatable, Sendable {
+    public var label: String
+    public var source: String
+    public var arch: String
+    public var family: String
+    public var untrained: Bool
+
+    /// A model's names.
+    public init(label: String, source: String, arch: String, family: String, untrained: Bool) {
+        self.label = label
+        self.source = source
+        self.arch = arch
+        self.family = family
+        self.untrained = untrained
     }
-    return InvarianceResult(settings: settings, images: images.paths, labelSource: images.labelSource, models: models,
-                            forwardImages: forwardImages, seconds: Date().timeIntervalSince(started))
+}
+
+/// One image's outcome for one model: the per-image row of every level, and the counts of its shift pairs.
+public struct InvarianceImageRecord: Codable, Equatable, Sendable {
+    /// Index of the image in the run's whole list.
+    public var image: Int
+    /// Top-1 class of the standard image.
+    public var standard: Int
+    /// Whether the standard top-1 / top-5 hold the label (nil without labels).
+    public var standard_top1: Bool?
+    public var standard_top5: Bool?
+    /// Per level: the top-1 class.
+    public var predictions: [Int]
+    /// Per level: whether the label is the top-1 / in the top-5 (nil without labels).
+    public var top1: [Bool]?
+    public var top5: [Bool]?
+    /// Per level: soft-target cross-entropy against the standard prediction, and that minus its entropy (nats).
+    public var ce: [Double]
+    public var kl: [Double]
+    /// Shift pairs measured and pairs whose two windows agreed.
+    public var pairs: Int
+    public var pairs_agreeing: Int
+
+    /// Whether the level's prediction equals the standard one.
+    public func agrees(_ level: Int) -> Bool { predictions[level] == standard }
+
+    init(image: Int, levels: Int, labelled: Bool) {
+        self.image = image
+        standard = -1
+        predictions = [Int](repeating: -1, count: levels)
+        if labelled {
+            top1 = [Bool](repeating: false, count: levels)
+            top5 = top1
+        }
+        ce = [Double](repeating: 0, count: levels)
+        kl = ce
+        pairs = 0
+        pairs_agreeing = 0
+    }
+}
+
+/// The curves and summaries of `records` (per model, one record per image in index order): the
+/// numbers of a run, whether its records came from one process or from merged shards. Sums run over
+/// images in index order, so the same records give the same bits.
+public func summariseInvariance(settings: InvarianceSettings, images: [String], labelSource: String?,
+                                models: [InvarianceModelInfo], records: [[InvarianceImageRecord]]) -> InvarianceResult {
+    let n = Double(images.count)
+    let labelled = labelSource != nil
+    let results = models.enumerated().map { (m, info) -> InvarianceModelResult in
+        let rows = records[m]
+        let levels = settings.levels.enumerated().map { (l, level) -> InvarianceLevelMetrics in
+            var consistent = 0, top1 = 0, top5 = 0
+            var ce = 0.0, kl = 0.0
+            for r in rows {
+                if r.agrees(l) { consistent += 1 }
+                if r.top1?[l] == true { top1 += 1 }
+                if r.top5?[l] == true { top5 += 1 }
+                ce += r.ce[l]
+                kl += r.kl[l]
+            }
+            return InvarianceLevelMetrics(level: level, consistency: 100 * Double(consistent) / n,
+                                          acc1: labelled ? 100 * Double(top1) / n : nil,
+                                          acc5: labelled ? 100 * Double(top5) / n : nil,
+                                          ce: ce / n, kl: kl / n)
+        }
+        let pairs = rows.reduce(0) { $0 + $1.pairs }, agreeing = rows.reduce(0) { $0 + $1.pairs_agreeing }
+        return InvarianceModelResult(
+            label: info.label, source: info.source, arch: info.arch, family: info.family, untrained: info.untrained,
+            levels: levels, meanConsistency: levels.map(\.consistency).reduce(0, +) / Double(levels.count),
+            standardAcc1: labelled ? 100 * Double(rows.filter { $0.standard_top1 == true }.count) / n : nil,
+            standardAcc5: labelled ? 100 * Double(rows.filter { $0.standard_top5 == true }.count) / n : nil,
+            shiftConsistency: settings.pairs ? 100 * Double(agreeing) / Double(pairs) : nil)
+    }
+    return InvarianceResult(settings: settings, images: images, labelSource: labelSource, models: results,
+                            forwardImages: 0, seconds: 0, records: records)
 }
 
 // MARK: - Bookkeeping
@@ -396,22 +487,6 @@ enum InvarianceSlot {
     case level(Int)
     case pairFirst(Int)
     case pairSecond(Int)
-}
-
-/// One model's running counts and sums, in image order.
-struct InvarianceTally {
-    var consistent: [Int], top1: [Int], top5: [Int]
-    var ce: [Double], kl: [Double]
-    var standardTop1 = 0, standardTop5 = 0
-    var pairs = 0, pairsAgreeing = 0
-
-    init(levels: Int) {
-        consistent = [Int](repeating: 0, count: levels)
-        top1 = consistent
-        top5 = consistent
-        ce = [Double](repeating: 0, count: levels)
-        kl = ce
-    }
 }
 
 /// One source image's standard prediction for one model, kept until its last queued image is scored.
@@ -429,6 +504,9 @@ struct StandardPrediction {
 struct InvarianceQueue {
     let subjects: [any Backbone]
     let labels: [Int]?
+    let levels: Int
+    /// Per model: image index -> its record.
+    private(set) var records: [[Int: InvarianceImageRecord]]
     private var pending: [(image: Int, slot: InvarianceSlot, input: Image8?)] = []
     /// Per source image in flight: queued images not yet scored, and each model's standard prediction.
     private var remaining: [Int: Int] = [:]
@@ -438,13 +516,16 @@ struct InvarianceQueue {
     /// Source images whose every image has been scored.
     private(set) var finished = 0
 
-    init(subjects: [any Backbone], labels: [Int]?) {
+    init(subjects: [any Backbone], labels: [Int]?, levels: Int) {
         self.subjects = subjects
         self.labels = labels
+        self.levels = levels
+        records = subjects.map { _ in [:] }
     }
 
     mutating func begin(image: Int, samples: Int) {
         remaining[image] = samples
+        for m in subjects.indices { records[m][image] = InvarianceImageRecord(image: image, levels: levels, labelled: labels != nil) }
     }
 
     /// Queues one image; `input` nil means "the same pixels as the standard image".
@@ -455,7 +536,7 @@ struct InvarianceQueue {
 
     /// Runs the queued images through every model and scores them in queue order; false when nothing was queued.
     @discardableResult
-    mutating func flush(into tallies: inout [InvarianceTally]) -> Bool {
+    mutating func flush() -> Bool {
         guard !pending.isEmpty else { return false }
         let batch = pending.compactMap(\.input)
         for (m, model) in subjects.enumerated() {
@@ -470,7 +551,9 @@ struct InvarianceQueue {
                 } else {
                     values = standards[item.image]?[m].logits ?? []
                 }
-                score(item.image, item.slot, logits: values, model: m, tally: &tallies[m])
+                var record = records[m][item.image]!
+                score(item.image, item.slot, logits: values, model: m, record: &record)
+                records[m][item.image] = record
             }
         }
         for item in pending {
@@ -486,7 +569,7 @@ struct InvarianceQueue {
         return true
     }
 
-    private mutating func score(_ image: Int, _ slot: InvarianceSlot, logits z: [Float], model m: Int, tally: inout InvarianceTally) {
+    private mutating func score(_ image: Int, _ slot: InvarianceSlot, logits z: [Float], model m: Int, record: inout InvarianceImageRecord) {
         let label = labels?[image]
         switch slot {
         case .standard:
@@ -496,27 +579,28 @@ struct InvarianceQueue {
             let prediction = StandardPrediction(logits: z, top1: argmax(z), probabilities: probabilities, entropy: entropy)
             if m == 0 { standards[image] = [] }
             standards[image]?.append(prediction)
+            record.standard = prediction.top1
             if let label {
-                if prediction.top1 == label { tally.standardTop1 += 1 }
-                if rank(of: label, in: z) < 5 { tally.standardTop5 += 1 }
+                record.standard_top1 = prediction.top1 == label
+                record.standard_top5 = rank(of: label, in: z) < 5
             }
         case .level(let l):
             guard let reference = standards[image]?[m] else { return }
-            if argmax(z) == reference.top1 { tally.consistent[l] += 1 }
+            record.predictions[l] = argmax(z)
             if let label {
-                if argmax(z) == label { tally.top1[l] += 1 }
-                if rank(of: label, in: z) < 5 { tally.top5[l] += 1 }
+                record.top1?[l] = argmax(z) == label
+                record.top5?[l] = rank(of: label, in: z) < 5
             }
             // SoftTargetCrossEntropy: sum_k -p_k log_softmax(z)_k = logsumexp(z) - sum_k p_k z_k.
             var ce = logSumExp(z)
             for (p, v) in zip(reference.probabilities, z) { ce -= p * Double(v) }
-            tally.ce[l] += ce
-            tally.kl[l] += ce - reference.entropy
+            record.ce[l] = ce
+            record.kl[l] = ce - reference.entropy
         case .pairFirst(let r):
             standards[image]?[m].pairFirst[r] = argmax(z)
         case .pairSecond(let r):
-            tally.pairs += 1
-            if standards[image]?[m].pairFirst[r] == argmax(z) { tally.pairsAgreeing += 1 }
+            record.pairs += 1
+            if standards[image]?[m].pairFirst[r] == argmax(z) { record.pairs_agreeing += 1 }
         }
     }
 }

@@ -115,6 +115,11 @@ public enum SafeTensors {
 
     /// Writes float32 tensors, in the given order, atomically (temporary file, then rename).
     public static func write(path: String, tensors: [(String, TensorRecord)], metadata: [String: String] = [:]) throws {
+        try writeAtomically(try encode(tensors: tensors, metadata: metadata), to: path)
+    }
+
+    /// The bytes of a safetensors file of float32 tensors, in the given order.
+    public static func encode(tensors: [(String, TensorRecord)], metadata: [String: String] = [:]) throws -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
@@ -134,7 +139,7 @@ public enum SafeTensors {
                 p.withMemoryRebound(to: UInt8.self) { out.append($0) }  // x86-64 and arm64 are little-endian
             }
         }
-        try writeAtomically(out, to: path)
+        return out
     }
 }
 

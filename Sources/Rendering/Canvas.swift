@@ -547,7 +547,7 @@ public struct Canvas {
     }
 
     /// Vertices of the polygonal markers, sized so they look balanced next to a circle of `radius`.
-    private static func markerVertices(_ marker: Marker, center c: Point, radius r: Double) -> [Point] {
+    static func markerVertices(_ marker: Marker, center c: Point, radius r: Double) -> [Point] {
         switch marker {
         case .circle, .square:
             let s = r * 0.88

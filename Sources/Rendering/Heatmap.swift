@@ -6,6 +6,7 @@
 // normalisation, interpolated (smooth) enlargement and colour bars with extensions.
 // Layout key: a ScalarMap is H x W Float values, row-major (row 0 at the top); images are H x W x C bytes.
 
+import Foundation
 import Imaging
 
 /// A 2-D scalar field, H rows of W values, row-major with row 0 at the top.
@@ -104,6 +105,11 @@ public struct HeatmapFigure: Sendable {
         try plan().draw()
     }
 
+    /// Draws the figure as SVG (the maps embedded as PNG images, everything else as vectors).
+    public func svg() throws -> Data {
+        try plan().svg()
+    }
+
     /// Renders and writes the figure as PNG (atomically), recording the style's dpi.
     public func write(to path: String) throws {
         try PNGCodec.write(render(), to: path, dpi: style.dpi)
@@ -150,6 +156,11 @@ public struct StageRowFigure: Sendable {
     /// Draws the figure as 8-bit RGB.
     public func render() throws -> Image8 {
         try plan().draw()
+    }
+
+    /// Draws the figure as SVG (the maps embedded as PNG images, everything else as vectors).
+    public func svg() throws -> Data {
+        try plan().svg()
     }
 
     /// Renders and writes the figure as PNG (atomically), recording the style's dpi.
@@ -369,6 +380,18 @@ private struct MapRowPlan {
 
     func draw() -> Image8 {
         var canvas = Canvas(width: layout.width, height: layout.height, background: style.background)
+        draw(on: &canvas)
+        return canvas.image()
+    }
+
+    /// The figure as SVG.
+    func svg() -> Data {
+        var surface = SVGSurface(width: layout.width, height: layout.height, background: style.background, dpi: style.dpi)
+        draw(on: &surface)
+        return surface.data()
+    }
+
+    func draw(on canvas: inout some Surface) {
         let px = style.pixels
         let frame = max(1, px(style.axisLineWidth).rounded())
         let (lo, hi) = (layout.lower, layout.upper)
@@ -399,7 +422,6 @@ private struct MapRowPlan {
                             horizontal: .center, vertical: .bottom, orientation: .upward, color: style.textColor)
         }
         drawColorbar(&canvas, lut: lut, frame: frame)
-        return canvas.image()
     }
 
     /// The map as an H x W RGB image, each value through the colour map.
@@ -412,7 +434,7 @@ private struct MapRowPlan {
         return Image8(width: map.width, height: map.height, channels: 3, pixels: out)
     }
 
-    private func drawColorbar(_ canvas: inout Canvas, lut: [UInt8], frame: Double) {
+    private func drawColorbar(_ canvas: inout some Surface, lut: [UInt8], frame: Double) {
         let bar = layout.colorbarRect
         let rows = Int(bar.height), levels = lut.count / 3
         var strip = [UInt8](repeating: 0, count: rows * 3)

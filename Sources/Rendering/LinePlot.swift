@@ -7,6 +7,7 @@
 // the axes and multi-line labels.
 // Layout key: panel data are parallel x/y arrays of Double; NaN y values break a line.
 
+import Foundation
 import Imaging
 
 /// One line of a plot: parallel x and y values, drawn in order, with markers at the points.
@@ -21,6 +22,9 @@ public struct Series: Sendable {
     public var color: Color?
     /// Marker shape; nil cycles circle, square, triangle, diamond by series index.
     public var marker: Marker?
+    /// A band around the line (e.g. a bootstrap 95 % interval): lower and upper values at each x, drawn
+    /// translucent under every line.
+    public var band: (lower: [Double], upper: [Double])?
 
     /// A series of points (`x[i]`, `y[i]`).
     public init(label: String, x: [Double], y: [Double], color: Color? = nil, marker: Marker? = nil) {
@@ -52,6 +56,9 @@ public struct PlotPanel: Sendable {
     public var yTicks: [Double]?
     /// Whether to draw a legend box.
     public var showLegend: Bool = true
+    /// Put the legend right of the axes (it then never hides a curve); otherwise in the corner of the
+    /// axes that hides the fewest points.
+    public var legendOutside: Bool = false
 
     /// A panel of `series`; other settings keep their defaults until changed.
     public init(title: String? = nil, xLabel: String? = nil, yLabel: String? = nil, series: [Series],
@@ -86,6 +93,20 @@ public struct LinePlotFigure: Sendable {
 
     /// Draws the figure as 8-bit RGB.
     public func render() throws -> Image8 {
+        var canvas = Canvas(width: width, height: height, background: style.background)
+        try draw(on: &canvas)
+        return canvas.image()
+    }
+
+    /// Draws the figure as SVG (vector shapes and text), laid out as the PNG is.
+    public func svg() throws -> Data {
+        var surface = SVGSurface(width: width, height: height, background: style.background, dpi: style.dpi)
+        try draw(on: &surface)
+        return surface.data()
+    }
+
+    /// Draws the figure on any surface.
+    public func draw(on canvas: inout some Surface) throws {
         let name = "line plot" + (title.map { " '\($0)'" } ?? "")
         try style.validate(name)
         guard !panels.isEmpty else { throw RenderingError(name, "no panels to draw") }
@@ -103,7 +124,6 @@ public struct LinePlotFigure: Sendable {
             }
         }
         let fonts = try FigureFonts(style)
-        var canvas = Canvas(width: width, height: height, background: style.background)
         let px = style.pixels
         let margin = px(style.margin)
         var top = margin
@@ -126,7 +146,6 @@ public struct LinePlotFigure: Sendable {
                               height: Double(height) - margin - top)
             drawPanel(panel, in: region, canvas: &canvas, fonts: fonts)
         }
-        return canvas.image()
     }
 
     /// Renders and writes the figure as PNG (atomically), recording the style's dpi.
@@ -136,7 +155,7 @@ public struct LinePlotFigure: Sendable {
 
     // MARK: Panels
 
-    private func drawPanel(_ panel: PlotPanel, in region: Rect, canvas: inout Canvas, fonts: FigureFonts) {
+    private func drawPanel(_ panel: PlotPanel, in region: Rect, canvas: inout some Surface, fonts: FigureFonts) {
         let px = style.pixels
         let axisWidth = max(1, px(style.axisLineWidth).rounded())
         let tickLength = px(style.tickLength)
@@ -160,7 +179,8 @@ public struct LinePlotFigure: Sendable {
         if panel.xLabel != nil { bottom -= px(5) + fonts.label.lineBox }
         let lastXLabel = xTicks.labels.last.map { fonts.tick.measure($0).width / 2 } ?? 0
         let right = region.maxX - max(px(4), lastXLabel - (xTicks.values.last.map { xLimits.1 - $0 } ?? 0) + px(2))
-        let axes = Rect(x: left.rounded(), y: top.rounded(), width: (right - left).rounded(),
+        let legendWidth = panel.showLegend && panel.legendOutside ? legendBoxWidth(panel, fonts: fonts) + px(8) : 0
+        let axes = Rect(x: left.rounded(), y: top.rounded(), width: (right - legendWidth - left).rounded(),
                         height: (bottom - top).rounded())
         guard axes.width > 20, axes.height > 20 else { return }
 
@@ -186,6 +206,22 @@ public struct LinePlotFigure: Sendable {
         let lineWidth = px(style.lineWidth)
         let pad = markerSize / 2 + 2
         canvas.clip = Rect(x: axes.x - pad, y: axes.y - pad, width: axes.width + 2 * pad, height: axes.height + 2 * pad)
+        for (k, s) in panel.series.enumerated() {
+            guard let band = s.band else { continue }
+            let color = (s.color ?? Palette.color(k)).withAlpha(0.2)
+            var upper: [Point] = [], lower: [Point] = []
+            for (i, x) in s.x.enumerated() where i < band.lower.count && i < band.upper.count {
+                if x.isFinite && band.lower[i].isFinite && band.upper[i].isFinite {
+                    upper.append(Point(sx(x), sy(band.upper[i])))
+                    lower.append(Point(sx(x), sy(band.lower[i])))
+                } else {
+                    canvas.fillBand(upper: upper, lower: lower, color: color)
+                    upper = []
+                    lower = []
+                }
+            }
+            canvas.fillBand(upper: upper, lower: lower, color: color)
+        }
         for (k, s) in panel.series.enumerated() {
             let color = s.color ?? Palette.color(k)
             var run: [Point] = []
@@ -261,7 +297,14 @@ public struct LinePlotFigure: Sendable {
 
     // MARK: Legend
 
-    private func drawLegend(_ panel: PlotPanel, axes: Rect, screen: (Double, Double) -> Point, canvas: inout Canvas,
+    /// The legend box's width.
+    private func legendBoxWidth(_ panel: PlotPanel, fonts: FigureFonts) -> Double {
+        let px = style.pixels
+        let textWidth = panel.series.filter { !$0.label.isEmpty }.map { fonts.legend.measure($0.label).width }.max() ?? 0
+        return (px(4) * 2 + px(22) + px(6) + textWidth).rounded()
+    }
+
+    private func drawLegend(_ panel: PlotPanel, axes: Rect, screen: (Double, Double) -> Point, canvas: inout some Surface,
                             fonts: FigureFonts) {
         let entries = panel.series.enumerated().filter { !$0.element.label.isEmpty }
         guard !entries.isEmpty else { return }
@@ -303,7 +346,11 @@ public struct LinePlotFigure: Sendable {
         }
         var box = candidates[0]
         var best = hidden(box)
-        for candidate in candidates.dropFirst() {
+        if panel.legendOutside {
+            box = Rect(x: axes.maxX + px(8), y: axes.y, width: boxWidth, height: boxHeight)
+            best = 0
+        }
+        for candidate in candidates.dropFirst() where !panel.legendOutside {
             let h = hidden(candidate)
             if h < best {
                 best = h

@@ -4,6 +4,7 @@
 
 import Analysis
 import ArgumentParser
+import Checkpoint
 import Foundation
 import Imaging
 import Models
@@ -27,8 +28,11 @@ struct Erf: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("Image files or folders (folders are read in name order).", valueName: "path"))
+    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("Image files or folders (folders are read in name order); @FILE reads a list of paths, one a line.", valueName: "path"))
     var images: [String]
+
+    @Option(name: .long, help: ArgumentHelp("Measure every n-th of the first --num-images images from i and write a partial result (sums and counts) for 'stm-analyze merge'.", valueName: "i/n"))
+    var shard: Shard?
 
     @Option(name: .long, help: "Use the first N images whose maps are finite.")
     var numImages = 50
@@ -96,7 +100,8 @@ struct Erf: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let (files, badImages) = try imageChecks.check(try listImages(images), inputSize: size)
+        let (files, badImages) = try imageChecks.check(try listImages(try expandImageArguments(images)), inputSize: size)
+        if overlay && shard != nil { throw CLIError("--overlay draws one image's map; it does not combine with --shard") }
         if overlay && min(numImages, files.count) != 1 {
             throw CLIError("--overlay needs exactly one image (got \(min(numImages, files.count))); pass one file or --num-images 1")
         }
@@ -104,6 +109,7 @@ struct Erf: ParsableCommand {
                                                                 subject: modelOptions.model))
         let outDir = out ?? "outputs/erf/\(safeName(loaded.displayName))"
         try checkOutputFolder(outDir)  // created when its first file is ready
+        let source = try modelSource(loaded, path: modelOptions.model, loading: modelOptions.loading)
 
         var settings = ERFSettings()
         settings.size = size
@@ -115,10 +121,41 @@ struct Erf: ParsableCommand {
         settings.scaling = ERFScaling(scaling)!
         settings.legacyScaling = stmLegacyScaling
         settings.thresholds = parsedThresholds
+        let provenanceSettings = [
+            "size": "\(size)", "resize": resize, "grad": grad, "scaling": scaling, "stm_legacy_scaling": "\(stmLegacyScaling)",
+            "stages": settings.stages.map(String.init).joined(separator: ","),
+            "thresholds": parsedThresholds.map(formatShare).joined(separator: ","), "num_images": "\(numImages)",
+        ]
         let reporter = ProgressReporter(label: "ERF")
-        var result = try computeERF(model: loaded.backbone, paths: files, settings: settings) { used, seen, wanted, seconds in
+        let onProgress: ERFProgress = { used, seen, wanted, seconds in
             reporter.update(done: used, total: wanted, seconds: seconds, detail: seen > used ? "\(seen - used) skipped" : nil)
         }
+        let title = loaded.displayName
+
+        if let shard {
+            // A shard: sums and counts of its images, for merge.
+            let candidates = erfShardCandidates(paths: files, numImages: numImages, shard: shard.index, shards: shard.count)
+            let acc = try accumulateERF(model: loaded.backbone, candidates: candidates, want: candidates.count, settings: settings,
+                                        progress: onProgress)
+            reporter.finish()
+            for s in acc.skipped { warn("skipped \(s.path): \(s.reason)") }
+            let header = ERFPartialHeader(
+                shard: shard.index, shards: shard.count, model: modelOptions.model, arch: loaded.config.displayName,
+                family: loaded.config.family.rawValue, untrained: loaded.untrained, title: title, size: size, resize: resize,
+                grad: grad, scaling: settings.scaling.description, stm_legacy_scaling: stmLegacyScaling, stages: settings.stages,
+                thresholds: settings.thresholds, num_images: numImages, colormap: colormap,
+                images: acc.images.map { .init(index: $0.index, path: $0.path, reason: nil) },
+                skipped: acc.skipped.map { .init(index: $0.index, path: $0.path, reason: $0.reason) },
+                provenance: Provenance(command: "erf", models: [source], images: Array(files.prefix(numImages)),
+                                       settings: provenanceSettings, shard: shard.description))
+            let path = "\(outDir)/erf-\(shard.fileTag).partial"
+            try createOutputFolder(outDir)
+            try ERFPartial(header: header, accumulation: acc).write(to: path)
+            print("wrote \(path) (shard \(shard) of the first \(min(numImages, files.count)) images: \(acc.images.count) used, \(acc.skipped.count) skipped); combine all \(shard.count) with 'stm-analyze merge'")
+            return
+        }
+
+        var result = try computeERF(model: loaded.backbone, paths: files, settings: settings, progress: onProgress)
         reporter.finish()
         for s in result.skipped { warn("skipped \(s.path): \(s.reason)") }
         guard !result.images.isEmpty else {
@@ -128,33 +165,49 @@ struct Erf: ParsableCommand {
             let why = result.skipped.isEmpty ? "found" : "usable (\(result.skipped.count) skipped)"
             note("note: \(result.images.count) image\(result.images.count == 1 ? "" : "s") \(why) of the \(numImages) requested; the maps average those")
         }
-
-        // Render everything in memory first, then write: a failure leaves no partial set of figures.
-        let title = loaded.displayName
-        let cmap = try Colormap.named(colormap)
-        var pngs: [(String, Image8)] = []
-        for stage in result.stages {
-            pngs.append(("erf_stage\(stage.stage).png", try erfStageFigure(stage, of: result, model: title, colormap: cmap).render()))
-            if overlay, let path = result.images.first {
-                let img = erfInputImage(try loadImage(path: path), settings: settings)
-                pngs.append(("erf_stage\(stage.stage)_overlay.png", try erfOverlayFigure(stage, of: result, image: img).render()))
-            }
-        }
-        pngs.append(("erf_stages.png", try erfStageRowFigure(result, model: title, colormap: cmap).render()))
         result.skipped = badImages.map { (path: $0.path, reason: $0.reason) } + result.skipped
+        let overlayImage = overlay ? try result.images.first.map { erfInputImage(try loadImage(path: $0), settings: settings) } : nil
+        let provenance = Provenance(command: "erf", models: [source], images: Array(files.prefix(numImages)), settings: provenanceSettings)
         let report = ERFReport(result, model: modelOptions.model, arch: loaded.config.displayName,
-                               family: loaded.config.family.rawValue, untrained: loaded.untrained)
-        try createOutputFolder(outDir)
-        for (name, image) in pngs { try PNGCodec.write(image, to: "\(outDir)/\(name)", dpi: 200) }
-        try ERFReport.write(result, report: report, title: title, to: outDir)
+                               family: loaded.config.family.rawValue, untrained: loaded.untrained, provenance: provenance)
+        try Self.writeOutputs(result, report: report, title: title, colormap: try Colormap.named(colormap), overlayImage: overlayImage, to: outDir)
         if runtime.verbose { note(String(format: "ERF of %d images in %.1f s", result.images.count, result.seconds)) }
 
-        printSummary(result, title: title)
-        print("wrote \(outDir)/erf.json, erf_stage{\(settings.stages.map(String.init).joined(separator: ","))}.{safetensors,png}, erf_stages.png")
+        Self.printSummary(result, title: title)
+        print("wrote \(outDir)/erf.json, erf.csv, erf_stage{\(settings.stages.map(String.init).joined(separator: ","))}.{safetensors,png,svg}, erf_stages.{png,svg}")
     }
 
-    private func printSummary(_ result: ERFResult, title: String) {
-        print("\(title): ERF@t as side px (side ratio), \(result.images.count) image\(result.images.count == 1 ? "" : "s"), \(size) px, \(resize) resize\(stmLegacyScaling ? ", legacy scaling" : "")")
+    /// Renders every figure in memory, then writes the run's files into `dir`, replacing its previous results.
+    static func writeOutputs(_ result: ERFResult, report: ERFReport, title: String, colormap cmap: Colormap,
+                             overlayImage: Image8?, to dir: String) throws {
+        var folder = ResultFolder(dir)
+        for stage in result.stages {
+            let figure = try erfStageFigure(stage, of: result, model: title, colormap: cmap)
+            try folder.addPNG("erf_stage\(stage.stage).png", try figure.render())
+            folder.add("erf_stage\(stage.stage).svg", try figure.svg())
+            if let img = overlayImage {
+                let titled = try erfTitledOverlayFigure(stage, of: result, image: img, model: title)
+                try folder.addPNG("erf_stage\(stage.stage)_overlay.png", try titled.render())
+                folder.add("erf_stage\(stage.stage)_overlay.svg", try titled.svg())
+            }
+        }
+        let row = try erfStageRowFigure(result, model: title, colormap: cmap)
+        try folder.addPNG("erf_stages.png", try row.render())
+        folder.add("erf_stages.svg", try row.svg())
+        let side = result.settings.size
+        for stage in result.stages {
+            folder.add("erf_stage\(stage.stage).safetensors",
+                       try SafeTensors.encode(tensors: [("mean", TensorRecord(shape: [side, side], values: stage.mean))],
+                                              metadata: ["model": title, "stage": "\(stage.stage)", "images": "\(result.images.count)"]))
+        }
+        folder.add("erf.csv", Data(report.csv().utf8))
+        folder.add("erf.json", try report.jsonData())
+        try folder.commit(ownPatterns: ["erf.json", "erf.csv", "erf_stage*.png", "erf_stage*.svg", "erf_stage*.safetensors", "erf_stages.png", "erf_stages.svg"])
+    }
+
+    static func printSummary(_ result: ERFResult, title: String) {
+        let s = result.settings
+        print("\(title): ERF@t as side px (side ratio), \(result.images.count) image\(result.images.count == 1 ? "" : "s"), \(s.size) px, \(s.resize.rawValue) resize\(s.legacyScaling ? ", legacy scaling" : "")")
         let header = ["stage"] + result.settings.thresholds.map { "t=\(formatShare($0))" }
         print(header.map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
         var unreached = false

@@ -36,7 +36,9 @@ struct Invariance: ParsableCommand {
             Labels: --labels FILE of 'name class-index' lines matched to the images' file names, or --images \
             FOLDER whose sub-folders are classes (sorted names give the indices, as torchvision's ImageFolder; \
             with all 1000 ImageNet wnid folders these are ImageNet's indices).
-            Writes <kind>.json, <kind>.csv and <kind>.png to --out.
+            Writes <kind>.json, <kind>.csv (means per level), <kind>_images.csv (per-image rows: prediction, \
+            agreement, loss) and <kind>.png to --out; with --shard i/n only the partial result, for 'stm-analyze merge'. \
+            --images @FILE reads the image paths from FILE, one a line.
             """)
 
     @Argument(help: ArgumentHelp("The perturbation.", valueName: "kind"))
@@ -84,8 +86,11 @@ struct Invariance: ParsableCommand {
     @Option(name: .long, help: "translate --pairs: pairs per image.")
     var pairRounds = 5
 
-    @Option(name: .long, help: ArgumentHelp("Output folder (default outputs/invariance/<kind>).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Output folder (default outputs/invariance/<kind>/<model names joined by +>).", valueName: "dir"))
     var out: String?
+
+    @Option(name: .long, help: ArgumentHelp("Measure every n-th image from i and write a partial result (per-image rows) for 'stm-analyze merge'.", valueName: "i/n"))
+    var shard: Shard?
 
     @OptionGroup var loading: LoadOptions
 
@@ -152,7 +157,7 @@ struct Invariance: ParsableCommand {
     func run() throws {
         runtime.apply()
         let settings = try self.settings()
-        var inputs = try LabelledImages.gather(images: images, labelsFile: labels)
+        var inputs = try LabelledImages.gather(images: try expandImageArguments(images), labelsFile: labels)
         let (usable, badImages) = try imageChecks.check(inputs.paths, inputSize: size)
         if !badImages.isEmpty {  // keep the labels of the usable images only
             let usableSet = Set(usable)
@@ -161,8 +166,6 @@ struct Invariance: ParsableCommand {
             if inputs.labelOrigins.count == inputs.paths.count { inputs.labelOrigins = keep.map { inputs.labelOrigins[$0] } }
             inputs.paths = keep.map { inputs.paths[$0] }
         }
-        let outDir = out ?? "outputs/invariance/\(kind.rawValue)"
-        try checkOutputFolder(outDir)  // created when its first file is ready
 
         var loaded: [LoadedModel] = []
         var parameterBytes = 0  // of the models loaded so far: all are held during the run
@@ -178,28 +181,40 @@ struct Invariance: ParsableCommand {
             warn("\(folders) class folders give classes 0 to \(folders - 1) in name order; they are the model's class indices only when all \(classes) class folders (e.g. ImageNet's wnids) are there")
         }
         let names = label.isEmpty ? curveNames(loaded) : label
+        let outDir = out ?? "outputs/invariance/\(kind.rawValue)/\(names.map(safeName).joined(separator: "+"))"
+        try checkOutputFolder(outDir)  // created when its first file is ready
+        var sources: [Provenance.ModelSource] = []
+        for (l, m) in zip(loaded, model) { sources.append(try modelSource(l, path: m, loading: loading)) }
+        let provenanceSettings = [
+            "kind": kind.rawValue, "levels": settings.levels.map(\.key).joined(separator: ","), "size": "\(size)",
+            "crop_pct": "\(cropPct)", "seed": "\(seed)", "pre_crop": "\(preCrop)", "study_directions": "\(studyDirections)",
+            "pairs": "\(pairs)", "pair_rounds": "\(pairRounds)", "labels": inputs.labelSource ?? "none",
+        ]
         let subjects = zip(loaded, zip(model, names)).map { l, mn in
             InvarianceSubject(label: mn.1, source: mn.0, model: l.backbone, untrained: l.untrained)
         }
         let reporter = ProgressReporter(label: "invariance \(kind.rawValue)")
-        let result = try runInvariance(subjects: subjects, images: inputs, settings: settings) { done, total, seconds in
+        let result = try runInvariance(subjects: subjects, images: inputs, settings: settings,
+                                       shard: shard.map { ($0.index, $0.count) }) { done, total, seconds in
             reporter.update(done: done, total: total, seconds: seconds)
         }
         reporter.finish()
 
-        // Everything is made in memory first; each file is then written atomically.
-        let figure = try invarianceFigure(result).render()
-        let csv = Data(invarianceCSV(result).utf8)
-        let base = "\(outDir)/\(kind.rawValue)"
-        try createOutputFolder(outDir)
-        try writeAtomically(csv, to: base + ".csv")
-        try PNGCodec.write(figure, to: base + ".png", dpi: 200)
-        var document = invarianceDocument(result)
-        if imageChecks.skipBad { document["skipped"] = badImages.map { ["path": $0.path, "reason": $0.reason] } }
-        try writeJSON(document, to: base + ".json")
+        if let shard {
+            let provenance = Provenance(command: "invariance \(kind.rawValue)", models: sources, images: inputs.paths,
+                                        settings: provenanceSettings, shard: shard.description)
+            let path = "\(outDir)/\(kind.rawValue)-\(shard.fileTag).partial.json"
+            try createOutputFolder(outDir)
+            try writeAtomically(try InvariancePartial(result, shard: shard.index, shards: shard.count, provenance: provenance).data(), to: path)
+            print("wrote \(path) (shard \(shard): \(result.records.first?.count ?? 0) of \(inputs.paths.count) images); combine all \(shard.count) with 'stm-analyze merge'")
+            return
+        }
+        let provenance = Provenance(command: "invariance \(kind.rawValue)", models: sources, images: inputs.paths, settings: provenanceSettings)
+        try Self.writeOutputs(result, provenance: provenance, skipped: imageChecks.skipBad ? badImages.map { ($0.path, $0.reason) } : nil, to: outDir)
 
-        printTable(result)
-        print("wrote \(base).json, \(base).csv, \(base).png (\(String(format: "%.1f", result.seconds)) s, \(result.forwardImages) forward images per model)")
+        Self.printTable(result)
+        let base = "\(outDir)/\(kind.rawValue)"
+        print("wrote \(base).json, \(base).csv, \(base)_images.csv, \(base).png, \(base).svg (\(String(format: "%.1f", result.seconds)) s, \(result.forwardImages) forward images per model)")
         if let failBelow {
             let low = result.models.filter { $0.meanConsistency < failBelow }
             if !low.isEmpty {
@@ -208,6 +223,23 @@ struct Invariance: ParsableCommand {
             }
             print(String(format: "regression check passed: every mean consistency is at least %.2f %%", failBelow))
         }
+    }
+
+    /// Renders the figure in memory, then writes the run's files into `dir`, replacing its previous results.
+    /// `skipped` (with --skip-bad): the images left out before the run, listed in the JSON.
+    static func writeOutputs(_ result: InvarianceResult, provenance: Provenance, skipped: [(String, String)]? = nil,
+                             to dir: String) throws {
+        let kind = result.settings.kind.rawValue
+        var folder = ResultFolder(dir)
+        folder.add("\(kind).csv", Data(invarianceCSV(result).utf8))
+        folder.add("\(kind)_images.csv", Data(invarianceImagesCSV(result).utf8))
+        let figure = invarianceFigure(result)
+        try folder.addPNG("\(kind).png", try figure.render())
+        folder.add("\(kind).svg", try figure.svg())
+        var document = invarianceDocument(result, provenance: provenance)
+        if let skipped { document["skipped"] = skipped.map { ["path": $0.0, "reason": $0.1] } }
+        folder.add("\(kind).json", try jsonData(document, name: "\(dir)/\(kind).json"))
+        try folder.commit(ownPatterns: ["\(kind).json", "\(kind).csv", "\(kind)_images.csv", "\(kind).png", "\(kind).svg"])
     }
 
     /// Legend names: the checkpoint names, with the mixer (then a number) added where two would be equal.
@@ -222,8 +254,9 @@ struct Invariance: ParsableCommand {
         return names
     }
 
-    private func printTable(_ r: InvarianceResult) {
+    static func printTable(_ r: InvarianceResult) {
         let n = r.images.count
+        let kind = r.settings.kind, size = r.settings.size
         print("\(kind.rawValue): consistency (%) on \(n) image\(n == 1 ? "" : "s") at \(size) px, levels in \(kind.levelUnit)"
               + (r.labelled ? "; top-1 accuracy (%) after the slash" : ""))
         let width = max(14, (r.models.map(\.label.count).max() ?? 0) + 2)

@@ -25,6 +25,12 @@ func createOutputFolder(_ dir: String, option: String = "--out") throws {
 /// Encodes a JSON-compatible value with sorted keys and writes it through the shared output path.
 /// Non-finite numbers (which JSON cannot hold) are written as null, and one warning names where.
 func writeJSON(_ value: Any, to path: String) throws {
+    try OutputFile.write(try jsonData(value, name: path), to: path)
+}
+
+/// The bytes `writeJSON` writes: sorted keys, non-finite numbers as null (one warning naming where,
+/// and the file `name`), a final newline.
+func jsonData(_ value: Any, name path: String) throws -> Data {
     var replaced: [String] = []
     let clean = jsonSafe(value, at: "", replaced: &replaced)
     if !replaced.isEmpty {
@@ -32,7 +38,7 @@ func writeJSON(_ value: Any, to path: String) throws {
         warn("\(path == "-" ? "standard output" : path): \(replaced.count) non-finite number\(replaced.count == 1 ? "" : "s") (NaN or infinity) written as null: \(shown)")
     }
     let data = try JSONSerialization.data(withJSONObject: clean, options: [.prettyPrinted, .sortedKeys])
-    try OutputFile.write(data + Data("\n".utf8), to: path)
+    return data + Data("\n".utf8)
 }
 
 /// `value` with every NaN and infinity replaced by `NSNull`; `replaced` collects their key paths.

