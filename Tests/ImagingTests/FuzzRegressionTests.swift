@@ -16,7 +16,8 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertTrue(names.contains("empty.png"), "\(names)")
         for name in names {
             let path = Self.folder + "/" + name
-            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            // (Read with the library's POSIX reader: Foundation's Data(contentsOf:) leaks 4 KiB on an empty file.)
+            let bytes = try readFileBytes(path)
             let readers: [(String, () throws -> Void)] = [
                 ("readImageHeader", { _ = try readImageHeader(path: path) }),
                 ("loadImage", { _ = try loadImage(path: path) }),
