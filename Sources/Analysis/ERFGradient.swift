@@ -43,14 +43,16 @@ public func centreContributions(model: any Backbone, input: Tensor, stages: [Int
         Tape.backward(y, seed: seed, retainGraph: s != last)
         let g = Tape.gradient(of: x)  // [N,H,W,3]
         let map = Tensor(uninitializedShape: [n, hIn, wIn])
-        let gp = g.data, mp = map.data
-        for p in 0..<(n * hIn * wIn) {
-            var acc: Float = 0
-            for ch in 0..<3 {
-                let v = gp[p * 3 + ch]
-                acc += reduction == .relu ? max(v, 0) : Swift.abs(v)
+        withExtendedLifetime(g) {  // g is read through its pointer below
+            let gp = g.data, mp = map.data
+            for p in 0..<(n * hIn * wIn) {
+                var acc: Float = 0
+                for ch in 0..<3 {
+                    let v = gp[p * 3 + ch]
+                    acc += reduction == .relu ? max(v, 0) : Swift.abs(v)
+                }
+                mp[p] = acc
             }
-            mp[p] = acc
         }
         result[s] = map
     }

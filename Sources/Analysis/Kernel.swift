@@ -55,11 +55,16 @@ public func jacobianNorm(_ f: (Tensor) -> Tensor, input: Tensor, y: Int, x: Int)
         let seed = Tensor.zeros(out.shape)
         seed.data[(y * out.shape[2] + x) * co + ch] = 1
         Tape.backward(out, seed: seed, retainGraph: ch + 1 < co)
-        let g = Tape.gradient(of: leaf).data
-        for k in 0..<(h * w) {
-            var s = 0.0
-            for i in 0..<c { s += Double(g[k * c + i]) * Double(g[k * c + i]) }
-            sq[k] += s
+        // The gradient tensor must outlive every read through its pointer (AddressSanitizer caught a
+        // read after Swift had already released a temporary here).
+        let grad = Tape.gradient(of: leaf)
+        withExtendedLifetime(grad) {
+            let g = grad.data
+            for k in 0..<(h * w) {
+                var s = 0.0
+                for i in 0..<c { s += Double(g[k * c + i]) * Double(g[k * c + i]) }
+                sq[k] += s
+            }
         }
     }
     return sq.map { Float($0.squareRoot()) }
