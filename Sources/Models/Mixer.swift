@@ -277,3 +277,8 @@ public func requireShape(_ state: StateDict, _ key: String, path: String) throws
     guard let r = state[key] else { throw ModelError(path, "lacks \(key), needed to infer the architecture", hint: "pass --arch") }
     return r.shape
 }
+
+/// How many input sizes a block keeps its geometry (windows, masks, padding plans, resized position
+/// tables) for. A run at one size uses one entry; a sweep over sizes (`boxes`' scales) recomputes
+/// instead of keeping every size's masks, which at 4000 x 2400 inputs are over 100 MB per block.
+let maxCachedGeometries = 4

@@ -175,6 +175,24 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    func testForwardOnlyAttentionInQueryChunksGivesTheSameBits() {
+        let (b, lq, lk, heads, d) = (2, 37, 23, 2, 8)
+        let q = Tensor(shape: [b, lq, heads * d], values: random(b * lq * heads * d))
+        let kv = Tensor(shape: [b, lk, 2 * heads * d], values: random(b * lk * 2 * heads * d))
+        let mask = Tensor(shape: [1, lq, lk], values: random(lq * lk))
+        func run() -> [UInt32] {
+            attention(q: AttentionOperand(q), k: AttentionOperand(kv, offset: 0), v: AttentionOperand(kv, offset: heads * d),
+                      heads: heads, keyWidth: d, valueWidth: d, scale: 0.3, bias: AttentionBias(perGroup: mask)).values.map(\.bitPattern)
+        }
+        let before = AttentionLimits.scratchFloats
+        defer { AttentionLimits.scratchFloats = before }
+        let whole = run()
+        for limit in [1, lk, 5 * lk + 3] {
+            AttentionLimits.scratchFloats = limit
+            XCTAssertEqual(run(), whole, "query chunks of \(max(1, limit / lk)) rows")
+        }
+    }
+
     func testFMAPeakIsMeasuredAtTheKernelsWidth() {
         // Regression: the peak was once measured with 16-lane Swift SIMD that an AVX2 build
         // scalarised (1 GFLOP/s). Any real core does well over 1 GFLOP/s per thread with vectors.

@@ -309,6 +309,8 @@ public final class UnifiedHaloBlock: Block {
                          windows: GatherPlan(index: windows, sourceRows: n * h * w),
                          merge: GatherPlan(index: merge, sourceRows: n * nb * l),
                          mask: Tensor(shape: [nb, k], values: mask))
+        // Bounded: a sweep over many input sizes (boxes' scales) must not keep every size's masks.
+        if geometry.count >= maxCachedGeometries { geometry.removeAll() }
         geometry[key] = g
         return g
     }

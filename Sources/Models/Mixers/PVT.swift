@@ -260,6 +260,7 @@ public final class PvtBlock: Block {
         defer { tableLock.unlock() }
         if let t = positionTables[key] { return t }
         let t = resizePositionTable(p.values, channels: p.shape[1], height: p.shape[2], width: p.shape[3], toHeight: h, toWidth: w)
+        if positionTables.count >= maxCachedGeometries { positionTables.removeAll() }
         positionTables[key] = t
         return t
     }

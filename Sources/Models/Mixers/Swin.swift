@@ -278,6 +278,8 @@ public final class SwinBlock: Block {
         }
         let g = Geometry(side: s, windows: nw, partition: GatherPlan(index: partition, sourceRows: n * h * w),
                          merge: GatherPlan(index: merge, sourceRows: n * nw * l), mask: mask)
+        // Bounded: a sweep over many input sizes (boxes' scales) must not keep every size's masks.
+        if geometry.count >= maxCachedGeometries { geometry.removeAll() }
         geometry[key] = g
         return g
     }

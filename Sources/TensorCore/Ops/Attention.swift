@@ -79,29 +79,37 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     let groupBias: UnsafeMutablePointer<Float>? = bias.perGroup?.data
     let extra: UnsafeMutablePointer<Float>? = logits?.data
     let block = lq * lk
+    // Forward-only runs (no probabilities kept) take the queries in chunks whose logits fit a bounded
+    // scratch block: a row's result never depends on the other rows (one FMA chain per element of a
+    // product, a softmax per row), so the bits are those of one chunk, and PVT's spatial-reduction
+    // attention on a 4000 x 2400 input no longer needs Lq x Lk floats (22 GB) per head.
+    let rowsPerChunk = pp == nil ? max(1, min(lq, AttentionLimits.scratchFloats / max(lk, 1))) : lq
     parallelFor(b * heads, grain: grainFor(b * heads, cost: block * (dk + dv) * 2)) { r in
-        let scratch: UnsafeMutablePointer<Float>? = pp == nil ? .allocate(capacity: block) : nil
+        let scratch: UnsafeMutablePointer<Float>? = pp == nil ? .allocate(capacity: rowsPerChunk * lk) : nil
         defer { scratch?.deallocate() }
         for bh in r {
             let s = bh / heads, h = bh % heads
-            let sp = pp.map { $0 + bh * block } ?? scratch!
-            gemm(transB: true, m: lq, n: lk, k: dk, alpha: scale, a: qp + s * lq * ldq + h * dk, lda: ldq,
-                 b: kp + s * lk * ldk + h * dk, ldb: ldk, c: sp, ldc: lk)
-            if let headBias { let src = headBias + h * block; for i in 0..<block { sp[i] += src[i] } }
-            if isSoftmax {
-                if let groupBias { let src = groupBias + (s % groups) * block; for i in 0..<block { sp[i] += src[i] } }
-                if let extra { let src = extra + bh * block; for i in 0..<block { sp[i] += src[i] } }
-                for i in 0..<lq { softmaxRow(sp + i * lk, sp + i * lk, lk) }
-            } else {
-                if let extra { let src = extra + bh * block; for i in 0..<block { sp[i] += src[i] } }
-                let present = groupBias.map { UnsafePointer($0 + (s % groups) * block) }
-                for i in 0..<lq {
-                    activation.forwardRow(sp + i * lk, present: present.map { $0 + i * lk }, lk,
-                                          saved: svp.map { $0 + (bh * lq + i) * savedWidth })
+            for i0 in stride(from: 0, to: lq, by: rowsPerChunk) {
+                let qc = min(rowsPerChunk, lq - i0), count = qc * lk, at = i0 * lk
+                let sp = pp.map { $0 + bh * block + at } ?? scratch!
+                gemm(transB: true, m: qc, n: lk, k: dk, alpha: scale, a: qp + s * lq * ldq + i0 * ldq + h * dk, lda: ldq,
+                     b: kp + s * lk * ldk + h * dk, ldb: ldk, c: sp, ldc: lk)
+                if let headBias { let src = headBias + h * block + at; for i in 0..<count { sp[i] += src[i] } }
+                if isSoftmax {
+                    if let groupBias { let src = groupBias + (s % groups) * block + at; for i in 0..<count { sp[i] += src[i] } }
+                    if let extra { let src = extra + bh * block + at; for i in 0..<count { sp[i] += src[i] } }
+                    for i in 0..<qc { softmaxRow(sp + i * lk, sp + i * lk, lk) }
+                } else {
+                    if let extra { let src = extra + bh * block + at; for i in 0..<count { sp[i] += src[i] } }
+                    let present = groupBias.map { UnsafePointer($0 + (s % groups) * block + at) }
+                    for i in 0..<qc {
+                        activation.forwardRow(sp + i * lk, present: present.map { $0 + i * lk }, lk,
+                                              saved: svp.map { $0 + (bh * lq + i0 + i) * savedWidth })
+                    }
                 }
+                gemm(m: qc, n: dv, k: lk, a: sp, lda: lk, b: vp + s * lk * ldv + h * dv, ldb: ldv,
+                     c: op + s * lq * ldo + i0 * ldo + h * dv, ldc: ldo)
             }
-            gemm(m: lq, n: dv, k: lk, a: sp, lda: lk, b: vp + s * lk * ldv + h * dv, ldb: ldv,
-                 c: op + s * lq * ldo + h * dv, ldc: ldo)
         }
     }
 
@@ -179,4 +187,11 @@ public final class AttentionRecorder {
         let result = try body()
         return (result, recorder.weights)
     }
+}
+
+/// Bounds of the fused attention's working memory.
+public enum AttentionLimits {
+    /// Floats of logits one forward-only (b, head) pair holds at a time (the queries are taken in
+    /// chunks of this many / Lk rows). Results do not depend on it.
+    nonisolated(unsafe) public static var scratchFloats = 1 << 18
 }
