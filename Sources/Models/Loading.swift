@@ -72,6 +72,7 @@ extension UnifiedModel {
         for (p, record) in assignments { p.assign(record.values) }
         report.loaded = assignments.count
         prepareAll()
+        BufferPool.drain()  // the placeholders the values replaced: their sizes are not activations'
         return report
     }
 
@@ -92,6 +93,7 @@ extension UnifiedModel {
             }
         }
         prepareAll()
+        BufferPool.drain()  // the placeholders the values replaced: their sizes are not activations'
     }
 }
 

@@ -58,7 +58,9 @@ public struct MemoryPlan: Sendable, Equatable {
             if let w = number("window_size") { keys = pow(min(w, mapSide) + 1, 2) }
             if let b = number("block_size") { keys = pow(b + 2 * (number("halo_size") ?? 3) + 1, 2) }
             if !srRatios.isEmpty { keys = pow((mapSide / at(srRatios, s, 1)).rounded(.up) + 1, 2) }
-            var perToken = (4 * r + 24) * c + 3 * h * keys
+            // Kept per token: the norms' normalised inputs, the MLP's GELU input, attention's q, k, v and
+            // scores; products keep no input (their input gradient needs only the weight).
+            var perToken = (r + 8) * c + 3 * h * keys
             // Forward alone: a block's MLP hidden layer, its in- and output, and one head's scores at a time.
             var working = (2 * r + 8) * c + 3 * h * keys
             if let p = number("deform_points") { perToken += p * c + 4 * h * p; working += p * c + 4 * h * p }

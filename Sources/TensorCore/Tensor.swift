@@ -14,6 +14,8 @@ public final class Storage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     /// Number of elements.
     public let count: Int
+    /// Bytes of the buffer (the pool may hand out a larger one than `count` needs).
+    let capacityBytes: Int
     /// Packed forms of this storage for `gemm`, made on first use once it is frozen.
     var packs: [PackKey: PackedMatrix] = [:]
     let packLock = NSLock()
@@ -29,20 +31,24 @@ public final class Storage: @unchecked Sendable {
     public init(uninitializedCount count: Int) {
         self.count = count
         let bytes = BufferPool.roundedSize(max(count, 1) * MemoryLayout<Float>.stride)
-        pointer = BufferPool.take(bytes: bytes).bindMemory(to: Float.self, capacity: max(count, 1))
+        let (raw, capacity) = BufferPool.take(bytes: bytes)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        capacityBytes = capacity
         MemoryStats.allocated(bytes)
     }
 
     deinit {
-        let bytes = BufferPool.roundedSize(max(count, 1) * MemoryLayout<Float>.stride)
-        MemoryStats.freed(bytes)
-        BufferPool.give(UnsafeMutableRawPointer(pointer), bytes: bytes)
+        MemoryStats.freed(BufferPool.roundedSize(max(count, 1) * MemoryLayout<Float>.stride))
+        BufferPool.give(UnsafeMutableRawPointer(pointer), bytes: capacityBytes)
     }
 }
 
 /// Recycles freed tensor buffers by size, so the same shapes in the next block or pass reuse
-/// memory whose pages are already mapped (fresh large allocations fault in every page). Holds at
-/// most `limit` bytes of free buffers; beyond that, memory goes back to the system.
+/// memory whose pages are already mapped (fresh large allocations fault in every page). A request
+/// that finds no free buffer of its size may take a free one up to `stretch` times larger, so one
+/// stage's activations reuse what another stage's temporaries left. Buffers of `mappedSize` or more
+/// are mapped pages of their own, so those the pool does not keep go back to the system. Holds at
+/// most `limit` bytes of free buffers.
 public enum BufferPool {
     nonisolated(unsafe) private static var free: [Int: [UnsafeMutableRawPointer]] = [:]
     nonisolated(unsafe) private static var cached = 0
@@ -55,22 +61,45 @@ public enum BufferPool {
         bytes <= 65_536 ? (bytes + 63) & ~63 : (bytes + 4095) & ~4095
     }
 
-    static func take(bytes: Int) -> UnsafeMutableRawPointer {
+    /// A buffer of at least `bytes` (rounded) and its actual size: a free one of that size, else (for
+    /// mapped sizes) the smallest free one of up to `stretch` times that size, else a new one. Taking a
+    /// larger free buffer lets the activations of one stage reuse the memory another stage's
+    /// temporaries left in the pool, instead of mapping more while those sit idle.
+    static func take(bytes: Int) -> (UnsafeMutableRawPointer, Int) {
         lock.lock()
         if var list = free[bytes], let p = list.popLast() {
-            free[bytes] = list
+            free[bytes] = list.isEmpty ? nil : list
             cached -= bytes
             lock.unlock()
-            return p
+            return (p, bytes)
+        }
+        if bytes >= mappedSize {
+            var best = 0
+            for (size, list) in free where size > bytes && size <= stretch * bytes && !list.isEmpty && (best == 0 || size < best) {
+                best = size
+            }
+            if best > 0, var list = free[best], let p = list.popLast() {
+                free[best] = list.isEmpty ? nil : list
+                cached -= best
+                lock.unlock()
+                return (p, best)
+            }
         }
         lock.unlock()
+        if bytes >= mappedSize {
+            // Large buffers come straight from the kernel, so that what the pool does not keep goes
+            // back to the system at once (the C heap would keep it, fragmented, for its own reuse).
+            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            if let p, p != MAP_FAILED { return (p, bytes) }
+            fatalError("TensorCore: out of memory allocating \(bytes) bytes (the run's memory plan did not foresee it; try --batch 1, a smaller --size or a lower --max-memory)")
+        }
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
             // A last resort: the command line plans a run's memory before building its model
             // (Models' MemoryPlan, --max-memory), so that a run too large is refused with a hint instead.
             fatalError("TensorCore: out of memory allocating \(bytes) bytes (the run's memory plan did not foresee it; try --batch 1, a smaller --size or a lower --max-memory)")
         }
-        return raw
+        return (raw, bytes)
     }
 
     static func give(_ p: UnsafeMutableRawPointer, bytes: Int) {
@@ -82,13 +111,22 @@ public enum BufferPool {
             return
         }
         lock.unlock()
-        Foundation.free(p)
+        release(p, bytes: bytes)
+    }
+
+    /// Buffers of at least this many bytes are mapped pages of their own.
+    static let mappedSize = 1 << 20
+    /// How much larger than asked a reused free buffer may be.
+    static let stretch = 4
+
+    private static func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
+        if bytes >= mappedSize { munmap(p, bytes) } else { Foundation.free(p) }
     }
 
     /// Returns every cached buffer to the system.
     public static func drain() {
         lock.lock()
-        for (_, list) in free { for p in list { Foundation.free(p) } }
+        for (bytes, list) in free { for p in list { release(p, bytes: bytes) } }
         free = [:]
         cached = 0
         lock.unlock()

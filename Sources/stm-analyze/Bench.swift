@@ -70,8 +70,11 @@ struct Bench: ParsableCommand {
         runtime.apply()
         if child {
             // This process's own view of the machine's rates: on a shared host they change during a run.
-            let sgemm = measureSgemmRate(), peak = measureFMAPeak()
+            // OpenBLAS's sgemm runs after the ERF, whose peak RSS is read first: its buffers are the
+            // yardstick's, not the ERF's.
+            let peak = measureFMAPeak()
             let r = try benchmarkPreset(presets[0], erfBatch: erfBatch, largeBatch: largeBatch, repeats: repeats)
+            let sgemm = measureSgemmRate()
             let row = BenchRow(r, erfBatch: erfBatch, sgemmGflops: sgemm, fmaPeakGflops: peak)
             try writeAtomically(try encodeBench(row) + Data("\n".utf8), to: json!)
             return

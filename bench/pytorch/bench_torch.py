@@ -15,10 +15,13 @@ and measures on 224 x 224 random inputs, after one warm-up run each, the median 
 - sgemm_gflops: a 1024^3 float32 torch.mm with the same threads, measured before any mode switch.
 - erf_peak_rss_bytes (after the ERF runs) and peak_rss_bytes (at the end): getrusage ru_maxrss * 1024.
 
---mode lossless sets torch.backends.mkldnn.matmul.fp32_precision = "bf16" (when that attribute exists)
-and runs torch.compile'd forward functions (with torch._functorch.config.donated_buffer = False, which
-the repeated backward passes of the all-stages ERF need); a compile or first-run failure is recorded in the JSON ("compile_error")
-and the run continues in eager mode. Left out: CUDA, channels_last conversions, any hand-optimisation.
+--mode lossless is PyTorch's best float32 CPU mode: oneDNN matmuls kept at full float32 precision
+(torch.backends.mkldnn.matmul.fp32_precision = "ieee", where that attribute exists; never "bf16", which
+rounds matmul inputs to bfloat16 and so is not lossless), torch.compile'd forward functions, and inductor
+freezing (parameters folded as constants and weights prepacked for oneDNN) for the inference forward.
+torch._functorch.config.donated_buffer = False lets the all-stages ERF run repeated backward passes over
+one compiled graph. A compile or first-run failure is recorded in the JSON ("compile_error") and the run
+continues in eager mode. Left out: CUDA, channels_last conversions, any hand-optimisation.
 
 Shape key: B batch, S input side (224), C channels, H height, W width.
 Usage: bench_torch.py --preset NAME [--threads N] [--repeats R] [--large-batch B] [--mode eager|lossless]
@@ -153,11 +156,14 @@ def main(argv=None):
     if args.mode == "lossless":
         mm = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
         if mm is not None and hasattr(mm, "fp32_precision"):
-            mm.fp32_precision = "bf16"
+            mm.fp32_precision = "ieee"  # float32 arithmetic: lossless
             result["mkldnn_matmul_fp32_precision"] = mm.fp32_precision
         else:
             result["mkldnn_matmul_fp32_precision"] = "unavailable"
         try:
+            import torch._inductor.config as inductor_config
+            inductor_config.freezing = True  # applies to graphs compiled without grad: the inference forward
+            result["inductor_freezing"] = True
             # The all-stages ERF runs several backward passes over one compiled graph (retain_graph),
             # which compiled backwards allow only without donated buffers.
             import torch._functorch.config as functorch_config

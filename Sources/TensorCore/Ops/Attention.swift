@@ -118,13 +118,16 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     var inputs = [qt, kt, vt]
     if let logits { inputs.append(logits) }
     let (qOff, kOff, vOff) = (q.offset, k.offset, v.offset)
+    // Whether extra logits came in, not the logits themselves: their gradient is dS, so the backward
+    // never reads them, and capturing them would keep a [B, Hd, Lq, Lk] tensor alive until then.
+    let hasLogits = logits != nil
     return Tape.record(out, inputs: inputs) { dOut in
         // Gradient buffers, one per distinct operand tensor (q, k, v may share one).
         let same = { (a: Tensor, c: Tensor) in a.storage === c.storage }
         let dq = Tensor(shape: qt.shape, repeating: 0)
         let dk_ = same(kt, qt) ? dq : Tensor(shape: kt.shape, repeating: 0)
         let dv_ = same(vt, qt) ? dq : (same(vt, kt) ? dk_ : Tensor(shape: vt.shape, repeating: 0))
-        let dLogits = logits.map { _ in Tensor(uninitializedShape: [b, heads, lq, lk]) }
+        let dLogits = hasLogits ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil
         let dqp = dq.data + qOff, dkp = dk_.data + kOff, dvp = dv_.data + vOff
         // Read the kept tensors through the closure's own references so they stay alive until now.
         let qp = qt.data + qOff, kp = kt.data + kOff, vp = vt.data + vOff, pp = probs!.data
@@ -132,13 +135,15 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         let presence: UnsafeMutablePointer<Float>? = isSoftmax ? nil : groupMask?.data
         let dop = dOut.data
         let dlp: UnsafeMutablePointer<Float>? = dLogits?.data
-        let scratch = Tensor(uninitializedShape: [b * heads, block])
-        let dsAll = scratch.data
         parallelFor(b * heads, grain: grainFor(b * heads, cost: block * (2 * dk + 2 * dv))) { r in
+            // dS is written straight into dLogits when there is one; otherwise into one block of scratch
+            // per task (not a [B, Hd, Lq, Lk] buffer: this runs when memory is at its peak).
+            let scratch: UnsafeMutablePointer<Float>? = dlp == nil ? .allocate(capacity: block) : nil
+            defer { scratch?.deallocate() }
             for bh in r {
                 let s = bh / heads, h = bh % heads
                 let p = pp + bh * block
-                let ds = dsAll + bh * block
+                let ds = dlp.map { $0 + bh * block } ?? scratch!
                 let dO = dop + s * lq * ldo + h * dv
                 // dP = dO · vᵀ
                 gemm(transB: true, m: lq, n: lk, k: dv, a: dO, lda: ldo, b: vp + s * lk * ldv + h * dv, ldb: ldv, c: ds, ldc: lk)
@@ -152,7 +157,6 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                                                gradient: ds + i * lk, lk)
                     }
                 }
-                if let dlp { (dlp + bh * block).update(from: ds, count: block) }
                 // dq = scale * dS · k ; dk = scale * dSᵀ · q ; dv = Pᵀ · dO
                 gemm(m: lq, n: dk, k: lk, alpha: scale, a: ds, lda: lk, b: kp + s * lk * ldk + h * dk, ldb: ldk,
                      c: dqp + s * lq * ldq + h * dk, ldc: ldq)
@@ -163,7 +167,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
             }
         }
         var grads: [Tensor?] = [dq, same(kt, qt) ? nil : dk_, (same(vt, qt) || same(vt, kt)) ? nil : dv_]
-        if logits != nil { grads.append(dLogits) }
+        if hasLogits { grads.append(dLogits) }
         return grads
     }
 }

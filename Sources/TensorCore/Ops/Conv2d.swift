@@ -30,11 +30,12 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
     let out = Tensor(uninitializedShape: [n, ho, wo, o])
     gemm(transB: true, m: rows, n: o, k: kdim, a: col.data, lda: kdim, b: weight.data, ldb: kdim,
          c: out.data, ldc: o, packedB: weight.packedForGemm(transposed: true), bias: bias.map { UnsafePointer($0.data) })
+    let xShape = x.shape  // not x: the input gradient needs only the weight
     return Tape.record(out, inputs: [x]) { dOut in
         // dcol [rows, kdim] = dOut [rows, O] · weight [O, kdim]; then fold back onto the input.
         let dcol = Tensor(uninitializedShape: [rows, kdim])
         gemm(m: rows, n: kdim, k: o, a: dOut.data, lda: o, b: weight.data, ldb: kdim, c: dcol.data, ldc: kdim)
-        let dx = Tensor(uninitializedShape: x.shape)
+        let dx = Tensor(uninitializedShape: xShape)
         col2im(dcol.data, n: n, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, pad: pad, ho: ho, wo: wo, dx: dx.data)
         return [dx]
     }
@@ -118,9 +119,10 @@ public func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, pa
             }
         }
     }
+    let xShape = x.shape  // not x: the input gradient needs only the weight
     return Tape.record(out, inputs: [x]) { dOut in
         // dx[y,x] = sum over taps of weight[ky,kx] * dOut[y - ky + pad, x - kx + pad]
-        let dx = Tensor(uninitializedShape: x.shape)
+        let dx = Tensor(uninitializedShape: xShape)
         let dp = dOut.data, dxp = dx.data, wp = weight.data
         parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
             for row in r {

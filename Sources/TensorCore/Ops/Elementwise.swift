@@ -69,10 +69,10 @@ public func addScaled(_ x: Tensor, _ y: Tensor, scale gamma: Tensor) -> Tensor {
             for j in 0..<c { o[j] = a[j] + gp[j] * b[j] }
         }
     }
-    let yShape = y.shape
+    let yShape = y.shape, yNeedsGrad = y.requiresGrad  // not y itself: its buffer is not needed later
     return Tape.record(out, inputs: [x, y]) { d in
         var dy: Tensor? = nil
-        if y.requiresGrad {
+        if yNeedsGrad {
             let t = Tensor(uninitializedShape: yShape)
             let dp = d.data, tp = t.data, gp = gamma.data
             parallelFor(m, grain: grainFor(m, cost: c)) { r in

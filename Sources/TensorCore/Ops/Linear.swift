@@ -18,9 +18,12 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     // copy of every weight would add the model's size again to the resident memory.
     gemm(transB: true, m: m, n: o, k: k, a: x.data, lda: k, b: weight.data, ldb: k,
          c: out.data, ldc: o, packedB: weight.packedForGemm(transposed: true), bias: bias.map { UnsafePointer($0.data) })
+    // The input gradient needs only the weight: capture x's shape, not x (its buffer is freed as soon
+    // as the forward no longer needs it, instead of living until the backward).
+    let xShape = x.shape
     return Tape.record(out, inputs: [x]) { dOut in
         // dx [M, K] = dOut [M, O] · weight [O, K]
-        let dx = Tensor(uninitializedShape: x.shape)
+        let dx = Tensor(uninitializedShape: xShape)
         gemm(m: m, n: k, k: o, a: dOut.data, lda: o, b: weight.data, ldb: k, c: dx.data, ldc: k)
         return [dx]
     }

@@ -23,9 +23,10 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
         let lo = r.lowerBound
         stm_layernorm_forward(xp + lo * c, wp, bp, eps, r.count, c, hp + lo * c, op + lo * c, rp + lo)
     }
+    let xShape = x.shape  // not x: the backward reads xhat and rstd
     return Tape.record(out, inputs: [x]) { dOut in
         // dxhat = dOut * weight; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-        let dx = Tensor(uninitializedShape: x.shape)
+        let dx = Tensor(uninitializedShape: xShape)
         let dp = dOut.data, dxp = dx.data, hp = xhat.data, rp = rstd.data, wp = weight.data
         parallelFor(m, grain: grainFor(m, cost: 8 * c)) { r in
             // = referenceLayerNormBackward, bit for bit.
@@ -79,8 +80,9 @@ public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor? = nil) -> T
             if let hp { for j in 0..<c { o[j] = a[j] * sp[j] + hp[j] } } else { for j in 0..<c { o[j] = a[j] * sp[j] } }
         }
     }
+    let xShape = x.shape  // not x: the backward needs only the scale
     return Tape.record(out, inputs: [x]) { dOut in
-        let dx = Tensor(uninitializedShape: x.shape)
+        let dx = Tensor(uninitializedShape: xShape)
         let dp = dOut.data, dxp = dx.data, sp = scale.data
         parallelFor(m, grain: grainFor(m, cost: c)) { r in
             for i in r {

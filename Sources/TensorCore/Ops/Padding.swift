@@ -59,9 +59,10 @@ public func pad2d(_ x: Tensor, _ p: Padding2d) -> Tensor {
             (dst + (p.left + w) * c).update(repeating: 0, count: p.right * c)
         }
     }
+    let xShape = x.shape  // not x: cropping needs only the shape
     return Tape.record(out, inputs: [x]) { dOut in
         // dx is the interior of dOut.
-        let dx = Tensor(uninitializedShape: x.shape)
+        let dx = Tensor(uninitializedShape: xShape)
         let dp = dOut.data, dxp = dx.data
         parallelFor(n * h, grain: grainFor(n * h, cost: w * c)) { r in
             for row in r {
@@ -96,9 +97,10 @@ public func depthwiseConv2dValid(_ x: Tensor, weight: Tensor, bias: Tensor? = ni
             }
         }
     }
+    let xShape = x.shape  // not x: the input gradient needs only the weight
     return Tape.record(out, inputs: [x]) { dOut in
         // dx[y,x] = sum over taps with (y - ky) and (x - kx) divisible by s of weight[ky,kx] * dOut[(y-ky)/s, (x-kx)/s]
-        let dx = Tensor(uninitializedShape: x.shape)
+        let dx = Tensor(uninitializedShape: xShape)
         let dp = dOut.data, dxp = dx.data, wp = weight.data
         parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
             for row in r {
