@@ -33,6 +33,46 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    func testDepthwiseTapsMatchItsDefinitionOnEveryPath() {
+        for kernel in GemmKernel.runnable {
+            GemmKernel.use(kernel)
+            // Channel counts that leave every kind of block and tail (8 vectors, 2, 1, scalar).
+            for c in [1, 5, 8, 16, 24, 40, 96, 100, 130, 200, 272] {
+                for (taps, withBias) in [(49, true), (9, false), (1, true), (0, true), (30, false)] {
+                    let weights = values(49 * c, scale: 2), bias = values(c, scale: 1)
+                    let rows = (0..<taps).map { _ in values(c, scale: 3) }
+                    // A random subset of the 49 tap numbers, in increasing order (as a convolution visits them).
+                    var numbers = Array(0..<49)
+                    for i in stride(from: 48, to: 0, by: -1) { numbers.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+                    let chosen = Array(numbers.prefix(taps)).sorted()
+                    var ours = [Float](repeating: .nan, count: c), want = ours
+                    withArrayPointers(rows) { sources in
+                        let constant = sources.map { UnsafePointer($0) }
+                        let optional: [UnsafePointer<Float>?] = constant.map { $0 }
+                        let tapNumbers = chosen.map { Int32($0) }
+                        stm_depthwise_taps(&ours, withBias ? bias : nil, c, Int32(taps), optional, weights, tapNumbers)
+                        bias.withUnsafeBufferPointer { bp in
+                            referenceDepthwiseTaps(into: &want, bias: withBias ? bp.baseAddress : nil, c: c,
+                                                   sources: constant, taps: chosen, weights: weights)
+                        }
+                    }
+                    XCTAssertEqual(ours.map(\.bitPattern), want.map(\.bitPattern), "\(kernel) c=\(c) taps=\(taps) bias=\(withBias)")
+                }
+            }
+        }
+    }
+
+    /// Calls `body` with stable pointers to each array's elements.
+    private func withArrayPointers(_ arrays: [[Float]], _ body: ([UnsafeMutablePointer<Float>]) -> Void) {
+        let copies = arrays.map { a -> UnsafeMutablePointer<Float> in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(a.count, 1))
+            p.initialize(from: a, count: a.count)
+            return p
+        }
+        defer { copies.forEach { $0.deallocate() } }
+        body(copies)
+    }
+
     func testSoftmaxRowMatchesItsDefinitionOnEveryPath() {
         for kernel in GemmKernel.runnable {
             GemmKernel.use(kernel)

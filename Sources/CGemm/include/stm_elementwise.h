@@ -34,6 +34,12 @@ void stm_layernorm_forward(const float *x, const float *w, const float *b, float
 void stm_layernorm_backward(const float *xhat, const float *dy, const float *w, const float *rstd,
                             long m, long c, float *dx);
 
+/// One output vector of a depth-wise convolution: dst[ch] = bias[ch] (or +0), then for t < ntaps in
+/// order dst[ch] += w[tap[t] * c + ch] * src[t][ch], product and sum each rounded, for ch < c.
+/// src holds only the taps that exist (a caller skips taps outside the map).
+void stm_depthwise_taps(float *dst, const float *bias, long c, int ntaps, const float *const *src,
+                        const float *w, const int *tap);
+
 #ifdef __cplusplus
 }
 #endif

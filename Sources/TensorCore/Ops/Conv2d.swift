@@ -6,6 +6,8 @@
 // Shape key: N batch, H/W input height/width, Ho/Wo output height/width, C input channels,
 // O output channels, KH/KW kernel height/width.
 
+import CGemm
+
 /// Output extent of a convolution along one axis.
 @inlinable public func convOutputSize(_ size: Int, kernel: Int, stride: Int, pad: Int) -> Int {
     (size + 2 * pad - kernel) / stride + 1
@@ -109,13 +111,15 @@ public func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, pa
     let xp = x.data, wp = weight.data, op = out.data
     let bp: UnsafeMutablePointer<Float>? = bias?.data
     parallelFor(n * ho, grain: grainFor(n * ho, cost: wo * kh * kw * c)) { r in
+        let list = TapList(capacity: kh * kw)
+        defer { list.release() }
         for row in r {
             let b = row / ho, oy = row % ho
             for ox in 0..<wo {
-                depthwiseTaps(into: op + ((b * ho + oy) * wo + ox) * c, bias: bp, c: c, kh: kh, kw: kw) { ky, kx in
+                depthwiseTaps(into: op + ((b * ho + oy) * wo + ox) * c, bias: bp, c: c, kh: kh, kw: kw, weights: wp, list: list) { ky, kx in
                     let iy = oy + ky - pad, ix = ox + kx - pad
                     return iy >= 0 && iy < h && ix >= 0 && ix < w ? xp + ((b * h + iy) * w + ix) * c : nil
-                } weight: { ky, kx in wp + (ky * kw + kx) * c }
+                }
             }
         }
     }
@@ -125,13 +129,15 @@ public func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, pa
         let dx = Tensor(uninitializedShape: xShape)
         let dp = dOut.data, dxp = dx.data, wp = weight.data
         parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
+            let list = TapList(capacity: kh * kw)
+            defer { list.release() }
             for row in r {
                 let b = row / h, iy = row % h
                 for ix in 0..<w {
-                    depthwiseTaps(into: dxp + ((b * h + iy) * w + ix) * c, bias: nil, c: c, kh: kh, kw: kw) { ky, kx in
+                    depthwiseTaps(into: dxp + ((b * h + iy) * w + ix) * c, bias: nil, c: c, kh: kh, kw: kw, weights: wp, list: list) { ky, kx in
                         let oy = iy - ky + pad, ox = ix - kx + pad
                         return oy >= 0 && oy < ho && ox >= 0 && ox < wo ? dp + ((b * ho + oy) * wo + ox) * c : nil
-                    } weight: { ky, kx in wp + (ky * kw + kx) * c }
+                    }
                 }
             }
         }
@@ -139,34 +145,55 @@ public func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, pa
     }
 }
 
-/// One output vector of a depth-wise convolution: dst[0..<C] = bias + sum over taps of
-/// weight(tap) * source(tap), skipping taps whose source is nil. Sixteen channels at a time are
-/// accumulated in registers across all taps, then stored once.
+/// Scratch for `depthwiseTaps`: the taps of one output vector (source rows and tap numbers). One per
+/// task; `release()` frees it.
+struct TapList {
+    let sources: UnsafeMutablePointer<UnsafePointer<Float>?>
+    let taps: UnsafeMutablePointer<Int32>
+
+    init(capacity: Int) {
+        sources = .allocate(capacity: max(capacity, 1))
+        taps = .allocate(capacity: max(capacity, 1))
+    }
+
+    func release() {
+        sources.deallocate()
+        taps.deallocate()
+    }
+}
+
+/// One output vector of a depth-wise convolution: dst[0..<C] = bias + sum over taps (ky, kx) in order
+/// of weights[(ky * KW + kx) * C ..< +C] * source(ky, kx), skipping taps whose source is nil. The
+/// arithmetic runs in CGemm's `stm_depthwise_taps` (several channel blocks side by side, at the
+/// host's vector width), which performs `referenceDepthwiseTaps`' operations, bit for bit.
+/// weights [KH, KW, C]; source rows [C].
 @inline(__always)
 func depthwiseTaps(into dst: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?, c: Int, kh: Int, kw: Int,
-                   source: (Int, Int) -> UnsafeMutablePointer<Float>?, weight: (Int, Int) -> UnsafeMutablePointer<Float>) {
-    var c0 = 0
-    while c0 + 16 <= c {
-        var acc = bias.map { UnsafeRawPointer($0 + c0).loadUnaligned(as: Float16x.self) } ?? Float16x(repeating: 0)
-        for ky in 0..<kh {
-            for kx in 0..<kw {
-                guard let src = source(ky, kx) else { continue }
-                let wv = UnsafeRawPointer(weight(ky, kx) + c0).loadUnaligned(as: Float16x.self)
-                acc += wv * UnsafeRawPointer(src + c0).loadUnaligned(as: Float16x.self)
-            }
+                   weights: UnsafeMutablePointer<Float>, list: TapList, source: (Int, Int) -> UnsafeMutablePointer<Float>?) {
+    var n = 0
+    for ky in 0..<kh {
+        for kx in 0..<kw {
+            guard let src = source(ky, kx) else { continue }
+            list.sources[n] = UnsafePointer(src)
+            list.taps[n] = Int32(ky * kw + kx)
+            n += 1
         }
-        UnsafeMutableRawPointer(dst + c0).storeBytes(of: acc, as: Float16x.self)
-        c0 += 16
     }
-    if c0 < c {
-        for ch in c0..<c { dst[ch] = bias?[ch] ?? 0 }
-        for ky in 0..<kh {
-            for kx in 0..<kw {
-                guard let src = source(ky, kx) else { continue }
-                let wk = weight(ky, kx)
-                for ch in c0..<c { dst[ch] += wk[ch] * src[ch] }
-            }
+    stm_depthwise_taps(dst, bias, c, Int32(n), list.sources, weights, list.taps)
+}
+
+/// The definition `stm_depthwise_taps` must meet: per channel, acc = bias (or +0), then for each tap
+/// in order acc = acc + w * x (the product rounded, then the sum). weights [T, C] by tap number;
+/// sources[t] a row of C values.
+public func referenceDepthwiseTaps(into dst: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, c: Int,
+                                   sources: [UnsafePointer<Float>], taps: [Int], weights: UnsafePointer<Float>) {
+    for ch in 0..<c {
+        var acc: Float = bias?[ch] ?? 0
+        for (src, t) in zip(sources, taps) {
+            let product = weights[t * c + ch] * src[ch]
+            acc = acc + product
         }
+        dst[ch] = acc
     }
 }
 

@@ -88,12 +88,14 @@ public func depthwiseConv2dValid(_ x: Tensor, weight: Tensor, bias: Tensor? = ni
     let xp = x.data, wp = weight.data, op = out.data
     let bp: UnsafeMutablePointer<Float>? = bias?.data
     parallelFor(n * ho, grain: grainFor(n * ho, cost: wo * kh * kw * c)) { r in
+        let list = TapList(capacity: kh * kw)
+        defer { list.release() }
         for row in r {
             let b = row / ho, oy = row % ho
             for ox in 0..<wo {
-                depthwiseTaps(into: op + ((b * ho + oy) * wo + ox) * c, bias: bp, c: c, kh: kh, kw: kw) { ky, kx in
+                depthwiseTaps(into: op + ((b * ho + oy) * wo + ox) * c, bias: bp, c: c, kh: kh, kw: kw, weights: wp, list: list) { ky, kx in
                     xp + ((b * h + oy * s + ky) * w + ox * s + kx) * c
-                } weight: { ky, kx in wp + (ky * kw + kx) * c }
+                }
             }
         }
     }
@@ -103,15 +105,17 @@ public func depthwiseConv2dValid(_ x: Tensor, weight: Tensor, bias: Tensor? = ni
         let dx = Tensor(uninitializedShape: xShape)
         let dp = dOut.data, dxp = dx.data, wp = weight.data
         parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
+            let list = TapList(capacity: kh * kw)
+            defer { list.release() }
             for row in r {
                 let b = row / h, iy = row % h
                 for ix in 0..<w {
-                    depthwiseTaps(into: dxp + ((b * h + iy) * w + ix) * c, bias: nil, c: c, kh: kh, kw: kw) { ky, kx in
+                    depthwiseTaps(into: dxp + ((b * h + iy) * w + ix) * c, bias: nil, c: c, kh: kh, kw: kw, weights: wp, list: list) { ky, kx in
                         let ty = iy - ky, tx = ix - kx
                         guard ty >= 0, tx >= 0, ty % s == 0, tx % s == 0 else { return nil }
                         let oy = ty / s, ox = tx / s
                         return oy < ho && ox < wo ? dp + ((b * ho + oy) * wo + ox) * c : nil
-                    } weight: { ky, kx in wp + (ky * kw + kx) * c }
+                    }
                 }
             }
         }
