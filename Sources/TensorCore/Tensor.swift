@@ -117,7 +117,7 @@ public enum BufferPool {
     /// Buffers of at least this many bytes are mapped pages of their own.
     static let mappedSize = 1 << 20
     /// How much larger than asked a reused free buffer may be.
-    static let stretch = 4
+    static let stretch = 2
 
     private static func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
         if bytes >= mappedSize { munmap(p, bytes) } else { Foundation.free(p) }
