@@ -72,7 +72,8 @@ test: deps
 # set beside the PyTorch baseline in bench/pytorch, run in the same job. The baseline needs a Python with
 # torch: PYTORCH_PYTHON names one; otherwise a venv in .venv-torch is made with pip (a large download,
 # once). PYTORCH=0 skips the comparison; so does a failed install, with a note. PYTORCH_MODES="eager
-# lossless" adds PyTorch's best lossless mode (oneDNN matmul + torch.compile; compiling takes minutes).
+# lossless" adds PyTorch's best lossless mode (float32 oneDNN matmuls + torch.compile + inductor freezing;
+# compiling takes minutes per preset).
 PYTORCH        ?= 1
 PYTORCH_MODES  ?= eager
 PYTORCH_PYTHON ?= .venv-torch/bin/python
