@@ -71,8 +71,7 @@ extension UnifiedModel {
         guard report.fits else { return report }
         for (p, record) in assignments { p.assign(record.values) }
         report.loaded = assignments.count
-        prepareAll()
-        BufferPool.drain()  // the placeholders the values replaced: their sizes are not activations'
+        prepareAfterAssigning()
         return report
     }
 
@@ -92,8 +91,14 @@ extension UnifiedModel {
                 p.assign(seededValues(p.count, seed: seed, stream: index) { $0.truncatedNormal(std: std, bound: 2) })
             }
         }
+        prepareAfterAssigning()
+    }
+
+    /// Converts the new values to the kernels' layouts, then returns the placeholders they replaced
+    /// to the system (their sizes are not activations', so the pool would only hold them).
+    private func prepareAfterAssigning() {
         prepareAll()
-        BufferPool.drain()  // the placeholders the values replaced: their sizes are not activations'
+        BufferPool.drain()
     }
 }
 

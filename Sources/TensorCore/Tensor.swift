@@ -55,6 +55,10 @@ public enum BufferPool {
     private static let lock = NSLock()
     /// Most bytes kept in free buffers.
     nonisolated(unsafe) public static var limit = 1 << 30
+    /// Buffers of at least this many bytes are mapped pages of their own.
+    static let mappedSize = 1 << 20
+    /// How much larger than asked a reused free buffer may be.
+    static let stretch = 2
 
     /// Sizes above 64 KiB are rounded up to whole 4 KiB pages, so near sizes share buffers.
     @inline(__always) static func roundedSize(_ bytes: Int) -> Int {
@@ -67,23 +71,17 @@ public enum BufferPool {
     /// temporaries left in the pool, instead of mapping more while those sit idle.
     static func take(bytes: Int) -> (UnsafeMutableRawPointer, Int) {
         lock.lock()
-        if var list = free[bytes], let p = list.popLast() {
-            free[bytes] = list.isEmpty ? nil : list
-            cached -= bytes
-            lock.unlock()
-            return (p, bytes)
+        var size = free[bytes] != nil ? bytes : 0
+        if size == 0 && bytes >= mappedSize {
+            for candidate in free.keys where candidate > bytes && candidate <= stretch * bytes && (size == 0 || candidate < size) {
+                size = candidate
+            }
         }
-        if bytes >= mappedSize {
-            var best = 0
-            for (size, list) in free where size > bytes && size <= stretch * bytes && !list.isEmpty && (best == 0 || size < best) {
-                best = size
-            }
-            if best > 0, var list = free[best], let p = list.popLast() {
-                free[best] = list.isEmpty ? nil : list
-                cached -= best
-                lock.unlock()
-                return (p, best)
-            }
+        if size > 0, var list = free[size], let p = list.popLast() {
+            free[size] = list.isEmpty ? nil : list  // an empty list is removed, so a key means a free buffer
+            cached -= size
+            lock.unlock()
+            return (p, size)
         }
         lock.unlock()
         if bytes >= mappedSize {
@@ -114,10 +112,6 @@ public enum BufferPool {
         release(p, bytes: bytes)
     }
 
-    /// Buffers of at least this many bytes are mapped pages of their own.
-    static let mappedSize = 1 << 20
-    /// How much larger than asked a reused free buffer may be.
-    static let stretch = 2
 
     private static func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
         if bytes >= mappedSize { munmap(p, bytes) } else { Foundation.free(p) }
