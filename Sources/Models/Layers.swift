@@ -20,6 +20,14 @@ public final class Linear: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         linear(x, weight: weight.tensor, bias: bias?.tensor)
     }
+
+    /// gelu(self(x)), fused: x [..., C] -> [..., O]
+    public func withGELU(_ x: Tensor) -> Tensor { linearGELU(x, weight: weight.tensor, bias: bias?.tensor) }
+
+    /// residual(base, self(x), gamma), fused: x [..., C], base [..., O] -> [..., O]
+    public func residual(_ x: Tensor, onto base: Tensor, _ gamma: Parameter) -> Tensor {
+        linearResidual(x, weight: weight.tensor, bias: bias?.tensor, onto: base, scale: gamma.tensor.detached().reshaped([gamma.count]))
+    }
 }
 
 /// nn.Conv2d with a 1x1 kernel, run as a linear layer over channels: weight [O, C, 1, 1], bias [O].
@@ -37,6 +45,11 @@ public final class PointwiseConv: Module {
 
     /// x [N,H,W,C] -> [N,H,W,O]
     public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: matrix, bias: bias?.tensor) }
+
+    /// residual(base, self(x), gamma), fused: x [N,H,W,C], base [N,H,W,O] -> [N,H,W,O]
+    public func residual(_ x: Tensor, onto base: Tensor, _ gamma: Parameter) -> Tensor {
+        linearResidual(x, weight: matrix, bias: bias?.tensor, onto: base, scale: gamma.tensor.detached().reshaped([gamma.count]))
+    }
 }
 
 /// nn.Conv2d, dense (groups = 1): weight [O, C, K, K], bias [O].
@@ -145,7 +158,13 @@ public final class Mlp: Module {
     }
 
     /// x [..., C] -> [..., C]
-    public func callAsFunction(_ x: Tensor) -> Tensor { fc2(gelu(fc1(x))) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { fc2(fc1.withGELU(x)) }
+
+    /// residual(base, self(x), gamma) with GELU and the residual update fused into the products:
+    /// x, base [..., C] -> [..., C]
+    public func residual(_ x: Tensor, onto base: Tensor, _ gamma: Parameter) -> Tensor {
+        fc2.residual(fc1.withGELU(x), onto: base, gamma)
+    }
 }
 
 /// The residual update of every block with its layer scale: `x + gamma * y`, fused (gamma stored with

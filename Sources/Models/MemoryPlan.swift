@@ -61,9 +61,12 @@ public struct MemoryPlan: Sendable, Equatable {
             // Kept per token: the norms' normalised inputs, the MLP's GELU input, attention's q, k, v and
             // scores; products keep no input (their input gradient needs only the weight).
             var perToken = (r + 8) * c + 3 * h * keys
-            // Forward alone: a block's MLP hidden layer, its in- and output, and one head's scores at a time.
-            var working = (2 * r + 8) * c + 3 * h * keys
-            if let p = number("deform_points") { perToken += p * c + 4 * h * p; working += p * c + 4 * h * p }
+            // Forward alone: a block's MLP hidden layer (once: GELU runs in place in the product), its in-
+            // and output, and one head's scores at a time.
+            var working = (r + 8) * c + 3 * h * keys
+            // Deformable sampling: offsets and weights (4 G P), and its query's intermediates; forward
+            // alone keeps no sampled values.
+            if let p = number("deform_points") { perToken += p * c + 4 * h * p; working += 3 * c + 4 * h * p }
             if keys == 0, number("deform_points") == nil { perToken += 2 * c; working += 2 * c }  // 7 x 7 depth-wise convolution
             let block = tokens * perToken
             largestBlock = max(largestBlock, block)

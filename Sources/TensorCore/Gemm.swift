@@ -69,6 +69,18 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  packedB: PackedMatrix? = nil, bias: UnsafePointer<Float>? = nil, epilogue: GemmEpilogue) {
     if m == 0 || n == 0 { return }
     let threads = Threads.insideParallelRegion ? 1 : Int32(Threads.count)
+    // Counted as `gemm` counts (its time includes the epilogue's, which is the point of fusing it).
+    let counted = FlopCounter.enabled && !Threads.insideParallelRegion
+    let t0 = counted ? DispatchTime.now().uptimeNanoseconds : 0
+    defer {
+        if counted {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: seconds)
+            GemmProfile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: seconds)
+        } else if FlopCounter.enabled {
+            FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: 0)
+        }
+    }
     withoutActuallyEscaping(epilogue) { epilogue in
         var box = EpilogueBox(body: epilogue)
         withUnsafeMutablePointer(to: &box) { ctx in
@@ -76,7 +88,6 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                       packedB?.handle, bias, runEpilogue, ctx, threads)
         }
     }
-    if FlopCounter.enabled { FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: 0) }
 }
 
 /// What `gemm(..., epilogue:)` hands to CGemm as the post hook's context.

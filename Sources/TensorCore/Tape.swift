@@ -122,7 +122,10 @@ public enum Tape {
             // write the sum to a fresh buffer rather than into it.
             let sum = Tensor(uninitializedShape: node.shape)
             let a = existing.data, b = g.data, o = sum.data
-            for i in 0..<sum.count { o[i] = a[i] + b[i] }
+            let n = sum.count
+            parallelFor(n, grain: grainFor(n, minimum: 16384)) { r in
+                for i in r { o[i] = a[i] + b[i] }
+            }
             node.grad = sum
         } else {
             node.grad = g

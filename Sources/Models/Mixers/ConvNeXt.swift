@@ -75,8 +75,8 @@ public final class UnifiedConvNeXtBlock: Block {
 
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = residual(x, mixer(x), gamma_1)
-        return residual(y, pwconv2(gelu(pwconv1(pw_norm(y)))), gamma_2)
+        let y = dw_out_proj.residual(dwconv(dw_input_proj(dw_norm(x))), onto: x, gamma_1)  // x + gamma_1 * mixer(x)
+        return pwconv2.residual(pwconv1.withGELU(pw_norm(y)), onto: y, gamma_2)
     }
 }
 

@@ -187,7 +187,7 @@ public final class DCNv3Block: Block {
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let y = residual(x, mixer(x), gamma1)
-        return residual(y, mlp(norm2(y)), gamma2)
+        return mlp.residual(norm2(y), onto: y, gamma2)
     }
 }
 

@@ -215,7 +215,7 @@ public final class UnifiedHaloBlock: Block {
     /// x [N,H,W,C] -> [N,H,W,C]
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let y = residual(x, mixer(x), gamma_1)
-        return residual(y, mlp(norm2(y)), gamma_2)
+        return mlp.residual(norm2(y), onto: y, gamma_2)
     }
 
     /// The token-mixing branch: x [N,H,W,C] -> proj(halo attention(norm1(x))) [N,H,W,C].

@@ -237,7 +237,7 @@ public final class PvtBlock: Block {
         let input = withPosition(x)
         let mixed = attn(norm1(input)).reshaped([n, h, w, c])
         let y = residual(detection ? x : input, mixed, gamma_1)
-        return residual(y, mlp(norm2(y)), gamma_2)
+        return mlp.residual(norm2(y), onto: y, gamma_2)
     }
 
     /// x plus the position embedding on a stage's first block, x elsewhere. [N,H,W,C]

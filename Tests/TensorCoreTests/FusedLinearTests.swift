@@ -1,0 +1,93 @@
+// TensorCoreTests: the fused channel-MLP products (`linearGELU`, `linearResidual`) give the bits of
+// the ops they fuse (gelu after linear; addScaled of linear's output), forward and backward, with
+// and without a gradient, frozen (packed) and plain weights, on every kernel path and several
+// thread counts; and their gradients meet finite differences.
+// Shapes: x [M, K], weight [O, K], bias and gamma [O], base [M, O].
+
+import XCTest
+@testable import TensorCore
+
+final class FusedLinearTests: XCTestCase {
+    private var rng = TestRNG(20261202)
+
+    override func tearDown() {
+        GemmKernel.use(GemmKernel.best)
+        super.tearDown()
+    }
+
+    private func bits(_ t: Tensor) -> [UInt32] { t.values.map(\.bitPattern) }
+
+    /// Forward output and the input gradients of `f` over (x, base), seeded with `seed`.
+    private func run(_ x: Tensor, _ base: Tensor, _ seed: Tensor, grad: Bool,
+                     _ f: (Tensor, Tensor) -> Tensor) -> [[UInt32]] {
+        guard grad else { return [bits(f(x, base))] }
+        let lx = x.detached().requiringGrad(), lb = base.detached().requiringGrad()
+        let y = f(lx, lb)
+        Tape.backward(y, seed: seed)
+        return [bits(y), bits(Tape.gradient(of: lx)), bits(Tape.gradient(of: lb))]
+    }
+
+    func testFusedProductsGiveTheBitsOfTheUnfusedOpsOnEveryPath() {
+        let before = Threads.count
+        defer { Threads.set(before) }
+        // Edge tiles (M, O not multiples of any tile), several k-blocks (K > every KC), and a product
+        // large enough to be split over threads and column blocks.
+        for (m, k, o) in [(37, 451, 75), (300, 200, 520), (1, 8, 3)] {
+            let x = rng.tensor([m, k]), base = rng.tensor([m, o]), bias = rng.tensor([o])
+            let gamma = rng.tensor([o], scale: 0.5)
+            let seed = rng.tensor([m, o])
+            let plainW = rng.tensor([o, k])
+            let frozenW = Tensor(shape: plainW.shape, values: plainW.values).frozen()
+            for kernel in GemmKernel.runnable {
+                XCTAssertTrue(GemmKernel.use(kernel))
+                for threads in [1, 3] {
+                    Threads.set(threads)
+                    for w in [plainW, frozenW] {
+                        for grad in [false, true] {
+                            let where_ = "\(kernel) threads \(threads) m \(m) k \(k) o \(o) grad \(grad) frozen \(w.storage.isFrozen)"
+                            let fusedGELU = run(x, base, seed, grad: grad) { x, _ in linearGELU(x, weight: w, bias: bias) }
+                            let plainGELU = run(x, base, seed, grad: grad) { x, _ in gelu(linear(x, weight: w, bias: bias)) }
+                            XCTAssertEqual(fusedGELU[0], plainGELU[0], "linearGELU forward, \(where_)")
+                            if grad { XCTAssertEqual(fusedGELU[1], plainGELU[1], "linearGELU dx, \(where_)") }
+                            let fusedRes = run(x, base, seed, grad: grad) { x, b in
+                                linearResidual(x, weight: w, bias: bias, onto: b, scale: gamma)
+                            }
+                            let plainRes = run(x, base, seed, grad: grad) { x, b in
+                                addScaled(b, linear(x, weight: w, bias: bias), scale: gamma)
+                            }
+                            XCTAssertEqual(fusedRes, plainRes, "linearResidual, \(where_)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testFusedProductsWithoutBiasAndWithAConstantBase() {
+        let (m, k, o) = (9, 40, 33)
+        let x = rng.tensor([2, m, k]), base = rng.tensor([2, m, o]), w = rng.tensor([o, k]).frozen()
+        let gamma = rng.tensor([o])
+        XCTAssertEqual(bits(linearGELU(x, weight: w)), bits(gelu(linear(x, weight: w))))
+        XCTAssertEqual(linearGELU(x, weight: w).shape, [2, m, o])
+        // Only x needs a gradient: the base's slot is skipped, x's gradient is addScaled's then linear's.
+        let lx = x.detached().requiringGrad()
+        let seed = rng.tensor([2, m, o])
+        Tape.backward(linearResidual(lx, weight: w, onto: base, scale: gamma), seed: seed)
+        let fused = bits(Tape.gradient(of: lx))
+        let lx2 = x.detached().requiringGrad()
+        Tape.backward(addScaled(base, linear(lx2, weight: w), scale: gamma), seed: seed)
+        XCTAssertEqual(fused, bits(Tape.gradient(of: lx2)))
+    }
+
+    func testFusedProductsMeetFiniteDifferences() {
+        let w = rng.tensor([6, 5]), b = rng.tensor([6]), gamma = rng.tensor([6]), base = rng.tensor([2, 3, 6])
+        checkGradient("linearGELU", rng.tensor([2, 3, 5])) { linearGELU($0, weight: w, bias: b) }
+        checkGradient("linearResidual x", rng.tensor([2, 3, 5])) {
+            linearResidual($0, weight: w, bias: b, onto: base, scale: gamma)
+        }
+        let x = rng.tensor([2, 3, 5])
+        checkGradient("linearResidual base", rng.tensor([2, 3, 6])) {
+            linearResidual(x, weight: w, bias: b, onto: $0, scale: gamma)
+        }
+    }
+}
