@@ -68,7 +68,9 @@ final class BenchCommandTests: XCTestCase {
         for (args, mention) in [(["--presets", "not_a_preset"], "not_a_preset"),
                                 (["--pytorch", "python3", "--pytorch-script", "/nonexistent/bench_torch.py"], "/nonexistent/bench_torch.py"),
                                 (["--pytorch", "python3", "--pytorch-modes", "fast"], "fast"),
-                                (["--repeats", "0"], "--repeats")] {
+                                (["--repeats", "0"], "--repeats"),
+                                (["--child"], "--child"),  // once a trap (no --json to write to)
+                                (["--child", "--json", "/tmp/stm-bench-child.json"], "--child")] {
             let run = try runTool(["bench"] + args)
             XCTAssertEqual(run.status, 1, "\(args): \(run.stderr)")
             XCTAssertTrue(run.stderr.contains(mention), "\(args): \(run.stderr)")
