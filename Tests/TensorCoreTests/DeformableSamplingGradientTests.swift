@@ -134,4 +134,35 @@ final class DeformableSamplingGradientTests: XCTestCase {
         Threads.set(before)
         XCTAssertEqual(one, three)
     }
+
+    func testValueGradientIsTheScalarScatterBitForBit() {
+        // D = 37: two 16-channel chunks, one of 4 and a single channel; every chunk width must give the
+        // scalar loop's bits (the same multiply and add per element, pixels and points in order).
+        let (n, h, w, g, d, p) = (2, 4, 5, 2, 37, 3)
+        let offsets = Tensor(shape: [n, h, w, g * p * 2], values: (0..<(n * h * w * g * p * 2)).map { _ in 3 * rng.uniform() })
+        let weights = rng.tensor([n, h, w, g * p]), dOut = rng.tensor([n, h, w, g * d])
+        let got = deformableSamplingValueGradient([n, h, w, g * d], offsets: offsets, weights: weights, dOut: dOut, groups: g)
+        var want = [Float](repeating: 0, count: n * h * w * g * d)
+        for b in 0..<n {
+            for gi in 0..<g {
+                for y in 0..<h {
+                    for x in 0..<w {
+                        let pixel = (b * h + y) * w + x
+                        for k in 0..<p {
+                            let q = pixel * g * p + gi * p + k
+                            guard let t = BilinearTaps(sx: Float(x) + offsets.data[2 * q], sy: Float(y) + offsets.data[2 * q + 1], w: w, h: h) else { continue }
+                            let a = weights.data[q]
+                            for (i, tw) in [(t.i00, a * t.w00), (t.i01, a * t.w01), (t.i10, a * t.w10), (t.i11, a * t.w11)] {
+                                for j in 0..<d {
+                                    let at = (b * h * w + i) * g * d + gi * d + j
+                                    want[at] = want[at] + tw * dOut.data[pixel * g * d + gi * d + j]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(got.values.map(\.bitPattern), want.map(\.bitPattern))
+    }
 }

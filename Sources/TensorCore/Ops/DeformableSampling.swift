@@ -14,7 +14,8 @@
 //
 // Speed: channels-last makes each bilinear tap a contiguous run of D floats, so the kernels work on
 // SIMD chunks of channels (16 and 4 wide in the forward, whose accumulator stays in registers over
-// all points of a pixel; 4 wide in the backward), with a scalar tail for other D.
+// all points of a pixel, and in the value gradient; 4 wide in the point gradients, whose dot
+// products' order is part of their bits), with a scalar tail for other D.
 //
 // Determinism: the forward and the offset/weight gradients are independent per output pixel; the
 // value gradient is a scatter, done per (image, group) pair, each of which owns a disjoint channel
@@ -253,6 +254,14 @@ func deformableSamplingValueGradient(_ shape: [Int], offsets: Tensor, weights: T
                         let a00 = a * t.w00, a01 = a * t.w01, a10 = a * t.w10, a11 = a * t.w11
                         let d00 = dst + t.i00 * c, d01 = dst + t.i01 * c, d10 = dst + t.i10 * c, d11 = dst + t.i11 * c
                         var j = 0
+                        while j + 16 <= d {  // the same per-element operations as the 4-wide and scalar loops
+                            let gj = load16(go + j)
+                            store16(load16(d00 + j) + F16(repeating: a00) * gj, d00 + j)
+                            store16(load16(d01 + j) + F16(repeating: a01) * gj, d01 + j)
+                            store16(load16(d10 + j) + F16(repeating: a10) * gj, d10 + j)
+                            store16(load16(d11 + j) + F16(repeating: a11) * gj, d11 + j)
+                            j += 16
+                        }
                         while j + 4 <= d {
                             let gj = load4(go + j)
                             store4(load4(d00 + j) + F4(repeating: a00) * gj, d00 + j)
