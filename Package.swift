@@ -81,7 +81,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Checkpoint", "TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Checkpoint"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Checkpoint"],
+                    exclude: ["Fuzz"]),  // inputs the tests read by path, not resources
         .testTarget(name: "RenderingTests", dependencies: ["Rendering", "Imaging"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoint", "Analysis", "TestSupport"]),
         .testTarget(name: "AnalysisTests",

@@ -130,7 +130,6 @@ public final class DCNv3Attention: Module {
 
     /// x [N,H,W,C] (the block's normalised input) -> [N,H,W,C]
     func callAsFunction(_ x: Tensor) -> Tensor {
-        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let value = value_proj(x)
         let (offsets, weights) = sampling(x)
         return output_proj(deformableSampling(value, offsets: offsets, weights: weights, groups: groups))
