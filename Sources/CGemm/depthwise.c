@@ -28,64 +28,24 @@ static long taps_scalar(float *dst, const float *bias, long c0, long c, int ntap
 }
 
 #if STM_X86
-// Blocks of eight, four, two and one vectors of channels, each one pass through the taps.
-#define DW_BODY(VEC, LANES, LOAD, STORE, SET0, MUL, ADD)                                            \
+// One pass through the taps for each block of NV vectors of channels (NV accumulators kept in
+// registers: the arrays are unrolled in full), for blocks of eight, four, two and one vectors.
+#define DW_BLOCKS(NV, VEC, LANES, LOAD, STORE, SET0, MUL, ADD)                                     \
+    for (; ch + NV * LANES <= c; ch += NV * LANES) {                                               \
+        VEC a[NV];                                                                                 \
+        _Pragma("clang loop unroll(full)")                                                         \
+        for (int v = 0; v < NV; v++) a[v] = bias ? LOAD(bias + ch + v * LANES) : SET0();           \
+        for (int t = 0; t < ntaps; t++) {                                                          \
+            const float *x = src[t] + ch, *wt = w + (long)tap[t] * c + ch;                         \
+            _Pragma("clang loop unroll(full)")                                                     \
+            for (int v = 0; v < NV; v++) a[v] = ADD(a[v], MUL(LOAD(wt + v * LANES), LOAD(x + v * LANES))); \
+        }                                                                                          \
+        _Pragma("clang loop unroll(full)")                                                         \
+        for (int v = 0; v < NV; v++) STORE(dst + ch + v * LANES, a[v]);                            \
+    }
+#define DW_BODY(...)                                                                               \
     long ch = 0;                                                                                   \
-    for (; ch + 8 * LANES <= c; ch += 8 * LANES) {                                                 \
-        VEC a0, a1, a2, a3, a4, a5, a6, a7;                                                        \
-        if (bias) {                                                                                \
-            a0 = LOAD(bias + ch); a1 = LOAD(bias + ch + LANES); a2 = LOAD(bias + ch + 2 * LANES);  \
-            a3 = LOAD(bias + ch + 3 * LANES); a4 = LOAD(bias + ch + 4 * LANES);                    \
-            a5 = LOAD(bias + ch + 5 * LANES); a6 = LOAD(bias + ch + 6 * LANES);                    \
-            a7 = LOAD(bias + ch + 7 * LANES);                                                      \
-        } else { a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = SET0(); }                                 \
-        for (int t = 0; t < ntaps; t++) {                                                          \
-            const float *x = src[t] + ch, *wt = w + (long)tap[t] * c + ch;                         \
-            a0 = ADD(a0, MUL(LOAD(wt), LOAD(x)));                                                  \
-            a1 = ADD(a1, MUL(LOAD(wt + LANES), LOAD(x + LANES)));                                  \
-            a2 = ADD(a2, MUL(LOAD(wt + 2 * LANES), LOAD(x + 2 * LANES)));                          \
-            a3 = ADD(a3, MUL(LOAD(wt + 3 * LANES), LOAD(x + 3 * LANES)));                          \
-            a4 = ADD(a4, MUL(LOAD(wt + 4 * LANES), LOAD(x + 4 * LANES)));                          \
-            a5 = ADD(a5, MUL(LOAD(wt + 5 * LANES), LOAD(x + 5 * LANES)));                          \
-            a6 = ADD(a6, MUL(LOAD(wt + 6 * LANES), LOAD(x + 6 * LANES)));                          \
-            a7 = ADD(a7, MUL(LOAD(wt + 7 * LANES), LOAD(x + 7 * LANES)));                          \
-        }                                                                                          \
-        STORE(dst + ch, a0); STORE(dst + ch + LANES, a1); STORE(dst + ch + 2 * LANES, a2);         \
-        STORE(dst + ch + 3 * LANES, a3); STORE(dst + ch + 4 * LANES, a4);                          \
-        STORE(dst + ch + 5 * LANES, a5); STORE(dst + ch + 6 * LANES, a6);                          \
-        STORE(dst + ch + 7 * LANES, a7);                                                           \
-    }                                                                                              \
-    for (; ch + 4 * LANES <= c; ch += 4 * LANES) {                                                 \
-        VEC a0, a1, a2, a3;                                                                        \
-        if (bias) {                                                                                \
-            a0 = LOAD(bias + ch); a1 = LOAD(bias + ch + LANES);                                    \
-            a2 = LOAD(bias + ch + 2 * LANES); a3 = LOAD(bias + ch + 3 * LANES);                    \
-        } else { a0 = a1 = a2 = a3 = SET0(); }                                                     \
-        for (int t = 0; t < ntaps; t++) {                                                          \
-            const float *x = src[t] + ch, *wt = w + (long)tap[t] * c + ch;                         \
-            a0 = ADD(a0, MUL(LOAD(wt), LOAD(x)));                                                  \
-            a1 = ADD(a1, MUL(LOAD(wt + LANES), LOAD(x + LANES)));                                  \
-            a2 = ADD(a2, MUL(LOAD(wt + 2 * LANES), LOAD(x + 2 * LANES)));                          \
-            a3 = ADD(a3, MUL(LOAD(wt + 3 * LANES), LOAD(x + 3 * LANES)));                          \
-        }                                                                                          \
-        STORE(dst + ch, a0); STORE(dst + ch + LANES, a1);                                          \
-        STORE(dst + ch + 2 * LANES, a2); STORE(dst + ch + 3 * LANES, a3);                          \
-    }                                                                                              \
-    for (; ch + 2 * LANES <= c; ch += 2 * LANES) {                                                 \
-        VEC a0 = bias ? LOAD(bias + ch) : SET0(), a1 = bias ? LOAD(bias + ch + LANES) : SET0();    \
-        for (int t = 0; t < ntaps; t++) {                                                          \
-            const float *x = src[t] + ch, *wt = w + (long)tap[t] * c + ch;                         \
-            a0 = ADD(a0, MUL(LOAD(wt), LOAD(x)));                                                  \
-            a1 = ADD(a1, MUL(LOAD(wt + LANES), LOAD(x + LANES)));                                  \
-        }                                                                                          \
-        STORE(dst + ch, a0); STORE(dst + ch + LANES, a1);                                          \
-    }                                                                                              \
-    for (; ch + LANES <= c; ch += LANES) {                                                         \
-        VEC a0 = bias ? LOAD(bias + ch) : SET0();                                                  \
-        for (int t = 0; t < ntaps; t++)                                                            \
-            a0 = ADD(a0, MUL(LOAD(w + (long)tap[t] * c + ch), LOAD(src[t] + ch)));                 \
-        STORE(dst + ch, a0);                                                                       \
-    }                                                                                              \
+    DW_BLOCKS(8, __VA_ARGS__) DW_BLOCKS(4, __VA_ARGS__) DW_BLOCKS(2, __VA_ARGS__) DW_BLOCKS(1, __VA_ARGS__) \
     return ch;
 
 __attribute__((target("avx512f")))

@@ -26,7 +26,7 @@ public final class Linear: Module {
 
     /// residual(base, self(x), gamma), fused: x [..., C], base [..., O] -> [..., O]
     public func residual(_ x: Tensor, onto base: Tensor, _ gamma: Parameter) -> Tensor {
-        linearResidual(x, weight: weight.tensor, bias: bias?.tensor, onto: base, scale: gamma.tensor.detached().reshaped([gamma.count]))
+        linearResidual(x, weight: weight.tensor, bias: bias?.tensor, onto: base, scale: gamma.layerScale)
     }
 }
 
@@ -48,7 +48,7 @@ public final class PointwiseConv: Module {
 
     /// residual(base, self(x), gamma), fused: x [N,H,W,C], base [N,H,W,O] -> [N,H,W,O]
     public func residual(_ x: Tensor, onto base: Tensor, _ gamma: Parameter) -> Tensor {
-        linearResidual(x, weight: matrix, bias: bias?.tensor, onto: base, scale: gamma.tensor.detached().reshaped([gamma.count]))
+        linearResidual(x, weight: matrix, bias: bias?.tensor, onto: base, scale: gamma.layerScale)
     }
 }
 
@@ -171,5 +171,11 @@ public final class Mlp: Module {
 /// any shape holding C values: [C], [1,C,1,1] or [1,1,1,C] in the reference blocks).
 @inlinable
 public func residual(_ x: Tensor, _ y: Tensor, _ gamma: Parameter) -> Tensor {
-    addScaled(x, y, scale: gamma.tensor.detached().reshaped([gamma.count]))
+    addScaled(x, y, scale: gamma.layerScale)
+}
+
+extension Parameter {
+    /// A layer scale's C values as a [C] constant, whatever shape the checkpoint stores it in.
+    @inlinable
+    public var layerScale: Tensor { tensor.detached().reshaped([count]) }
 }

@@ -25,18 +25,25 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
                  packedB: PackedMatrix? = nil, bias: UnsafePointer<Float>? = nil) {
     if m == 0 || n == 0 { return }
-    guard FlopCounter.enabled else {
+    withGemmAccounting(transA: transA, transB: transB, m: m, n: n, k: k) {
         gemmUncounted(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packedB, bias)
-        return
     }
+}
+
+/// Runs a product, adding its flops (and, outside parallel regions, its wall time and shape) to
+/// `FlopCounter` and `GemmProfile` while counting is on. Inside a region a product's time is the
+/// region's, not its own.
+@inlinable
+func withGemmAccounting(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, _ run: () -> Void) {
+    guard FlopCounter.enabled else { run(); return }
     let flops = 2 * Double(m) * Double(n) * Double(k)
     if Threads.insideParallelRegion {
-        FlopCounter.add(flops, seconds: 0)  // the region's time is not a product's
-        gemmUncounted(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packedB, bias)
+        FlopCounter.add(flops, seconds: 0)
+        run()
         return
     }
     let t0 = DispatchTime.now().uptimeNanoseconds
-    gemmUncounted(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packedB, bias)
+    run()
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     FlopCounter.add(flops, seconds: seconds)
     GemmProfile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: seconds)
@@ -70,22 +77,13 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     if m == 0 || n == 0 { return }
     let threads = Threads.insideParallelRegion ? 1 : Int32(Threads.count)
     // Counted as `gemm` counts (its time includes the epilogue's, which is the point of fusing it).
-    let counted = FlopCounter.enabled && !Threads.insideParallelRegion
-    let t0 = counted ? DispatchTime.now().uptimeNanoseconds : 0
-    defer {
-        if counted {
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: seconds)
-            GemmProfile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: seconds)
-        } else if FlopCounter.enabled {
-            FlopCounter.add(2 * Double(m) * Double(n) * Double(k), seconds: 0)
-        }
-    }
-    withoutActuallyEscaping(epilogue) { epilogue in
-        var box = EpilogueBox(body: epilogue)
-        withUnsafeMutablePointer(to: &box) { ctx in
-            stm_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                      packedB?.handle, bias, runEpilogue, ctx, threads)
+    withGemmAccounting(transA: transA, transB: transB, m: m, n: n, k: k) {
+        withoutActuallyEscaping(epilogue) { epilogue in
+            var box = EpilogueBox(body: epilogue)
+            withUnsafeMutablePointer(to: &box) { ctx in
+                stm_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                          packedB?.handle, bias, runEpilogue, ctx, threads)
+            }
         }
     }
 }

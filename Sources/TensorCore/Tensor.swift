@@ -89,15 +89,17 @@ public enum BufferPool {
             // back to the system at once (the C heap would keep it, fragmented, for its own reuse).
             let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
             if let p, p != MAP_FAILED { return (p, bytes) }
-            fatalError("TensorCore: out of memory allocating \(bytes) bytes (the run's memory plan did not foresee it; try --batch 1, a smaller --size or a lower --max-memory)")
+            outOfMemory(bytes)
         }
         var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            // A last resort: the command line plans a run's memory before building its model
-            // (Models' MemoryPlan, --max-memory), so that a run too large is refused with a hint instead.
-            fatalError("TensorCore: out of memory allocating \(bytes) bytes (the run's memory plan did not foresee it; try --batch 1, a smaller --size or a lower --max-memory)")
-        }
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { outOfMemory(bytes) }
         return (raw, bytes)
+    }
+
+    /// A last resort: the command line plans a run's memory before building its model (Models'
+    /// MemoryPlan, --max-memory), so that a run too large is refused with a hint instead.
+    private static func outOfMemory(_ bytes: Int) -> Never {
+        fatalError("TensorCore: out of memory allocating \(bytes) bytes (the run's memory plan did not foresee it; try --batch 1, a smaller --size or a lower --max-memory)")
     }
 
     static func give(_ p: UnsafeMutableRawPointer, bytes: Int) {
@@ -111,7 +113,6 @@ public enum BufferPool {
         lock.unlock()
         release(p, bytes: bytes)
     }
-
 
     private static func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
         if bytes >= mappedSize { munmap(p, bytes) } else { Foundation.free(p) }

@@ -15,16 +15,19 @@ public func gelu(_ x: Tensor) -> Tensor {
     parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 20)) { r in
         stm_gelu_forward(xp + r.lowerBound, op + r.lowerBound, r.count)  // = referenceGeluForward, bit for bit
     }
-    return Tape.record(out, inputs: [x]) { dOut in
-        // d/dx = Phi(x) + x * phi(x)
-        let dx = Tensor(uninitializedShape: x.shape)
-        let dp = dOut.data, dxp = dx.data, xp = x.data
-        parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 30)) { r in
-            // dx = dOut * (Phi(x) + x * phi(x)), in one pass (= referenceGeluBackward, bit for bit).
-            stm_gelu_backward(xp + r.lowerBound, dp + r.lowerBound, dxp + r.lowerBound, r.count)
-        }
-        return [dx]
+    return Tape.record(out, inputs: [x]) { dOut in [geluGradient(x, dOut)] }
+}
+
+/// GELU's rule: dx = dOut * (Phi(x) + x * phi(x)), in one pass (= referenceGeluBackward, bit for
+/// bit). x, dOut [any, same count] -> dx, shaped as x.
+func geluGradient(_ x: Tensor, _ dOut: Tensor) -> Tensor {
+    let dx = Tensor(uninitializedShape: x.shape)
+    let dp = dOut.data, dxp = dx.data, xp = x.data
+    let n = x.count
+    parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 30)) { r in
+        stm_gelu_backward(xp + r.lowerBound, dp + r.lowerBound, dxp + r.lowerBound, r.count)
     }
+    return dx
 }
 
 /// The definition the C GELU kernel (CGemm's stm_gelu_forward) must meet bit for bit: x [N] -> y [N].

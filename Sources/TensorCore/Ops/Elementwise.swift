@@ -70,16 +70,17 @@ public func addScaled(_ x: Tensor, _ y: Tensor, scale gamma: Tensor) -> Tensor {
         }
     }
     let yShape = y.shape, yNeedsGrad = y.requiresGrad  // not y itself: its buffer is not needed later
-    return Tape.record(out, inputs: [x, y]) { d in
-        var dy: Tensor? = nil
-        if yNeedsGrad {
-            let t = Tensor(uninitializedShape: yShape)
-            let dp = d.data, tp = t.data, gp = gamma.data
-            parallelFor(m, grain: grainFor(m, cost: c)) { r in
-                for i in r { let s = dp + i * c, o = tp + i * c; for j in 0..<c { o[j] = s[j] * gp[j] } }
-            }
-            dy = t
-        }
-        return [d, dy]
+    return Tape.record(out, inputs: [x, y]) { d in [d, yNeedsGrad ? scaledByChannel(d, gamma, shape: yShape) : nil] }
+}
+
+/// d [M, C] * gamma [C], row by row, shaped `shape` (addScaled's rule for its scaled input).
+func scaledByChannel(_ d: Tensor, _ gamma: Tensor, shape: [Int]) -> Tensor {
+    let c = gamma.count
+    let m = d.count / max(c, 1)
+    let t = Tensor(uninitializedShape: shape)
+    let dp = d.data, tp = t.data, gp = gamma.data
+    parallelFor(m, grain: grainFor(m, cost: c)) { r in
+        for i in r { let s = dp + i * c, o = tp + i * c; for j in 0..<c { o[j] = s[j] * gp[j] } }
     }
+    return t
 }
