@@ -307,7 +307,8 @@ static void pack_a_block(int transA, const float *a, long lda, long i0, long row
 struct stm_gemm_packed {
     int kernel, nr;
     long k, n;
-    float *data;
+    float *data;                  // NULL for a view
+    const stm_gemm_packed *tsrc;  // a view: this matrix is tsrc's transpose, repacked per product
 };
 
 static float *aligned_floats(long count) {
@@ -345,10 +346,73 @@ stm_gemm_packed *stm_gemm_pack_b(int transB, long k, long n, const float *b, lon
     p->nr = nr;
     p->k = k;
     p->n = n;
+    p->tsrc = NULL;
     p->data = aligned_floats(slivers * k * nr);
     if (!p->data) { free(p); return NULL; }
     pack_b_all(transB, b, ldb, k, n, nr, p->data, 1);
     return p;
+}
+
+stm_gemm_packed *stm_gemm_pack_transposed_view(const stm_gemm_packed *src) {
+    if (!src || src->tsrc) return NULL;
+    stm_gemm_packed *p = (stm_gemm_packed *)malloc(sizeof *p);
+    if (!p) return NULL;
+    p->kernel = src->kernel;
+    p->nr = src->nr;
+    p->k = src->n;
+    p->n = src->k;
+    p->data = NULL;
+    p->tsrc = src;
+    return p;
+}
+
+typedef struct {
+    const stm_gemm_packed *src;
+    float *dst;
+} repack_job;
+
+/// One sliver s of the transpose of src (op(B) = src's op(B)ᵀ, K = src->n, N = src->k), from src's
+/// slivers: dst[q][j] = src[q / nr][s * nr + j][q % nr], zero for columns past N. Each NR x NR
+/// block is one transposed copy of a contiguous block of src.
+static void repack_chunk(void *ctx, long s) {
+    repack_job *J = (repack_job *)ctx;
+    const stm_gemm_packed *S = J->src;
+    const int nr = S->nr;
+    const long kt = S->n, nt = S->k;  // the transpose's K and N
+    const long c0 = s * nr;
+    const long cols = nt - c0 < nr ? nt - c0 : nr;
+    float *dst = J->dst + s * kt * nr;
+    for (long t = 0; t * nr < kt; t++) {
+        const float *blk = S->data + t * S->k * nr + c0 * nr;  // src sliver t, rows c0..c0+cols
+        const long qs = kt - t * nr < nr ? kt - t * nr : nr;
+        float *d = dst + t * nr * nr;
+        for (long qq = 0; qq < qs; qq++) {
+            long j = 0;
+            for (; j < cols; j++) d[qq * nr + j] = blk[j * nr + qq];
+            for (; j < nr; j++) d[qq * nr + j] = 0.0f;
+        }
+    }
+}
+
+static void repack_transposed(const stm_gemm_packed *src, float *dst, int threads) {
+    long slivers = (src->k + src->nr - 1) / src->nr;
+    repack_job J = {src, dst};
+    if (threads > 1 && src->k * src->n >= 65536) stm_pool_run(slivers, threads, repack_chunk, &J);
+    else for (long s = 0; s < slivers; s++) repack_chunk(&J, s);
+}
+
+void stm_gemm_unpack_b(const stm_gemm_packed *p, int transB, float *b, long ldb) {
+    if (!p || p->tsrc) return;
+    const int nr = p->nr;
+    for (long col = 0; col < p->n; col++) {
+        const float *src = p->data + (col / nr) * p->k * nr + col % nr;
+        if (transB) {
+            float *d = b + col * ldb;
+            for (long q = 0; q < p->k; q++) d[q] = src[q * nr];
+        } else {
+            for (long q = 0; q < p->k; q++) b[q * ldb + col] = src[q * nr];
+        }
+    }
 }
 
 void stm_gemm_packed_free(stm_gemm_packed *p) {
@@ -358,7 +422,7 @@ void stm_gemm_packed_free(stm_gemm_packed *p) {
 }
 
 long stm_gemm_packed_bytes(const stm_gemm_packed *p) {
-    if (!p) return 0;
+    if (!p || p->tsrc) return 0;
     return ((p->n + p->nr - 1) / p->nr) * p->k * p->nr * (long)sizeof(float);
 }
 
@@ -530,7 +594,14 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     long slivers = (n + nr - 1) / nr;
     const float *bp;
     if (packed_b && packed_b->kernel == kid && packed_b->k == k && packed_b->n == n) {
-        bp = packed_b->data;
+        if (packed_b->tsrc) {
+            float *buf = scratch(&tl_b, &tl_b_cap, slivers * k * nr);
+            if (!buf) abort();
+            repack_transposed(packed_b->tsrc, buf, threads);
+            bp = buf;
+        } else {
+            bp = packed_b->data;
+        }
     } else {
         float *buf = scratch(&tl_b, &tl_b_cap, slivers * k * nr);
         if (!buf) abort();

@@ -106,14 +106,36 @@ public final class PackedMatrix: @unchecked Sendable {
     @usableFromInline let handle: OpaquePointer
     /// The micro-kernel it was packed for (see `GemmKernel`).
     public let kernel: GemmKernel
+    /// For a view: the packed matrix whose transpose this is (kept alive with the view).
+    public let transposeOf: PackedMatrix?
 
     /// Packs `op(B)` [K,N] (stored [N,K] when `transposed`) with leading dimension `ld`.
     public init(transposed: Bool, k: Int, n: Int, b: UnsafePointer<Float>, ld: Int) {
         kernel = GemmKernel.current
+        transposeOf = nil
         guard let h = stm_gemm_pack_b(transposed ? 1 : 0, k, n, b, ld) else {
             fatalError("TensorCore: out of memory packing a \(k)x\(n) matrix")
         }
         handle = h
+    }
+
+    /// A view of `source`'s transpose that holds no values: a product given it packs its B per call
+    /// from `source` (NR x NR block transposes; the same values as packing the unpacked matrix).
+    public init(transposeOf source: PackedMatrix) {
+        precondition(source.transposeOf == nil, "PackedMatrix: a view of a view")
+        kernel = source.kernel
+        transposeOf = source
+        guard let h = stm_gemm_pack_transposed_view(source.handle) else {
+            fatalError("TensorCore: out of memory making a packed view")
+        }
+        handle = h
+    }
+
+    /// Writes the values back in their stored layout (`op(B)`, or its transpose when `transposed`)
+    /// at leading dimension `ld`. Not for a view.
+    func unpack(transposed: Bool, into b: UnsafeMutablePointer<Float>, ld: Int) {
+        precondition(transposeOf == nil)
+        stm_gemm_unpack_b(handle, transposed ? 1 : 0, b, ld)
     }
 
     deinit { stm_gemm_packed_free(handle) }
@@ -166,16 +188,68 @@ public enum GemmKernel: Int32, CaseIterable, Sendable, CustomStringConvertible {
 
 extension Storage {
     /// `op(B)` packed for the current kernel, made on first use and kept with the storage, for
-    /// storage that was frozen (weights); nil for any other storage.
+    /// storage that was frozen (weights); nil for any other storage. The transpose of a packing
+    /// already made is a view of it (the backward's product repacks from it per call, as it would
+    /// from the unpacked values). Once a packing is made, the unpacked values' pages of a large
+    /// weight are handed back: the packed copy is then the only one (`releaseUnpackedLocked`).
     func packed(transposed: Bool, k: Int, n: Int, ld: Int) -> PackedMatrix? {
         guard isFrozen else { return nil }
-        let key = PackKey(transposed: transposed, k: k, n: n, ld: ld, kernel: GemmKernel.current)
+        let kernel = GemmKernel.current
+        let key = PackKey(transposed: transposed, k: k, n: n, ld: ld, kernel: kernel)
         packLock.lock()
         defer { packLock.unlock() }
         if let p = packs[key] { return p }
-        let p = PackedMatrix(transposed: transposed, k: k, n: n, b: pointer, ld: ld)
+        let mirror = PackKey(transposed: !transposed, k: n, n: k, ld: ld, kernel: kernel)
+        if let source = packs[mirror], source.transposeOf == nil {
+            let view = PackedMatrix(transposeOf: source)
+            packs[key] = view
+            return view
+        }
+        if unpackedReleased { restoreUnpackedLocked() }
+        let p = PackedMatrix(transposed: transposed, k: k, n: n, b: base, ld: ld)
         packs[key] = p
+        releaseUnpackedLocked()
         return p
+    }
+
+    /// True while only the packed forms hold the values (for tests and memory reports).
+    public var isUnpackedReleased: Bool { packLock.lock(); defer { packLock.unlock() }; return unpackedReleased }
+
+    /// Writes the values back from a packed form and makes the pages accessible again; called by
+    /// `pointer` when something other than a product reads a weight whose unpacked pages were released.
+    @usableFromInline func restoreUnpacked() {
+        packLock.lock()
+        defer { packLock.unlock() }
+        if unpackedReleased { restoreUnpackedLocked() }
+    }
+
+    private func restoreUnpackedLocked() {
+        guard let (key, source) = packs.first(where: { $0.value.transposeOf == nil }) else {
+            fatalError("TensorCore: a released weight has no packed form")
+        }
+        let raw = UnsafeMutableRawPointer(base)
+        guard mprotect(raw, capacityBytes, PROT_READ | PROT_WRITE) == 0 else {
+            fatalError("TensorCore: cannot make a weight's pages writable again (mprotect)")
+        }
+        source.unpack(transposed: key.transposed, into: base, ld: key.ld)
+        unpackedReleased = false
+    }
+
+    /// Hands the pages of the unpacked values back to the system, when they are a mapping of their
+    /// own (`BufferPool.mappedSize` or more) and a packed form holds the values. The pages are then inaccessible, so a
+    /// read that bypassed `pointer` traps instead of seeing zeros.
+    private func releaseUnpackedLocked() {
+        guard !unpackedReleased, capacityBytes >= BufferPool.mappedSize,
+              packs.values.contains(where: { $0.transposeOf == nil }) else { return }
+        let raw = UnsafeMutableRawPointer(base)
+        guard madvise(raw, capacityBytes, MADV_DONTNEED) == 0 else { return }
+        if mprotect(raw, capacityBytes, PROT_NONE) != 0 {
+            // Still readable, but the pages are zero now: write the values back.
+            unpackedReleased = true
+            restoreUnpackedLocked()
+            return
+        }
+        unpackedReleased = true
     }
 }
 
@@ -194,6 +268,13 @@ extension Tensor {
         let rows = count / lastDim
         return transposed ? storage.packed(transposed: true, k: lastDim, n: rows, ld: lastDim)
                           : storage.packed(transposed: false, k: rows, n: lastDim, ld: lastDim)
+    }
+
+    /// This tensor as a product's B: its packed form for the current kernel when it is frozen (the
+    /// product then never reads the pointer, whose pages may have been released), else its values.
+    public func gemmOperand(transposed: Bool) -> (b: UnsafePointer<Float>, packed: PackedMatrix?) {
+        if let p = packedForGemm(transposed: transposed) { return (UnsafePointer(storage.base), p) }
+        return (UnsafePointer(data), nil)
     }
 
     /// Marks this tensor's storage as never changing again (a weight), so products may keep it packed.

@@ -6,12 +6,22 @@
 // Shape key used across TensorCore: N batch, H height, W width, C channels, B batch of windows or
 // sequences, L tokens, K reduction length, O output channels.
 
+import CGemm
 import Foundation
 
 /// Aligned float32 memory owned by one or more tensors (reshapes share it).
 public final class Storage: @unchecked Sendable {
-    /// First element; 64-byte aligned.
-    public let pointer: UnsafeMutablePointer<Float>
+    /// First element; 64-byte aligned. Reading it brings a weight's values back when only their
+    /// packed form was kept (see `Storage.packed(transposed:k:n:ld:)` in Gemm.swift).
+    @inlinable public var pointer: UnsafeMutablePointer<Float> {
+        if unpackedReleased { restoreUnpacked() }
+        return base
+    }
+    /// First element, whether or not its pages hold the values now: only for passing beside a packed
+    /// form that the product will read instead.
+    @usableFromInline let base: UnsafeMutablePointer<Float>
+    /// True while the pages of `base` were handed back and only the packed forms hold the values.
+    @usableFromInline var unpackedReleased = false
     /// Number of elements.
     public let count: Int
     /// Bytes of the buffer (the pool may hand out a larger one than `count` needs).
@@ -32,14 +42,16 @@ public final class Storage: @unchecked Sendable {
         self.count = count
         let bytes = BufferPool.roundedSize(max(count, 1) * MemoryLayout<Float>.stride)
         let (raw, capacity) = BufferPool.take(bytes: bytes)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         capacityBytes = capacity
         MemoryStats.allocated(bytes)
     }
 
     deinit {
         MemoryStats.freed(BufferPool.roundedSize(max(count, 1) * MemoryLayout<Float>.stride))
-        BufferPool.give(UnsafeMutableRawPointer(pointer), bytes: capacityBytes)
+        // Released pages are inaccessible; readable again (as zero pages) before the pool reuses them.
+        if unpackedReleased { mprotect(UnsafeMutableRawPointer(base), capacityBytes, PROT_READ | PROT_WRITE) }
+        BufferPool.give(UnsafeMutableRawPointer(base), bytes: capacityBytes)
     }
 }
 
@@ -47,8 +59,9 @@ public final class Storage: @unchecked Sendable {
 /// memory whose pages are already mapped (fresh large allocations fault in every page). A request
 /// that finds no free buffer of its size may take a free one up to `stretch` times larger, so one
 /// stage's activations reuse what another stage's temporaries left. Buffers of `mappedSize` or more
-/// are mapped pages of their own, so those the pool does not keep go back to the system. Holds at
-/// most `limit` bytes of free buffers.
+/// are mapped pages of their own, so those the pool does not keep go back to the system; a request
+/// that no free one fits resizes a free mapping (mremap) rather than mapping more beside it, so the
+/// pages the pool holds follow the live tensors' peak. Holds at most `limit` bytes of free buffers.
 public enum BufferPool {
     nonisolated(unsafe) private static var free: [Int: [UnsafeMutableRawPointer]] = [:]
     nonisolated(unsafe) private static var cached = 0
@@ -56,7 +69,7 @@ public enum BufferPool {
     /// Most bytes kept in free buffers.
     nonisolated(unsafe) public static var limit = 1 << 30
     /// Buffers of at least this many bytes are mapped pages of their own.
-    static let mappedSize = 1 << 20
+    static let mappedSize = 1 << 18
     /// How much larger than asked a reused free buffer may be.
     static let stretch = 2
 
@@ -77,13 +90,20 @@ public enum BufferPool {
                 size = candidate
             }
         }
-        if size > 0, var list = free[size], let p = list.popLast() {
-            free[size] = list.isEmpty ? nil : list  // an empty list is removed, so a key means a free buffer
-            cached -= size
+        if size > 0, let p = pop(size) {
             lock.unlock()
             return (p, size)
         }
-        lock.unlock()
+        if bytes >= mappedSize, let (old, oldSize) = popResizable(bytes) {
+            // Resize a free mapping instead of mapping new pages beside it: the pages it keeps are
+            // resident already (a grown one faults in only its new tail; a shrunk one hands its tail
+            // back), so the pool's pages follow the live tensors' peak instead of adding to it.
+            lock.unlock()
+            if let q = stm_pages_remap(old, oldSize, bytes) { return (q, bytes) }
+            munmap(old, oldSize)
+        } else {
+            lock.unlock()
+        }
         if bytes >= mappedSize {
             // Large buffers come straight from the kernel, so that what the pool does not keep goes
             // back to the system at once (the C heap would keep it, fragmented, for its own reuse).
@@ -94,6 +114,27 @@ public enum BufferPool {
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else { outOfMemory(bytes) }
         return (raw, bytes)
+    }
+
+    /// Takes a free buffer of exactly `size` bytes off its list (the lock held).
+    private static func pop(_ size: Int) -> UnsafeMutableRawPointer? {
+        guard var list = free[size], let p = list.popLast() else { return nil }
+        free[size] = list.isEmpty ? nil : list  // an empty list is removed, so a key means a free buffer
+        cached -= size
+        return p
+    }
+
+    /// For a mapped request that no free buffer fits: the largest free mapping smaller than `bytes`
+    /// (to grow), else the smallest larger one (to shrink); nil when the pool holds no mapping. The
+    /// lock held.
+    private static func popResizable(_ bytes: Int) -> (UnsafeMutableRawPointer, Int)? {
+        var below = 0, above = 0
+        for size in free.keys where size >= mappedSize {
+            if size < bytes { below = max(below, size) } else if above == 0 || size < above { above = size }
+        }
+        let size = below > 0 ? below : above
+        guard size > 0, let p = pop(size) else { return nil }
+        return (p, size)
     }
 
     /// A last resort: the command line plans a run's memory before building its model (Models'

@@ -45,7 +45,14 @@ typedef struct stm_gemm_packed stm_gemm_packed;
 /// Packs op(B) [K,N] (stored [N,K] when transB) for the kernel in use. Free with stm_gemm_packed_free.
 stm_gemm_packed *stm_gemm_pack_b(int transB, long k, long n, const float *b, long ldb);
 void stm_gemm_packed_free(stm_gemm_packed *p);
-/// Bytes held by a packed matrix.
+/// A view of `src`'s transpose (op(B) = src's op(B)ᵀ) that holds no values: a product given it packs
+/// its B per call from `src`'s slivers, by NR x NR block transposes (the same values, so the same
+/// bits as packing the unpacked matrix). Valid while `src` lives; NULL for a view of a view.
+stm_gemm_packed *stm_gemm_pack_transposed_view(const stm_gemm_packed *src);
+/// Writes a packed matrix's op(B) back to its stored layout ([K,N], or [N,K] when transB) at `ldb`.
+/// Nothing for a view.
+void stm_gemm_unpack_b(const stm_gemm_packed *p, int transB, float *b, long ldb);
+/// Bytes held by a packed matrix (0 for a view).
 long stm_gemm_packed_bytes(const stm_gemm_packed *p);
 
 /// Called once for each finished block of C (rows [i0, i0+rows), columns [j0, j0+cols), already
@@ -69,5 +76,6 @@ double stm_fma_chains(int kernel, long iterations);
 }
 #endif
 #include "stm_elementwise.h"
+#include "stm_pages.h"
 
 #endif

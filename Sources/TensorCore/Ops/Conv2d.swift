@@ -30,13 +30,15 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
     let col = Tensor(uninitializedShape: [rows, kdim])
     im2col(x.data, n: n, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, pad: pad, ho: ho, wo: wo, col: col.data)
     let out = Tensor(uninitializedShape: [n, ho, wo, o])
-    gemm(transB: true, m: rows, n: o, k: kdim, a: col.data, lda: kdim, b: weight.data, ldb: kdim,
-         c: out.data, ldc: o, packedB: weight.packedForGemm(transposed: true), bias: bias.map { UnsafePointer($0.data) })
+    let wt = weight.gemmOperand(transposed: true)
+    gemm(transB: true, m: rows, n: o, k: kdim, a: col.data, lda: kdim, b: wt.b, ldb: kdim,
+         c: out.data, ldc: o, packedB: wt.packed, bias: bias.map { UnsafePointer($0.data) })
     let xShape = x.shape  // not x: the input gradient needs only the weight
     return Tape.record(out, inputs: [x]) { dOut in
         // dcol [rows, kdim] = dOut [rows, O] · weight [O, kdim]; then fold back onto the input.
         let dcol = Tensor(uninitializedShape: [rows, kdim])
-        gemm(m: rows, n: kdim, k: o, a: dOut.data, lda: o, b: weight.data, ldb: kdim, c: dcol.data, ldc: kdim)
+        let wb = weight.gemmOperand(transposed: false)
+        gemm(m: rows, n: kdim, k: o, a: dOut.data, lda: o, b: wb.b, ldb: kdim, c: dcol.data, ldc: kdim, packedB: wb.packed)
         let dx = Tensor(uninitializedShape: xShape)
         col2im(dcol.data, n: n, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, pad: pad, ho: ho, wo: wo, dx: dx.data)
         return [dx]

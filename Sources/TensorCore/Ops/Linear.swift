@@ -13,11 +13,12 @@ import CGemm
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     let s = LinearShapes(x, weight: weight, bias: bias, op: "linear")
     let out = Tensor(uninitializedShape: s.outShape)
-    // A frozen weight (a model's) is packed once for the forward product. The backward's product packs
-    // it per call (a copy of K x O values against M x K x O multiply-adds): keeping a second packed
-    // copy of every weight would add the model's size again to the resident memory.
-    gemm(transB: true, m: s.m, n: s.o, k: s.k, a: x.data, lda: s.k, b: weight.data, ldb: s.k,
-         c: out.data, ldc: s.o, packedB: weight.packedForGemm(transposed: true), bias: bias.map { UnsafePointer($0.data) })
+    // A frozen weight (a model's) is packed once for the forward product, and that packed copy is the
+    // only one kept of a large weight. The backward's product repacks it per call (a copy of K x O
+    // values against M x K x O multiply-adds): a second packed copy would add the model's size again.
+    let w = weight.gemmOperand(transposed: true)
+    gemm(transB: true, m: s.m, n: s.o, k: s.k, a: x.data, lda: s.k, b: w.b, ldb: s.k,
+         c: out.data, ldc: s.o, packedB: w.packed, bias: bias.map { UnsafePointer($0.data) })
     // The input gradient needs only the weight: capture x's shape, not x (its buffer is freed as soon
     // as the forward no longer needs it, instead of living until the backward).
     return Tape.record(out, inputs: [x]) { dOut in [s.inputGradient(dOut, weight: weight)] }
@@ -46,7 +47,8 @@ struct LinearShapes {
     /// The product's input gradient: dx [M, K] = dOut [M, O] · weight [O, K], shaped as x.
     func inputGradient(_ dOut: Tensor, weight: Tensor) -> Tensor {
         let dx = Tensor(uninitializedShape: xShape)
-        gemm(m: m, n: k, k: o, a: dOut.data, lda: o, b: weight.data, ldb: k, c: dx.data, ldc: k)
+        let w = weight.gemmOperand(transposed: false)  // a frozen weight: a view of the forward's packing
+        gemm(m: m, n: k, k: o, a: dOut.data, lda: o, b: w.b, ldb: k, c: dx.data, ldc: k, packedB: w.packed)
         return dx
     }
 }
@@ -68,8 +70,9 @@ public func linearGELU(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tens
     let keep = x.requiresGrad
     let out = keep ? Tensor(uninitializedShape: s.outShape) : pre
     let op = out.data, o = s.o
-    gemm(transB: true, m: s.m, n: o, k: s.k, a: x.data, lda: s.k, b: weight.data, ldb: s.k, c: pre.data, ldc: o,
-         packedB: weight.packedForGemm(transposed: true), bias: bias.map { UnsafePointer($0.data) }) { c, ldc, i0, j0, rows, cols in
+    let w = weight.gemmOperand(transposed: true)
+    gemm(transB: true, m: s.m, n: o, k: s.k, a: x.data, lda: s.k, b: w.b, ldb: s.k, c: pre.data, ldc: o,
+         packedB: w.packed, bias: bias.map { UnsafePointer($0.data) }) { c, ldc, i0, j0, rows, cols in
         for i in i0..<(i0 + rows) { stm_gelu_forward(c + i * ldc + j0, op + i * o + j0, cols) }
     }
     guard keep else { return out }
@@ -85,8 +88,9 @@ public func linearResidual(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, ont
     precondition(base.count == s.m * o && gamma.count == o, "linearResidual: base \(base.shape) and gamma of \(gamma.count) do not fit \(s.m) x \(o)")
     let out = Tensor(uninitializedShape: base.shape)
     let bp = base.data, gp = gamma.data
-    gemm(transB: true, m: s.m, n: o, k: s.k, a: x.data, lda: s.k, b: weight.data, ldb: s.k, c: out.data, ldc: o,
-         packedB: weight.packedForGemm(transposed: true), bias: bias.map { UnsafePointer($0.data) }) { c, ldc, i0, j0, rows, cols in
+    let w = weight.gemmOperand(transposed: true)
+    gemm(transB: true, m: s.m, n: o, k: s.k, a: x.data, lda: s.k, b: w.b, ldb: s.k, c: out.data, ldc: o,
+         packedB: w.packed, bias: bias.map { UnsafePointer($0.data) }) { c, ldc, i0, j0, rows, cols in
         for i in i0..<(i0 + rows) {
             let a = bp + i * o, y = c + i * ldc
             for j in j0..<(j0 + cols) { y[j] = a[j] + gp[j] * y[j] }  // addScaled's expression
