@@ -69,7 +69,11 @@ public final class Conv2d: Module {
 
     public func prepare() {
         let s = weight.shape
-        ohwi = convWeightOHWI(weight.values, o: s[0], c: s[1], kh: s[2], kw: s[3]).frozen()
+        let m = convWeightOHWI(weight.values, o: s[0], c: s[1], kh: s[2], kw: s[3]).frozen()
+        ohwi = m
+        // The checkpoint-layout weight is read only if someone asks for it: its pages are handed back
+        // and written again from the matrix on such a read.
+        weight.tensor.storage.releaseDerived { convWeightOIHW(m.data, o: s[0], c: s[1], kh: s[2], kw: s[3], into: $0) }
     }
 
     /// x [N,H,W,C] -> [N,Ho,Wo,O]

@@ -224,23 +224,38 @@ extension Storage {
     }
 
     private func restoreUnpackedLocked() {
-        guard let (key, source) = packs.first(where: { $0.value.transposeOf == nil }) else {
-            fatalError("TensorCore: a released weight has no packed form")
-        }
         let raw = UnsafeMutableRawPointer(base)
         guard mprotect(raw, capacityBytes, PROT_READ | PROT_WRITE) == 0 else {
             fatalError("TensorCore: cannot make a weight's pages writable again (mprotect)")
         }
-        source.unpack(transposed: key.transposed, into: base, ld: key.ld)
+        if let rewrite {
+            rewrite(base)
+        } else if let (key, source) = packs.first(where: { $0.value.transposeOf == nil }) {
+            source.unpack(transposed: key.transposed, into: base, ld: key.ld)
+        } else {
+            fatalError("TensorCore: a released weight has no packed form")
+        }
         unpackedReleased = false
     }
 
+    /// For a frozen weight that the model only reads through a copy in another layout (a convolution's
+    /// [O, KH*KW*C] matrix made from PyTorch's [O, C, KH, KW]): hands these values' pages back, when
+    /// they are a mapping of their own, and keeps `rewrite`, which writes them again from that copy
+    /// if anything reads them. Nothing happens to storage that is not frozen or not mapped.
+    public func releaseDerived(rewrite: @escaping (UnsafeMutablePointer<Float>) -> Void) {
+        guard isFrozen else { return }
+        packLock.lock()
+        defer { packLock.unlock() }
+        self.rewrite = rewrite
+        releaseUnpackedLocked()
+    }
+
     /// Hands the pages of the unpacked values back to the system, when they are a mapping of their
-    /// own (`BufferPool.mappedSize` or more) and a packed form holds the values. The pages are then inaccessible, so a
-    /// read that bypassed `pointer` traps instead of seeing zeros.
+    /// own (`BufferPool.mappedSize` or more) and a packed form (or a rewrite) holds the values. The
+    /// pages are then inaccessible, so a read that bypassed `pointer` traps instead of seeing zeros.
     private func releaseUnpackedLocked() {
         guard !unpackedReleased, capacityBytes >= BufferPool.mappedSize,
-              packs.values.contains(where: { $0.transposeOf == nil }) else { return }
+              rewrite != nil || packs.values.contains(where: { $0.transposeOf == nil }) else { return }
         let raw = UnsafeMutableRawPointer(base)
         guard madvise(raw, capacityBytes, MADV_DONTNEED) == 0 else { return }
         if mprotect(raw, capacityBytes, PROT_NONE) != 0 {

@@ -28,6 +28,8 @@ public final class Storage: @unchecked Sendable {
     let capacityBytes: Int
     /// Packed forms of this storage for `gemm`, made on first use once it is frozen.
     var packs: [PackKey: PackedMatrix] = [:]
+    /// Writes the values again from a copy in another layout (see `releaseDerived(rewrite:)`).
+    var rewrite: ((UnsafeMutablePointer<Float>) -> Void)?
     let packLock = NSLock()
     private var frozenFlag = false
 

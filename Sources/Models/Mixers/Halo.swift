@@ -174,7 +174,20 @@ public final class HaloAttention: Module {
                 for i in 0..<c { reordered[dst * c + i] = w[(h * per + j) * c + i] }
             }
         }
-        kvMatrix = Tensor(shape: [heads * per, c], values: reordered).frozen()
+        let m = Tensor(shape: [heads * per, c], values: reordered).frozen()
+        kvMatrix = m
+        // kv's own weight is read only if someone asks for it: its pages are handed back and written
+        // again from the reordered matrix on such a read.
+        let heads = heads
+        kv.weight.tensor.storage.releaseDerived { w in
+            let src = m.data
+            for h in 0..<heads {
+                for j in 0..<per {
+                    let row = j < dk ? h * dk + j : heads * dk + h * dv + (j - dk)
+                    (w + (h * per + j) * c).update(from: src + row * c, count: c)
+                }
+            }
+        }
         heightTable = pos_embed.height_rel.tensor.detached()
         widthTable = pos_embed.width_rel.tensor.detached()
     }
@@ -230,12 +243,13 @@ public final class UnifiedHaloBlock: Block {
         let kv = gatherRows(linear(xn, weight: attn.kvMatrix), plan: g.windows, outShape: [n * g.count, wn * wn, heads * (dk + dv)])
         // Softmax takes the outside-the-map mask in its logits; the other activations as a presence mask.
         let softmax = attn.variant.activation == .softmax
-        let rel = haloRelativeLogits(q, heightTable: attn.heightTable, widthTable: attn.widthTable, heads: heads,
-                                     block: s, window: wn, keyBias: softmax ? g.mask : nil)
+        // The relative logits enter as a factored term: [B, Hd, L, K] of them is never stored.
+        let rel = HaloRelativeTerm(coefficients: haloRelativeCoefficients(q, heightTable: attn.heightTable, widthTable: attn.widthTable, heads: heads),
+                                   heads: heads, block: s, window: wn, keyBias: softmax ? g.mask : nil)
         let mixed = attention(q: AttentionOperand(q), k: AttentionOperand(kv, offset: 0),
                               v: AttentionOperand(kv, offset: heads * dk), heads: heads, keyWidth: dk, valueWidth: dv,
                               scale: 1 / Float(dk).squareRoot(),
-                              bias: AttentionBias(perGroup: softmax ? nil : presence(g, queries: s * s)), logits: rel,
+                              bias: AttentionBias(perGroup: softmax ? nil : presence(g, queries: s * s)), term: rel,
                               activation: attn.variant.rowActivation(keys: wn * wn, headDim: dk, norm: attn.logit_norm))
         return attn.proj(gatherRows(mixed, plan: g.merge, outShape: [n, h, w, heads * dv]))
     }

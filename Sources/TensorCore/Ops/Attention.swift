@@ -36,16 +36,38 @@ public struct AttentionBias {
     }
 }
 
+/// A differentiable term added to the attention logits in a factored form, so that its
+/// [B, Hd, Lq, Lk] values are never stored: the attention adds it to each block of logits as it
+/// makes them (again in the backward, when the weights are recomputed) and reduces each block of
+/// dS into the gradients of the term's own inputs (e.g. HaloNet's relative logits,
+/// `HaloRelativeTerm`). Rows of different (sequence, head) pairs must touch disjoint gradient rows.
+public protocol AttentionLogitTerm {
+    /// The tensors the term is made from; they receive the gradients `accumulate` writes.
+    var inputs: [Tensor] { get }
+    /// Adds the term of pair `bh` (sequence * Hd + head), query rows [i0, i0 + rows), to `s`
+    /// ([rows, Lk], row-major), exactly as adding a stored logits tensor would.
+    func add(bh: Int, i0: Int, rows: Int, into s: UnsafeMutablePointer<Float>)
+    /// Writes the gradient contributions of pair `bh` from its dS ([Lq, Lk]) into `gradients`
+    /// (shaped as `inputs`, uninitialized until written; every pair writes its own rows completely).
+    func accumulate(bh: Int, dS: UnsafePointer<Float>, into gradients: [UnsafeMutablePointer<Float>])
+}
+
 /// act(scale * q kᵀ + bias + logits) v, per head; `act` is softmax unless `activation` says otherwise.
 /// - Parameters:
 ///   - q: [B, Lq, ≥ offset + Hd*Dk]; k: [B, Lk, ≥ offset + Hd*Dk]; v: [B, Lk, ≥ offset + Hd*Dv].
 ///   - logits: optional differentiable term [B, Hd, Lq, Lk].
+///   - term: optional differentiable term in factored form, added after `logits`.
 ///   - activation: the row activation; for all but softmax, `bias.perGroup` is a presence mask
 ///     (entries < 0 mark absent keys, which get weight 0) rather than an additive term.
 /// - Returns: [B, Lq, Hd*Dv].
+///
+/// With softmax and no stored `logits`, the backward recomputes each block's weights from q and k
+/// (the same operations, so the same bits) instead of keeping [B, Hd, Lq, Lk] of them from the
+/// forward: that is the largest tensor of HaloNet's and Swin's blocks, and the product that remakes
+/// it is a small share of the block's. Other activations keep their weights.
 public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
                       heads: Int, keyWidth dk: Int, valueWidth dv: Int, scale: Float,
-                      bias: AttentionBias = AttentionBias(), logits: Tensor? = nil,
+                      bias: AttentionBias = AttentionBias(), logits: Tensor? = nil, term: AttentionLogitTerm? = nil,
                       activation: AttentionActivation = .softmax) -> Tensor {
     let qt = q.tensor, kt = k.tensor, vt = v.tensor
     precondition(qt.rank == 3 && kt.rank == 3 && vt.rank == 3, "attention: q, k, v must be [B, L, width]")
@@ -64,44 +86,41 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
 
     let ldo = heads * dv
     let out = Tensor(uninitializedShape: [b, lq, ldo])
-    // The probabilities are kept for the backward when there will be one; otherwise each chunk
-    // works in a scratch block of its own (forward-only runs of large batches stay in cache).
     let recorder = AttentionRecorder.current
-    let keep = qt.requiresGrad || kt.requiresGrad || vt.requiresGrad || (logits?.requiresGrad ?? false) || recorder != nil
+    let termGrad = term?.inputs.contains(where: \.requiresGrad) ?? false
+    let grad = qt.requiresGrad || kt.requiresGrad || vt.requiresGrad || (logits?.requiresGrad ?? false) || termGrad
+    // The weights are kept for a backward that cannot remake them, and for a recorder; otherwise each
+    // chunk works in a scratch block of its own (forward-only runs of large batches stay in cache).
+    let recompute = grad && isSoftmax && logits == nil && recorder == nil
+    let keep = (grad && !recompute) || recorder != nil
     let probs: Tensor? = keep ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil  // [B, Hd, Lq, Lk]
     // What a non-softmax activation keeps per row besides its output. [B*Hd*Lq, savedWidth]
     let saved: Tensor? = keep && savedWidth > 0 ? Tensor(uninitializedShape: [b * heads * lq, savedWidth]) : nil
     let svp: UnsafeMutablePointer<Float>? = saved?.data
-    let qp = qt.data + q.offset, kp = kt.data + k.offset, vp = vt.data + v.offset
     let pp: UnsafeMutablePointer<Float>? = probs?.data
     let op = out.data
-    let headBias: UnsafeMutablePointer<Float>? = bias.perHead?.data
-    let groupBias: UnsafeMutablePointer<Float>? = bias.perGroup?.data
-    let extra: UnsafeMutablePointer<Float>? = logits?.data
     let block = lq * lk
-    // Forward-only runs (no probabilities kept) take the queries in chunks whose logits fit a bounded
-    // scratch block: a row's result never depends on the other rows (one FMA chain per element of a
-    // product, a softmax per row), so the bits are those of one chunk, and PVT's spatial-reduction
-    // attention on a 4000 x 2400 input no longer needs Lq x Lk floats (22 GB) per head.
+    let fill = LogitFill(q: q, k: k, heads: heads, dk: dk, scale: scale, bias: bias, groups: groups,
+                         logits: logits, term: term, softmax: isSoftmax)
+    // Runs that keep no weights take the queries in chunks whose logits fit a bounded scratch block:
+    // a row's result never depends on the other rows (one FMA chain per element of a product, a
+    // softmax per row), so the bits are those of one chunk, and PVT's spatial-reduction attention on
+    // a 4000 x 2400 input no longer needs Lq x Lk floats (22 GB) per head.
     let rowsPerChunk = pp == nil ? max(1, min(lq, AttentionLimits.scratchFloats / max(lk, 1))) : lq
+    let vp = vt.data + v.offset
     parallelFor(b * heads, grain: grainFor(b * heads, cost: block * (dk + dv) * 2)) { r in
         let scratch: UnsafeMutablePointer<Float>? = pp == nil ? .allocate(capacity: rowsPerChunk * lk) : nil
         defer { scratch?.deallocate() }
         for bh in r {
             let s = bh / heads, h = bh % heads
             for i0 in stride(from: 0, to: lq, by: rowsPerChunk) {
-                let qc = min(rowsPerChunk, lq - i0), count = qc * lk, at = i0 * lk
+                let qc = min(rowsPerChunk, lq - i0), at = i0 * lk
                 let sp = pp.map { $0 + bh * block + at } ?? scratch!
-                gemm(transB: true, m: qc, n: lk, k: dk, alpha: scale, a: qp + s * lq * ldq + i0 * ldq + h * dk, lda: ldq,
-                     b: kp + s * lk * ldk + h * dk, ldb: ldk, c: sp, ldc: lk)
-                if let headBias { let src = headBias + h * block + at; for i in 0..<count { sp[i] += src[i] } }
+                fill.logits(bh: bh, i0: i0, rows: qc, into: sp)
                 if isSoftmax {
-                    if let groupBias { let src = groupBias + (s % groups) * block + at; for i in 0..<count { sp[i] += src[i] } }
-                    if let extra { let src = extra + bh * block + at; for i in 0..<count { sp[i] += src[i] } }
                     for i in 0..<qc { softmaxRow(sp + i * lk, sp + i * lk, lk) }
                 } else {
-                    if let extra { let src = extra + bh * block + at; for i in 0..<count { sp[i] += src[i] } }
-                    let present = groupBias.map { UnsafePointer($0 + (s % groups) * block + at) }
+                    let present = fill.groupBias.map { UnsafePointer($0 + (s % groups) * block + at) }
                     for i in 0..<qc {
                         activation.forwardRow(sp + i * lk, present: present.map { $0 + i * lk }, lk,
                                               saved: svp.map { $0 + (bh * lq + i0 + i) * savedWidth })
@@ -113,14 +132,18 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         }
     }
 
-    let groupMask = bias.perGroup
     if let recorder, let probs { recorder.weights.append(probs) }
+    guard grad else { return out }
     var inputs = [qt, kt, vt]
     if let logits { inputs.append(logits) }
+    let termInputs = term?.inputs ?? []
+    inputs += termInputs
     let (qOff, kOff, vOff) = (q.offset, k.offset, v.offset)
     // Whether extra logits came in, not the logits themselves: their gradient is dS, so the backward
     // never reads them, and capturing them would keep a [B, Hd, Lq, Lk] tensor alive until then.
     let hasLogits = logits != nil
+    let groupMask = bias.perGroup
+    let remake: LogitFill? = recompute ? fill : nil  // holds q, k, the biases and the term until the backward
     return Tape.record(out, inputs: inputs) { dOut in
         // Gradient buffers, one per distinct operand tensor (q, k, v may share one).
         let same = { (a: Tensor, c: Tensor) in a.storage === c.storage }
@@ -128,21 +151,34 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         let dk_ = same(kt, qt) ? dq : Tensor(shape: kt.shape, repeating: 0)
         let dv_ = same(vt, qt) ? dq : (same(vt, kt) ? dk_ : Tensor(shape: vt.shape, repeating: 0))
         let dLogits = hasLogits ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil
+        let dTerm = termInputs.map { Tensor(uninitializedShape: $0.shape) }
+        let dTermPointers = dTerm.map(\.data)
         let dqp = dq.data + qOff, dkp = dk_.data + kOff, dvp = dv_.data + vOff
         // Read the kept tensors through the closure's own references so they stay alive until now.
-        let qp = qt.data + qOff, kp = kt.data + kOff, vp = vt.data + vOff, pp = probs!.data
+        let qp = qt.data + qOff, kp = kt.data + kOff, vp = vt.data + vOff
+        let pp: UnsafeMutablePointer<Float>? = probs?.data
         let svp: UnsafeMutablePointer<Float>? = saved?.data
         let presence: UnsafeMutablePointer<Float>? = isSoftmax ? nil : groupMask?.data
         let dop = dOut.data
         let dlp: UnsafeMutablePointer<Float>? = dLogits?.data
         parallelFor(b * heads, grain: grainFor(b * heads, cost: block * (2 * dk + 2 * dv))) { r in
             // dS is written straight into dLogits when there is one; otherwise into one block of scratch
-            // per task (not a [B, Hd, Lq, Lk] buffer: this runs when memory is at its peak).
+            // per task (not a [B, Hd, Lq, Lk] buffer: this runs when memory is at its peak). Remade
+            // weights go to another block of scratch per task.
             let scratch: UnsafeMutablePointer<Float>? = dlp == nil ? .allocate(capacity: block) : nil
-            defer { scratch?.deallocate() }
+            let remade: UnsafeMutablePointer<Float>? = remake != nil ? .allocate(capacity: block) : nil
+            defer { scratch?.deallocate(); remade?.deallocate() }
             for bh in r {
                 let s = bh / heads, h = bh % heads
-                let p = pp + bh * block
+                let p: UnsafeMutablePointer<Float>
+                if let remake, let remade {
+                    // The forward's operations on this block, in its order: the same weights, bit for bit.
+                    remake.logits(bh: bh, i0: 0, rows: lq, into: remade)
+                    for i in 0..<lq { softmaxRow(remade + i * lk, remade + i * lk, lk) }
+                    p = remade
+                } else {
+                    p = pp! + bh * block
+                }
                 let ds = dlp.map { $0 + bh * block } ?? scratch!
                 let dO = dop + s * lq * ldo + h * dv
                 // dP = dO · vᵀ
@@ -157,6 +193,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                                                gradient: ds + i * lk, lk)
                     }
                 }
+                if let term, !dTermPointers.isEmpty { term.accumulate(bh: bh, dS: ds, into: dTermPointers) }
                 // dq = scale * dS · k ; dk = scale * dSᵀ · q ; dv = Pᵀ · dO
                 gemm(m: lq, n: dk, k: lk, alpha: scale, a: ds, lda: lk, b: kp + s * lk * ldk + h * dk, ldb: ldk,
                      c: dqp + s * lq * ldq + h * dk, ldc: ldq)
@@ -168,7 +205,38 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         }
         var grads: [Tensor?] = [dq, same(kt, qt) ? nil : dk_, (same(vt, qt) || same(vt, kt)) ? nil : dv_]
         if hasLogits { grads.append(dLogits) }
+        grads += dTerm.map { Optional($0) }
         return grads
+    }
+}
+
+/// The logits of one block of queries, before the activation: scale * q kᵀ, then the per-head bias,
+/// the per-group bias (softmax only: other activations read it as a presence mask), the stored
+/// logits and the factored term, in that order. One definition for the forward and for the backward
+/// that remakes the weights, so both give the same bits. Holds the tensors it reads.
+private struct LogitFill {
+    let q: AttentionOperand, k: AttentionOperand
+    let heads: Int, dk: Int, scale: Float
+    let bias: AttentionBias
+    let groups: Int
+    let logits: Tensor?
+    let term: AttentionLogitTerm?
+    let softmax: Bool
+
+    var groupBias: UnsafeMutablePointer<Float>? { bias.perGroup?.data }
+
+    /// Rows [i0, i0 + rows) of pair bh into sp [rows, Lk].
+    func logits(bh: Int, i0: Int, rows qc: Int, into sp: UnsafeMutablePointer<Float>) {
+        let qt = q.tensor, kt = k.tensor
+        let lq = qt.shape[1], lk = kt.shape[1], ldq = qt.shape[2], ldk = kt.shape[2]
+        let s = bh / heads, h = bh % heads
+        let block = lq * lk, count = qc * lk, at = i0 * lk
+        gemm(transB: true, m: qc, n: lk, k: dk, alpha: scale, a: qt.data + q.offset + s * lq * ldq + i0 * ldq + h * dk, lda: ldq,
+             b: kt.data + k.offset + s * lk * ldk + h * dk, ldb: ldk, c: sp, ldc: lk)
+        if let headBias = bias.perHead?.data { let src = headBias + h * block + at; for i in 0..<count { sp[i] += src[i] } }
+        if softmax, let groupBias { let src = groupBias + (s % groups) * block + at; for i in 0..<count { sp[i] += src[i] } }
+        if let extra = logits?.data { let src = extra + bh * block + at; for i in 0..<count { sp[i] += src[i] } }
+        term?.add(bh: bh, i0: i0, rows: qc, into: sp)
     }
 }
 

@@ -209,6 +209,13 @@ public func convWeightOHWI(_ values: [Float], o: Int, c: Int, kh: Int, kw: Int) 
     return t
 }
 
+/// The inverse of `convWeightOHWI`: a [O, KH*KW*C] matrix back to PyTorch's [O, C, KH, KW] order.
+public func convWeightOIHW(_ ohwi: UnsafePointer<Float>, o: Int, c: Int, kh: Int, kw: Int, into d: UnsafeMutablePointer<Float>) {
+    for oo in 0..<o { for cc in 0..<c { for y in 0..<kh { for x in 0..<kw {
+        d[((oo * c + cc) * kh + y) * kw + x] = ohwi[oo * kh * kw * c + (y * kw + x) * c + cc]
+    } } } }
+}
+
 /// Reorders a PyTorch depth-wise weight [C, 1, KH, KW] to the [KH, KW, C] layout `depthwiseConv2d` takes.
 public func depthwiseWeightHWC(_ values: [Float], c: Int, kh: Int, kw: Int) -> Tensor {
     let t = Tensor(uninitializedShape: [kh, kw, c])

@@ -96,6 +96,98 @@ public func haloRelativeLogits(_ q: Tensor, heightTable: Tensor, widthTable: Ten
     }
 }
 
+/// The table coefficients of HaloNet's relative logits, for `HaloRelativeTerm`: row (block, query,
+/// head) holds q · heightTable[t] for the R table rows t, then q · widthTable[t]. Differentiable with
+/// respect to q (the tables are constants): dq = dT[:, ..<R] · heightTable + dT[:, R...] · widthTable.
+/// - Parameters: q [B, L, Hd*Dk]; heightTable, widthTable [R, Dk].
+/// - Returns: [B*L*Hd, 2R].
+public func haloRelativeCoefficients(_ q: Tensor, heightTable: Tensor, widthTable: Tensor, heads: Int) -> Tensor {
+    precondition(q.rank == 3 && heads > 0 && q.shape[2] % heads == 0, "haloRelativeCoefficients: q must be [B, L, Hd*Dk], got \(q.shape)")
+    let dk = q.shape[2] / heads, r = heightTable.shape[0]
+    precondition(heightTable.shape == [r, dk] && widthTable.shape == [r, dk],
+                 "haloRelativeCoefficients: tables must be [R, \(dk)], got \(heightTable.shape) and \(widthTable.shape)")
+    let rows = q.count / dk  // q viewed as [rows, Dk]
+    let out = Tensor(uninitializedShape: [rows, 2 * r])
+    gemm(transB: true, m: rows, n: r, k: dk, a: q.data, lda: dk, b: heightTable.data, ldb: dk, c: out.data, ldc: 2 * r)
+    gemm(transB: true, m: rows, n: r, k: dk, a: q.data, lda: dk, b: widthTable.data, ldb: dk, c: out.data + r, ldc: 2 * r)
+    let inShape = q.shape
+    return Tape.record(out, inputs: [q]) { dOut in
+        let dq = Tensor(uninitializedShape: inShape)
+        gemm(m: rows, n: dk, k: r, a: dOut.data, lda: 2 * r, b: heightTable.data, ldb: dk, c: dq.data, ldc: dk)
+        gemm(m: rows, n: dk, k: r, a: dOut.data + r, lda: 2 * r, b: widthTable.data, ldb: dk, beta: 1, c: dq.data, ldc: dk)
+        return [dq]
+    }
+}
+
+/// HaloNet's relative logits as a factored attention term: `haloRelativeLogits`' values (and, for
+/// softmax, the key bias added to them), made block by block inside the attention from the
+/// coefficients [B*L*Hd, 2R] of `haloRelativeCoefficients`, so the [B, Hd, L, K] logits and their
+/// gradient are never stored. Same operations in the same order as `haloRelativeLogits` followed by
+/// the attention's addition of stored logits: the same bits.
+public struct HaloRelativeTerm: AttentionLogitTerm {
+    /// [B*L*Hd, 2R]
+    public let coefficients: Tensor
+    public let heads: Int, block: Int, window: Int
+    /// Optional constant [G, K]; block b gets row b % G.
+    public let keyBias: Tensor?
+
+    public init(coefficients: Tensor, heads: Int, block: Int, window: Int, keyBias: Tensor? = nil) {
+        let r = 2 * window - 1
+        precondition(coefficients.rank == 2 && coefficients.shape[1] == 2 * r && coefficients.shape[0] % (block * block * heads) == 0,
+                     "HaloRelativeTerm: coefficients must be [B*\(block * block)*\(heads), \(2 * r)], got \(coefficients.shape)")
+        if let keyBias { precondition(keyBias.count % (window * window) == 0 && keyBias.count > 0, "HaloRelativeTerm: keyBias must be [G, \(window * window)]") }
+        self.coefficients = coefficients
+        self.heads = heads
+        self.block = block
+        self.window = window
+        self.keyBias = keyBias
+    }
+
+    public var inputs: [Tensor] { [coefficients] }
+
+    public func add(bh: Int, i0: Int, rows: Int, into sp: UnsafeMutablePointer<Float>) {
+        let s = block, wn = window, l = s * s, k = wn * wn, r = 2 * wn - 1
+        let blk = bh / heads, h = bh % heads
+        let cp = coefficients.data
+        let bias: UnsafeMutablePointer<Float>? = keyBias.map { $0.data + (blk % ($0.count / k)) * k }
+        for i in i0..<(i0 + rows) {
+            let y = i / s, x = i % s
+            let src = cp + ((blk * l + i) * heads + h) * 2 * r
+            let hrow = src + (wn - 1 - y), wrow = src + r + (wn - 1 - x)
+            let dst = sp + (i - i0) * k
+            for ky in 0..<wn {
+                let hv = hrow[ky]
+                let line = dst + ky * wn
+                if let bias {
+                    let add = bias + ky * wn
+                    for kx in 0..<wn { line[kx] += (hv + wrow[kx]) + add[kx] }
+                } else {
+                    for kx in 0..<wn { line[kx] += hv + wrow[kx] }
+                }
+            }
+        }
+    }
+
+    public func accumulate(bh: Int, dS: UnsafePointer<Float>, into gradients: [UnsafeMutablePointer<Float>]) {
+        let s = block, wn = window, l = s * s, k = wn * wn, r = 2 * wn - 1
+        let blk = bh / heads, h = bh % heads
+        // d heightCoef[Wn-1+ky-y] = sum over kx of dS[ky, kx]; d widthCoef[Wn-1+kx-x] = sum over ky.
+        for i in 0..<l {
+            let y = i / s, x = i % s
+            let row = gradients[0] + ((blk * l + i) * heads + h) * 2 * r
+            row.update(repeating: 0, count: 2 * r)
+            let hAt = row + (wn - 1 - y), wAt = row + r + (wn - 1 - x)
+            let src = dS + i * k
+            for ky in 0..<wn {
+                let line = src + ky * wn
+                var acc: Float = 0
+                for kx in 0..<wn { acc += line[kx]; wAt[kx] += line[kx] }
+                hAt[ky] = acc
+            }
+        }
+    }
+}
+
 /// Slow reference for tests: timm's `rel_logits_1d` done literally (product with the table, pad one
 /// column, flatten, pad to (W+1)*R, reshape, keep the last Wn columns of the first W rows, tile), once
 /// along width and once along the transposed block for height. Same arguments and layout as

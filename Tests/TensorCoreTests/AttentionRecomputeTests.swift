@@ -1,0 +1,91 @@
+// TensorCoreTests: the attention's memory-saving forms give the bits of the stored forms. With
+// softmax the backward remakes the weights instead of keeping them (compared with a run that keeps
+// them because a recorder is on); HaloNet's relative logits as a factored term (`HaloRelativeTerm`)
+// against the stored [B, Hd, L, K] logits of `haloRelativeLogits`, with and without the key mask, for
+// softmax and for an activation that keeps its weights. Forward and every input gradient, bit for bit.
+// Shapes: q [B, L, Hd*Dk], kv [B, K, Hd*(Dk+Dv)], tables [R, Dk], mask [G, K].
+
+import XCTest
+@testable import TensorCore
+
+final class AttentionRecomputeTests: XCTestCase {
+    private var rng = TestRNG(20261204)
+
+    private func bits(_ t: Tensor) -> [UInt32] { t.values.map(\.bitPattern) }
+
+    /// Output and the gradients of q and kv (all seeded with `seed`), with or without a recorder.
+    private func run(_ q: Tensor, _ kv: Tensor, _ seed: Tensor, recording: Bool,
+                     _ f: (Tensor, Tensor) -> Tensor) -> [[UInt32]] {
+        let lq = q.detached().requiringGrad(), lkv = kv.detached().requiringGrad()
+        let y = recording ? AttentionRecorder.recording { f(lq, lkv) }.result : f(lq, lkv)
+        Tape.backward(y, seed: seed)
+        return [bits(y), bits(Tape.gradient(of: lq)), bits(Tape.gradient(of: lkv))]
+    }
+
+    func testRemadeWeightsGiveTheBitsOfKeptOnes() {
+        // Swin-like: windows with a per-head bias and a per-group (shift) mask; 3 threads split the pairs.
+        let before = Threads.count
+        defer { Threads.set(before) }
+        let (b, l, heads, dk) = (6, 49, 3, 8)
+        let q = rng.tensor([b, l, heads * dk]), kv = rng.tensor([b, l, heads * dk * 2]), seed = rng.tensor([b, l, heads * dk])
+        let perHead = rng.tensor([heads, l, l]), perGroup = rng.tensor([2, l, l], scale: 3)
+        for threads in [1, 3] {
+            Threads.set(threads)
+            let f = { (q: Tensor, kv: Tensor) in
+                attention(q: AttentionOperand(q), k: AttentionOperand(kv), v: AttentionOperand(kv, offset: heads * dk),
+                          heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.35,
+                          bias: AttentionBias(perHead: perHead, perGroup: perGroup))
+            }
+            XCTAssertEqual(run(q, kv, seed, recording: false, f), run(q, kv, seed, recording: true, f), "\(threads) threads")
+        }
+    }
+
+    func testHaloTermGivesTheBitsOfStoredRelativeLogits() {
+        let (s, wn, heads, dk, nb) = (4, 8, 2, 6, 5)  // L = 16 queries, K = 64 keys, R = 15
+        let l = s * s, k = wn * wn, r = 2 * wn - 1
+        let q = rng.tensor([nb, l, heads * dk]), kv = rng.tensor([nb, k, heads * dk * 2]), seed = rng.tensor([nb, l, heads * dk])
+        let ht = rng.tensor([r, dk]), wt = rng.tensor([r, dk])
+        var maskValues = [Float](repeating: 0, count: 2 * k)
+        for j in 0..<k where j % 7 == 3 || j < 5 { maskValues[j] = -Float.greatestFiniteMagnitude }
+        for j in 0..<k where j % 5 == 1 { maskValues[k + j] = -Float.greatestFiniteMagnitude }
+        let mask = Tensor(shape: [2, k], values: maskValues)
+        for masked in [false, true] {
+            let key = masked ? mask : nil
+            let stored = run(q, kv, seed, recording: false) { q, kv in
+                attention(q: AttentionOperand(q), k: AttentionOperand(kv), v: AttentionOperand(kv, offset: heads * dk),
+                          heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.4,
+                          logits: haloRelativeLogits(q, heightTable: ht, widthTable: wt, heads: heads, block: s, window: wn, keyBias: key))
+            }
+            let factored = run(q, kv, seed, recording: false) { q, kv in
+                let term = HaloRelativeTerm(coefficients: haloRelativeCoefficients(q, heightTable: ht, widthTable: wt, heads: heads),
+                                            heads: heads, block: s, window: wn, keyBias: key)
+                return attention(q: AttentionOperand(q), k: AttentionOperand(kv), v: AttentionOperand(kv, offset: heads * dk),
+                                 heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.4, term: term)
+            }
+            XCTAssertEqual(factored, stored, "softmax, masked \(masked)")
+        }
+        // An activation that keeps its weights (the term still replaces the stored logits).
+        let act = AttentionActivation.scale(by: Float(k), relu: true)
+        let stored = run(q, kv, seed, recording: false) { q, kv in
+            attention(q: AttentionOperand(q), k: AttentionOperand(kv), v: AttentionOperand(kv, offset: heads * dk),
+                      heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.4,
+                      logits: haloRelativeLogits(q, heightTable: ht, widthTable: wt, heads: heads, block: s, window: wn),
+                      activation: act)
+        }
+        let factored = run(q, kv, seed, recording: false) { q, kv in
+            let term = HaloRelativeTerm(coefficients: haloRelativeCoefficients(q, heightTable: ht, widthTable: wt, heads: heads),
+                                        heads: heads, block: s, window: wn)
+            return attention(q: AttentionOperand(q), k: AttentionOperand(kv), v: AttentionOperand(kv, offset: heads * dk),
+                             heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.4, term: term, activation: act)
+        }
+        XCTAssertEqual(factored, stored, "scale-relu")
+    }
+
+    func testHaloCoefficientGradientMeetsFiniteDifferences() {
+        let (heads, dk, r) = (2, 3, 5)
+        let ht = rng.tensor([r, dk]), wt = rng.tensor([r, dk])
+        checkGradient("haloRelativeCoefficients", rng.tensor([2, 4, heads * dk])) {
+            haloRelativeCoefficients($0, heightTable: ht, widthTable: wt, heads: heads)
+        }
+    }
+}
