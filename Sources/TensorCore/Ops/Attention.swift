@@ -1,12 +1,14 @@
 // TensorCore op: multi-head scaled dot-product attention, fused. Queries, keys and values are read
 // straight from their projection outputs through strided GEMMs (no head split or permute copies);
 // the output is written with heads already merged. Constant logit terms (relative-position bias,
-// shift or padding masks) are added before the activation; a differentiable logit term (HaloNet's
-// query-dependent relative logits) may be added too and receives a gradient. The activation that turns
-// a row of logits into weights is a strategy (`AttentionActivation`, AttentionActivation.swift):
-// softmax by default, on its own inlined path; the others read the per-group mask as a presence mask
-// (see there). The forward keeps the weights (and what the activation saves) for the backward, when
-// one can follow. Dropout and causal masks are not provided.
+// shift or padding masks) are added before the activation; a differentiable logit term may be added
+// too and receives a gradient, either stored ([B, Hd, Lq, Lk]) or factored (`AttentionLogitTerm`,
+// made block by block: HaloNet's query-dependent relative logits). The activation that turns a row
+// of logits into weights is a strategy (`AttentionActivation`, AttentionActivation.swift): softmax by
+// default, on its own inlined path; the others read the per-group mask as a presence mask (see
+// there). With softmax the backward remakes each block's weights (the forward's operations, so the
+// same bits); other activations keep theirs, and what they save, for the backward. Dropout and causal
+// masks are not provided.
 //
 // Shape key: B sequences (images x windows), Lq queries, Lk keys, Hd heads, Dk query/key width
 // per head, Dv value width per head.

@@ -8,7 +8,9 @@
 // queries only; the tables and the bias are constants. The forward keeps nothing but its inputs: the
 // backward reduces dOut to per-row table coefficients and multiplies them back through the tables.
 // `referenceHaloRelativeLogits` below, for tests, follows timm's pad-and-reshape trick literally
-// instead of the closed-form index.
+// instead of the closed-form index. The model does not store these logits: it passes the table
+// coefficients (`haloRelativeCoefficients`) to the attention as a `HaloRelativeTerm`, which adds the
+// same values block by block; `haloRelativeLogits` is the stored form the tests compare it with.
 //
 // Shape key: B blocks (images x blocks), S block side, L = S*S queries per block, Wn window side,
 // K = Wn*Wn keys per window, Hd heads, Dk query width per head, R = 2*Wn - 1 table rows, G groups.
