@@ -6,7 +6,6 @@
 // Shape key used across TensorCore: N batch, H height, W width, C channels, B batch of windows or
 // sequences, L tokens, K reduction length, O output channels.
 
-import CGemm
 import Foundation
 
 /// Aligned float32 memory owned by one or more tensors (reshapes share it).
@@ -61,9 +60,8 @@ public final class Storage: @unchecked Sendable {
 /// memory whose pages are already mapped (fresh large allocations fault in every page). A request
 /// that finds no free buffer of its size may take a free one up to `stretch` times larger, so one
 /// stage's activations reuse what another stage's temporaries left. Buffers of `mappedSize` or more
-/// are mapped pages of their own, so those the pool does not keep go back to the system; a request
-/// that no free one fits resizes a free mapping (mremap) rather than mapping more beside it, so the
-/// pages the pool holds follow the live tensors' peak. Holds at most `limit` bytes of free buffers.
+/// are mapped pages of their own, so those the pool does not keep go back to the system. Holds at
+/// most `limit` bytes of free buffers.
 public enum BufferPool {
     nonisolated(unsafe) private static var free: [Int: [UnsafeMutableRawPointer]] = [:]
     nonisolated(unsafe) private static var cached = 0
@@ -96,16 +94,7 @@ public enum BufferPool {
             lock.unlock()
             return (p, size)
         }
-        if bytes >= mappedSize, let (old, oldSize) = popResizable(bytes) {
-            // Resize a free mapping instead of mapping new pages beside it: the pages it keeps are
-            // resident already (a grown one faults in only its new tail; a shrunk one hands its tail
-            // back), so the pool's pages follow the live tensors' peak instead of adding to it.
-            lock.unlock()
-            if let q = stm_pages_remap(old, oldSize, bytes) { return (q, bytes) }
-            munmap(old, oldSize)
-        } else {
-            lock.unlock()
-        }
+        lock.unlock()
         if bytes >= mappedSize {
             // Large buffers come straight from the kernel, so that what the pool does not keep goes
             // back to the system at once (the C heap would keep it, fragmented, for its own reuse).
@@ -124,19 +113,6 @@ public enum BufferPool {
         free[size] = list.isEmpty ? nil : list  // an empty list is removed, so a key means a free buffer
         cached -= size
         return p
-    }
-
-    /// For a mapped request that no free buffer fits: the largest free mapping smaller than `bytes`
-    /// (to grow), else the smallest larger one (to shrink); nil when the pool holds no mapping. The
-    /// lock held.
-    private static func popResizable(_ bytes: Int) -> (UnsafeMutableRawPointer, Int)? {
-        var below = 0, above = 0
-        for size in free.keys where size >= mappedSize {
-            if size < bytes { below = max(below, size) } else if above == 0 || size < above { above = size }
-        }
-        let size = below > 0 ? below : above
-        guard size > 0, let p = pop(size) else { return nil }
-        return (p, size)
     }
 
     /// A last resort: the command line plans a run's memory before building its model (Models'

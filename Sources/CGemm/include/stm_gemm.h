@@ -76,6 +76,5 @@ double stm_fma_chains(int kernel, long iterations);
 }
 #endif
 #include "stm_elementwise.h"
-#include "stm_pages.h"
 
 #endif
