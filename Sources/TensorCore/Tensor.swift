@@ -11,7 +11,10 @@ import Foundation
 /// Aligned float32 memory owned by one or more tensors (reshapes share it).
 public final class Storage: @unchecked Sendable {
     /// First element; 64-byte aligned. Reading it brings a weight's values back when only their
-    /// packed form was kept (see `Storage.packed(transposed:k:n:ld:)` in Gemm.swift).
+    /// packed form was kept (see `Storage.packed(transposed:k:n:ld:)` in Gemm.swift). Products read
+    /// weights through `Tensor.gemmOperand` instead; a thread that reads a weight's values here while
+    /// another thread's first product on it is packing it may find the pages gone (and trap): read
+    /// weights' values before running a model on several threads, or from one thread.
     @inlinable public var pointer: UnsafeMutablePointer<Float> {
         if unpackedReleased { restoreUnpacked() }
         return base
