@@ -592,20 +592,17 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     }
     const int nr = K->nr;
     long slivers = (n + nr - 1) / nr;
+    // B packed once (a weight) is read in place; a view of a packed transpose, or a B of its own,
+    // is packed here into per-thread scratch.
+    const int fits = packed_b && packed_b->kernel == kid && packed_b->k == k && packed_b->n == n;
     const float *bp;
-    if (packed_b && packed_b->kernel == kid && packed_b->k == k && packed_b->n == n) {
-        if (packed_b->tsrc) {
-            float *buf = scratch(&tl_b, &tl_b_cap, slivers * k * nr);
-            if (!buf) abort();
-            repack_transposed(packed_b->tsrc, buf, threads);
-            bp = buf;
-        } else {
-            bp = packed_b->data;
-        }
+    if (fits && !packed_b->tsrc) {
+        bp = packed_b->data;
     } else {
         float *buf = scratch(&tl_b, &tl_b_cap, slivers * k * nr);
         if (!buf) abort();
-        pack_b_all(transB, b, ldb, k, n, nr, buf, threads);
+        if (fits) repack_transposed(packed_b->tsrc, buf, threads);
+        else pack_b_all(transB, b, ldb, k, n, nr, buf, threads);
         bp = buf;
     }
     // Blocks: MC rows by a multiple of NR columns, from the sizes alone; enough of them to balance

@@ -11,8 +11,6 @@ import XCTest
 final class AttentionRecomputeTests: XCTestCase {
     private var rng = TestRNG(20261204)
 
-    private func bits(_ t: Tensor) -> [UInt32] { t.values.map(\.bitPattern) }
-
     /// Output and the gradients of q and kv (all seeded with `seed`), with or without a recorder.
     private func run(_ q: Tensor, _ kv: Tensor, _ seed: Tensor, recording: Bool,
                      _ f: (Tensor, Tensor) -> Tensor) -> [[UInt32]] {

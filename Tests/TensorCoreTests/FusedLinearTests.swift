@@ -15,8 +15,6 @@ final class FusedLinearTests: XCTestCase {
         super.tearDown()
     }
 
-    private func bits(_ t: Tensor) -> [UInt32] { t.values.map(\.bitPattern) }
-
     /// Forward output and the input gradients of `f` over (x, base), seeded with `seed`.
     private func run(_ x: Tensor, _ base: Tensor, _ seed: Tensor, grad: Bool,
                      _ f: (Tensor, Tensor) -> Tensor) -> [[UInt32]] {

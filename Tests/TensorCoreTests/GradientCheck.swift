@@ -70,3 +70,6 @@ func checkGradient(_ name: String, _ x: Tensor, eps: Float = 1e-2, tolerance: Do
                           "\(name): d/dx[\(i)] analytic \(g.data[i]) vs finite difference \(numeric)", file: file, line: line)
     }
 }
+
+/// A tensor's values as bit patterns, for exact (bit-for-bit) comparisons.
+func bits(_ t: Tensor) -> [UInt32] { t.values.map(\.bitPattern) }

@@ -15,8 +15,6 @@ final class PackedWeightTests: XCTestCase {
         super.tearDown()
     }
 
-    private func bits(_ t: Tensor) -> [UInt32] { t.values.map(\.bitPattern) }
-
     /// Output and input gradient of `f(x)` seeded with `seed`.
     private func forwardBackward(_ x: Tensor, _ seed: Tensor, _ f: (Tensor) -> Tensor) -> [[UInt32]] {
         let lx = x.detached().requiringGrad()

@@ -165,28 +165,22 @@ public final class HaloAttention: Module {
     }
 
     public func prepare() {
-        let c = kv.weight.shape[1], dk = headWidthQK, dv = headWidthV, per = dk + dv
+        let (heads, dk, dv) = (self.heads, headWidthQK, headWidthV)
+        let c = kv.weight.shape[1], per = dk + dv, rows = heads * per
+        // kv.weight row (h * per + j) -> kvMatrix row: all heads' keys first, then all heads' values.
+        let rowOf = { (r: Int) -> Int in
+            let h = r / per, j = r % per
+            return j < dk ? h * dk + j : heads * dk + h * dv + (j - dk)
+        }
         let w = kv.weight.values
         var reordered = [Float](repeating: 0, count: w.count)
-        for h in 0..<heads {
-            for j in 0..<per {
-                let dst = j < dk ? h * dk + j : heads * dk + h * dv + (j - dk)
-                for i in 0..<c { reordered[dst * c + i] = w[(h * per + j) * c + i] }
-            }
-        }
-        let m = Tensor(shape: [heads * per, c], values: reordered).frozen()
+        for r in 0..<rows { for i in 0..<c { reordered[rowOf(r) * c + i] = w[r * c + i] } }
+        let m = Tensor(shape: [rows, c], values: reordered).frozen()
         kvMatrix = m
         // kv's own weight is read only if someone asks for it: its pages are handed back and written
         // again from the reordered matrix on such a read.
-        let heads = heads
         kv.weight.tensor.storage.releaseDerived { w in
-            let src = m.data
-            for h in 0..<heads {
-                for j in 0..<per {
-                    let row = j < dk ? h * dk + j : heads * dk + h * dv + (j - dk)
-                    (w + (h * per + j) * c).update(from: src + row * c, count: c)
-                }
-            }
+            for r in 0..<rows { (w + r * c).update(from: m.data + rowOf(r) * c, count: c) }
         }
         heightTable = pos_embed.height_rel.tensor.detached()
         widthTable = pos_embed.width_rel.tensor.detached()
