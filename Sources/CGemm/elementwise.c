@@ -181,20 +181,51 @@ ATTR256 static long softmax_body256(const float *x, float *o, long l, float mx, 
     _mm256_storeu_ps(acc + 8, a1);
     return j;
 }
+/// The row's maximum, as the scalar loop finds it: a NaN is passed over (max_ps(x, m) keeps m when
+/// x is NaN) and of +0 and -0 either may come out, which changes no x - max.
+ATTR256 static float row_max256(const float *x, long l) {
+    __m256 m0 = _mm256_set1_ps(-3.40282347e+38f), m1 = m0;
+    long j = 0;
+    for (; j + 16 <= l; j += 16) {
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+        m1 = _mm256_max_ps(_mm256_loadu_ps(x + j + 8), m1);
+    }
+    float t[16];
+    _mm256_storeu_ps(t, m0);
+    _mm256_storeu_ps(t + 8, m1);
+    float mx = -3.40282347e+38f;
+    for (int i = 0; i < 16; i++) mx = smax(mx, t[i]);
+    for (; j < l; j++) mx = smax(mx, x[j]);
+    return mx;
+}
+/// o[j] = exp(x[j] - mx) for the n < 16 values of a row's tail, through the vector exp on a padded
+/// copy (lane for lane the scalar formula, so the same bits).
+ATTR256 static void tail_exp256(const float *x, float *o, long n, float mx) {
+    float t[16];
+    for (long i = 0; i < 16; i++) t[i] = i < n ? x[i] : mx;
+    __m256 m = _mm256_set1_ps(mx);
+    _mm256_storeu_ps(t, exp_v8(_mm256_sub_ps(_mm256_loadu_ps(t), m)));
+    _mm256_storeu_ps(t + 8, exp_v8(_mm256_sub_ps(_mm256_loadu_ps(t + 8), m)));
+    for (long i = 0; i < n; i++) o[i] = t[i];
+}
 #endif
 
 void stm_softmax_row(const float *x, float *o, long l) {
     float mx = -3.40282347e+38f;
-    for (long j = 0; j < l; j++) mx = smax(mx, x[j]);
     float acc[16] = {0};
     long j = 0;
+    int tail_done = 0;  // the tail's exponentials are in o already
 #if STM_X86
     int k = stm_gemm_kernel();
-    if (k == STM_GEMM_AVX512) j = softmax_body512(x, o, l, mx, acc);
-    else if (k == STM_GEMM_AVX2) j = softmax_body256(x, o, l, mx, acc);
-    else
+    if (k >= STM_GEMM_AVX2) {
+        mx = row_max256(x, l);
+        j = k == STM_GEMM_AVX512 ? softmax_body512(x, o, l, mx, acc) : softmax_body256(x, o, l, mx, acc);
+        if (j < l) tail_exp256(x + j, o + j, l - j, mx);
+        tail_done = 1;
+    } else
 #endif
     {
+        for (long i = 0; i < l; i++) mx = smax(mx, x[i]);
         for (; j + 16 <= l; j += 16)
             for (int t = 0; t < 16; t++) {
                 float e = exp_s(x[j + t] - mx);
@@ -204,7 +235,7 @@ void stm_softmax_row(const float *x, float *o, long l) {
     }
     float s = lanes_total(acc);
     for (; j < l; j++) {
-        float e = exp_s(x[j] - mx);
+        float e = tail_done ? o[j] : exp_s(x[j] - mx);
         o[j] = e;
         s += e;
     }

@@ -251,6 +251,46 @@ int stm_gemm_nr(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kern
 // ---------------------------------------------------------------------------------------------
 // Packing.
 
+/// dst[c * ds + r] = src[r * ss + c] for r, c < 8: one 8 x 8 block transposed in AVX registers
+/// (unpack, shuffle, lane permute). Data movement only, so packings that use it keep their bits.
+#if STM_X86
+__attribute__((target("avx2")))
+static void transpose8_avx2(const float *src, long ss, float *dst, long ds) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+#endif
+
+/// dst[c * ds + r] = src[r * ss + c] for r < rows, c < cols: whole 8 x 8 blocks through AVX2 where
+/// the kernel in use is AVX2 or wider, the rest (and every element on the portable kernel) one by one.
+static void transpose_block(const float *src, long ss, long rows, long cols, float *dst, long ds) {
+    long r8 = 0, c8 = 0;
+#if STM_X86
+    if (stm_gemm_kernel() >= STM_GEMM_AVX2) {
+        r8 = rows / 8 * 8;
+        c8 = cols / 8 * 8;
+        for (long r = 0; r < r8; r += 8)
+            for (long c = 0; c < c8; c += 8) transpose8_avx2(src + r * ss + c, ss, dst + c * ds + r, ds);
+    }
+#endif
+    for (long r = 0; r < rows; r++)
+        for (long c = (r < r8 ? c8 : 0); c < cols; c++) dst[c * ds + r] = src[r * ss + c];
+}
+
 static inline float elem(const float *x, long ld, int trans, long r, long col) {
     return trans ? x[col * ld + r] : x[r * ld + col];
 }
@@ -267,14 +307,10 @@ static void pack_b_sliver(int transB, const float *b, long ldb, long k, long n, 
             for (; j < nr; j++) d[j] = 0.0f;
         }
     } else {
-        for (long j = 0; j < nr; j++) {
-            if (j < cols) {
-                const float *src = b + (j0 + j) * ldb;
-                for (long p = 0; p < k; p++) dst[p * nr + j] = src[p];
-            } else {
-                for (long p = 0; p < k; p++) dst[p * nr + j] = 0.0f;
-            }
-        }
+        // dst[p][j] = b[j0 + j][p]: B's rows become the sliver's columns.
+        transpose_block(b + j0 * ldb, ldb, cols, k, dst, nr);
+        for (long p = 0; p < k; p++)
+            for (long j = cols; j < nr; j++) dst[p * nr + j] = 0.0f;
     }
 }
 
@@ -386,11 +422,9 @@ static void repack_chunk(void *ctx, long s) {
         const float *blk = S->data + t * S->k * nr + c0 * nr;  // src sliver t, rows c0..c0+cols
         const long qs = kt - t * nr < nr ? kt - t * nr : nr;
         float *d = dst + t * nr * nr;
-        for (long qq = 0; qq < qs; qq++) {
-            long j = 0;
-            for (; j < cols; j++) d[qq * nr + j] = blk[j * nr + qq];
-            for (; j < nr; j++) d[qq * nr + j] = 0.0f;
-        }
+        transpose_block(blk, nr, cols, qs, d, nr);  // d[qq][j] = blk[j][qq]
+        for (long qq = 0; qq < qs; qq++)
+            for (long j = cols; j < nr; j++) d[qq * nr + j] = 0.0f;
     }
 }
 

@@ -472,12 +472,17 @@ public func measureGemmShape(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
 
 /// The machine's float32 peak in GFLOP/s at the width of the GEMM kernel in use: every thread runs
 /// independent fused multiply-add chains (CGemm's `stm_fma_chains`, twelve vectors of the kernel's
-/// width, enough to hide their latency), the best of `trials`. No matrix product can beat it.
-public func measureFMAPeak(iterations: Int = 2_000_000, trials: Int = 9) -> Double {
+/// width, enough to hide their latency), the best of at least `trials` runs spread over at least
+/// `minSeconds`. No matrix product can beat it. The span matters: OpenBLAS's threads spin for about
+/// a tenth of a second after it loads or runs, and on a 2-core host a spinning thread halves the
+/// rate of every run it overlaps (a 36 ms measurement read 85 GFLOP/s on a host whose peak is 190).
+public func measureFMAPeak(iterations: Int = 4_000_000, trials: Int = 9, minSeconds: Double = 0.5) -> Double {
     let threads = Threads.count
     let kernel = GemmKernel.current.rawValue
     var best = 0.0
-    for _ in 0..<trials {
+    let start = DispatchTime.now().uptimeNanoseconds
+    var done = 0
+    while done < trials || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < minSeconds {
         let t0 = DispatchTime.now().uptimeNanoseconds
         var flops = [Double](repeating: 0, count: threads)
         flops.withUnsafeMutableBufferPointer { out in
@@ -488,6 +493,7 @@ public func measureFMAPeak(iterations: Int = 2_000_000, trials: Int = 9) -> Doub
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         best = max(best, flops.reduce(0, +) / seconds / 1e9)
+        done += 1
     }
     return best
 }
