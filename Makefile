@@ -91,7 +91,7 @@ bench: build
 	  else echo "bench: no Python with torch; timing stm-analyze alone"; fi; \
 	fi; \
 	$(BIN) bench --threads 2 $$cmp --json outputs/bench.json && \
-	$(BIN) bench --threads 1 --presets unified_convnext_tiny unified_swin_tiny --json outputs/bench_1thread.json
+	$(BIN) bench --threads 1 --presets unified_convnext_tiny unified_swin_tiny $$cmp --json outputs/bench_1thread.json
 
 # libFuzzer targets for the checkpoint readers and image decoders (Fuzz/, built with
 # -sanitize=fuzzer,address in .build-fuzz), each run FUZZ_SECONDS (default 60) on one core, with a seed

@@ -641,8 +641,12 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     }
     // Blocks: MC rows by a multiple of NR columns, from the sizes alone; enough of them to balance
     // a few threads when the product is large.
+    // Row blocks of at most MC rows, balanced (196 rows run as 66 + 66 + 64, not 96 + 96 + 4, whose
+    // last block would stream its columns of B for one tile of work).
     long mc = K->mc;
     long rb = (m + mc - 1) / mc;
+    mc = ((m + rb - 1) / rb + K->mr - 1) / K->mr * K->mr;
+    rb = (m + mc - 1) / mc;
     long cbw = slivers;  // slivers per column block
     double flops = 2.0 * (double)m * (double)n * (double)k;
     if (flops >= 4e6 && rb < 16) {
