@@ -214,14 +214,13 @@ void stm_softmax_row(const float *x, float *o, long l) {
     float mx = -3.40282347e+38f;
     float acc[16] = {0};
     long j = 0;
-    int tail_done = 0;  // the tail's exponentials are in o already
+    // Every path writes all l exponentials to o: whole groups of 16 into acc's lanes, the tail after.
 #if STM_X86
     int k = stm_gemm_kernel();
     if (k >= STM_GEMM_AVX2) {
         mx = row_max256(x, l);
         j = k == STM_GEMM_AVX512 ? softmax_body512(x, o, l, mx, acc) : softmax_body256(x, o, l, mx, acc);
         if (j < l) tail_exp256(x + j, o + j, l - j, mx);
-        tail_done = 1;
     } else
 #endif
     {
@@ -232,13 +231,10 @@ void stm_softmax_row(const float *x, float *o, long l) {
                 o[j + t] = e;
                 acc[t] = acc[t] + e;
             }
+        for (long i = j; i < l; i++) o[i] = exp_s(x[i] - mx);
     }
     float s = lanes_total(acc);
-    for (; j < l; j++) {
-        float e = tail_done ? o[j] : exp_s(x[j] - mx);
-        o[j] = e;
-        s += e;
-    }
+    for (; j < l; j++) s += o[j];
     float inv = 1.0f / s;
     for (j = 0; j < l; j++) o[j] *= inv;
 }

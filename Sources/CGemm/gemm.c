@@ -639,10 +639,9 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
         else pack_b_all(transB, b, ldb, k, n, nr, buf, threads);
         bp = buf;
     }
-    // Blocks: MC rows by a multiple of NR columns, from the sizes alone; enough of them to balance
-    // a few threads when the product is large.
-    // Row blocks of at most MC rows, balanced (196 rows run as 66 + 66 + 64, not 96 + 96 + 4, whose
-    // last block would stream its columns of B for one tile of work).
+    // Blocks, from the sizes alone: balanced row blocks of at most MC rows (196 rows run as 66 + 66 +
+    // 64, not 96 + 96 + 4, whose last block would stream its columns of B for one tile of work) by a
+    // multiple of NR columns, enough of them to balance a few threads when the product is large.
     long mc = K->mc;
     long rb = (m + mc - 1) / mc;
     mc = ((m + rb - 1) / rb + K->mr - 1) / K->mr * K->mr;

@@ -86,13 +86,13 @@ struct Bench: ParsableCommand {
         let sgemm = measureSgemmRate()
         print("threads \(Threads.count), GEMM kernel \(GemmKernel.current) (ours); OpenBLAS \(BLASInfo.coreName) kernels, sgemm "
               + "\(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, OpenBLAS threading); float32 FMA peak \(String(format: "%.0f", peak)) GFLOP/s "
-              + "at the kernel's width; best of 9 each, now; each preset's process measures both again (its floor uses the higher peak)")
+              + "at the kernel's width; best of 9 each, now; each preset's process measures both again (floors use the job's highest peak)")
         print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  sgemm  share  in GEMM  floor  tensors MB  RSS MB (ERF)")
         var rows: [BenchRow] = []
         for p in presets {
             var row = try measureInChild(p)
-            // The FMA peak is a constant of the machine that a busy moment can only lower: the floor
-            // ratio uses the higher of this process's and the preset's process's measurements.
+            // The FMA peak is a constant of the machine that a busy moment can only lower: each row's
+            // floor uses the highest reading so far, and the summary below the job's highest.
             peak = max(row.fmaPeakGflops, peak)
             row.fmaPeakGflops = peak
             print(String(format: "%-25@ %13.1f  %14.1f  %12.2f  %13.2f  %7.0f  %5.0f  %4.0f%%  %6.0f%%  %4.0f%%  %10.0f  %6.0f", p as NSString,
@@ -105,7 +105,7 @@ struct Bench: ParsableCommand {
             rows.append(row)
         }
         // On a shared host (seen: a 2-vCPU VM whose two threads ran at one core's rate for minutes) a
-        // preset's own reading can be half the machine's; every row's floor uses the job's highest.
+        // preset's own reading can be half the machine's.
         for i in rows.indices { rows[i].fmaPeakGflops = peak }
         print("\nfloor at the job's highest float32 FMA peak, \(String(format: "%.0f", peak)) GFLOP/s: "
               + rows.map { "\($0.preset) \(String(format: "%.0f%%", 100 * $0.floorShare))" }.joined(separator: ", "))
