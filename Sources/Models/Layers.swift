@@ -164,10 +164,11 @@ public final class Mlp: Module {
     /// x [..., C] -> [..., C]
     public func callAsFunction(_ x: Tensor) -> Tensor { fc2(fc1.withGELU(x)) }
 
-    /// residual(base, self(x), gamma) with GELU and the residual update fused into the products:
+    /// residual(base, self(x), gamma) as one node (`mlpResidual`: GELU, the residual update and the backward's GELU rule fused):
     /// x, base [..., C] -> [..., C]
     public func residual(_ x: Tensor, onto base: Tensor, _ gamma: Parameter) -> Tensor {
-        fc2.residual(fc1.withGELU(x), onto: base, gamma)
+        mlpResidual(x, fc1: fc1.weight.tensor, bias1: fc1.bias?.tensor, fc2: fc2.weight.tensor, bias2: fc2.bias?.tensor,
+                    onto: base, scale: gamma.layerScale)
     }
 }
 

@@ -75,15 +75,24 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
                  packedB: PackedMatrix? = nil, bias: UnsafePointer<Float>? = nil, epilogue: GemmEpilogue) {
     if m == 0 || n == 0 { return }
-    let threads = Threads.insideParallelRegion ? 1 : Int32(Threads.count)
     // Counted as `gemm` counts (its time includes the epilogue's, which is the point of fusing it).
     withGemmAccounting(transA: transA, transB: transB, m: m, n: n, k: k) {
-        withoutActuallyEscaping(epilogue) { epilogue in
-            var box = EpilogueBox(body: epilogue)
-            withUnsafeMutablePointer(to: &box) { ctx in
-                stm_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                          packedB?.handle, bias, runEpilogue, ctx, threads)
-            }
+        gemmUncounted(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packedB, bias, epilogue: epilogue)
+    }
+}
+
+/// `gemm(..., epilogue:)` without the accounting, for ops that count their products themselves.
+func gemmUncounted(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                   _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                   _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+                   _ packedB: PackedMatrix?, _ bias: UnsafePointer<Float>?, epilogue: GemmEpilogue) {
+    if m == 0 || n == 0 { return }
+    let threads = Threads.insideParallelRegion ? 1 : Int32(Threads.count)
+    withoutActuallyEscaping(epilogue) { epilogue in
+        var box = EpilogueBox(body: epilogue)
+        withUnsafeMutablePointer(to: &box) { ctx in
+            stm_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                      packedB?.handle, bias, runEpilogue, ctx, threads)
         }
     }
 }

@@ -1,7 +1,8 @@
 // TensorCoreTests: the fused channel-MLP products (`linearGELU`, `linearResidual`) give the bits of
 // the ops they fuse (gelu after linear; addScaled of linear's output), forward and backward, with
 // and without a gradient, frozen (packed) and plain weights, on every kernel path and several
-// thread counts; and their gradients meet finite differences.
+// thread counts; so does the whole MLP as one node (`mlpResidual`), in row blocks and whole; and
+// their gradients meet finite differences.
 // Shapes: x [M, K], weight [O, K], bias and gamma [O], base [M, O].
 
 import XCTest
@@ -77,11 +78,52 @@ final class FusedLinearTests: XCTestCase {
         XCTAssertEqual(fused, bits(Tape.gradient(of: lx2)))
     }
 
+    func testMLPNodeGivesTheBitsOfTheFusedProductsInRowBlocksAndWhole() {
+        let before = Threads.count
+        defer { Threads.set(before) }
+        // (1201, 40, 2048, 40): enough rows for row blocks at 1 and 3 threads (blocks of 96-101 rows,
+        // the last one shorter); (37, 45, 70, 33): too few, the products run whole.
+        for (m, c, h, o) in [(1201, 40, 2048, 40), (37, 45, 70, 33)] {
+            let x = rng.tensor([m, c]), base = rng.tensor([m, o]), seed = rng.tensor([m, o])
+            let b1 = rng.tensor([h]), b2 = rng.tensor([o]), gamma = rng.tensor([o], scale: 0.5)
+            let plain1 = rng.tensor([h, c], scale: 0.2), plain2 = rng.tensor([o, h], scale: 0.05)
+            let frozen1 = Tensor(shape: plain1.shape, values: plain1.values).frozen()
+            let frozen2 = Tensor(shape: plain2.shape, values: plain2.values).frozen()
+            for kernel in GemmKernel.runnable {
+                XCTAssertTrue(GemmKernel.use(kernel))
+                for threads in [1, 3] {
+                    Threads.set(threads)
+                    for (w1, w2) in [(plain1, plain2), (frozen1, frozen2)] {
+                        for grad in [false, true] {
+                            let where_ = "\(kernel) threads \(threads) m \(m) h \(h) grad \(grad) frozen \(w1.storage.isFrozen)"
+                            let node = run(x, base, seed, grad: grad) { x, b in
+                                mlpResidual(x, fc1: w1, bias1: b1, fc2: w2, bias2: b2, onto: b, scale: gamma)
+                            }
+                            let ops = run(x, base, seed, grad: grad) { x, b in
+                                linearResidual(linearGELU(x, weight: w1, bias: b1), weight: w2, bias: b2, onto: b, scale: gamma)
+                            }
+                            XCTAssertEqual(node, ops, "mlpResidual, \(where_)")
+                        }
+                    }
+                }
+            }
+        }
+        // Only the base needs a gradient: x's slot is skipped and the base's is the seed.
+        let x = rng.tensor([3, 4]), w1 = rng.tensor([8, 4]), w2 = rng.tensor([4, 8]), gamma = rng.tensor([4])
+        let lb = rng.tensor([3, 4]).requiringGrad(), seed = rng.tensor([3, 4])
+        Tape.backward(mlpResidual(x, fc1: w1, bias1: nil, fc2: w2, bias2: nil, onto: lb, scale: gamma), seed: seed)
+        XCTAssertEqual(bits(Tape.gradient(of: lb)), bits(seed))
+    }
+
     func testFusedProductsMeetFiniteDifferences() {
         let w = rng.tensor([6, 5]), b = rng.tensor([6]), gamma = rng.tensor([6]), base = rng.tensor([2, 3, 6])
         checkGradient("linearGELU", rng.tensor([2, 3, 5])) { linearGELU($0, weight: w, bias: b) }
         checkGradient("linearResidual x", rng.tensor([2, 3, 5])) {
             linearResidual($0, weight: w, bias: b, onto: base, scale: gamma)
+        }
+        let w2 = rng.tensor([6, 7]), b2 = rng.tensor([6]), w1 = rng.tensor([7, 6]), b1 = rng.tensor([7])
+        checkGradient("mlpResidual x", rng.tensor([2, 3, 6])) {
+            mlpResidual($0, fc1: w1, bias1: b1, fc2: w2, bias2: b2, onto: base, scale: gamma)
         }
         let x = rng.tensor([2, 3, 5])
         checkGradient("linearResidual base", rng.tensor([2, 3, 6])) {

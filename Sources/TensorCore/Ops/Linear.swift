@@ -3,11 +3,15 @@
 // Two fused forms for the blocks' channel MLPs: `linearGELU` (GELU applied to each finished block
 // of the product while it is in cache) and `linearResidual` (the layer-scaled residual update done
 // the same way). They give the bits of the unfused ops, forward and backward, and save a pass over
-// memory each (and, without a gradient, a tensor). Leaves out: weight gradients.
+// memory each (and, without a gradient, a tensor). `mlpResidual` is the whole channel MLP with its
+// residual update as one node: its forward runs fc1, GELU and fc2 on blocks of rows whose hidden
+// values stay in cache, and its backward applies GELU's rule to each finished block of the first
+// product. Leaves out: weight gradients.
 //
 // Shape key: M rows (all leading dimensions flattened), K input features, O output features.
 
 import CGemm
+import Dispatch
 
 /// `x · weightᵀ + bias`: x [..., K], weight [O, K] (PyTorch's layout), bias [O] -> [..., O].
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
@@ -100,5 +104,94 @@ public func linearResidual(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, ont
     return Tape.record(out, inputs: [base, x]) { d in
         // addScaled's rule (d for the base, d * gamma for the product), then the product's.
         [d, xNeedsGrad ? s.inputGradient(scaledByChannel(d, gamma, shape: s.outShape), weight: weight) : nil]
+    }
+}
+
+/// The channel MLP with its layer-scaled residual update, as one node:
+/// `linearResidual(linearGELU(x, w1, b1), w2, b2, onto: base, scale: gamma)`, the bits of those ops
+/// (and so of the unfused ones), forward and backward.
+/// x [M, C], w1 [H, C], b1 [H], w2 [O, H], b2 [O], base [M, O], gamma [O] -> [M, O].
+///
+/// Forward: when there are enough rows for every thread to take several blocks, blocks of rows run
+/// fc1, GELU and fc2 one after the other on one thread each, so that a block's hidden values (about
+/// 256 KB) are still in cache when fc2 reads them and are never written to memory as a whole; only the
+/// pre-activation is kept, for GELU's rule. Otherwise the two products run over all rows, each split
+/// over the threads. A product's bits depend on neither its rows' block nor the thread that runs it.
+/// Backward (x's gradient only; the base's is the output's): dhidden = ((dOut * gamma) · w2), with
+/// GELU's rule applied to each finished block of that product in cache, then dx = dhidden · w1.
+public func mlpResidual(_ x: Tensor, fc1 w1: Tensor, bias1 b1: Tensor?, fc2 w2: Tensor, bias2 b2: Tensor?,
+                        onto base: Tensor, scale gamma: Tensor) -> Tensor {
+    let s1 = LinearShapes(x, weight: w1, bias: b1, op: "mlpResidual (fc1)")
+    let (m, c, h) = (s1.m, s1.k, s1.o)
+    precondition(w2.rank == 2 && w2.shape[1] == h, "mlpResidual (fc2): weight \(w2.shape) does not take \(h) features")
+    let o = w2.shape[0]
+    if let b2 { precondition(b2.count == o, "mlpResidual (fc2): bias of \(b2.count) for \(o) outputs") }
+    precondition(base.count == m * o && gamma.count == o, "mlpResidual: base \(base.shape) and gamma of \(gamma.count) do not fit \(m) x \(o)")
+    let keep = x.requiresGrad
+    let pre: Tensor? = keep ? Tensor(uninitializedShape: s1.outShape) : nil  // [M, H] fc1's output, for GELU's rule
+    let out = Tensor(uninitializedShape: base.shape)
+    let wa = w1.gemmOperand(transposed: true), wb = w2.gemmOperand(transposed: true)
+    let b1p = b1.map { UnsafePointer($0.data) }, b2p = b2.map { UnsafePointer($0.data) }
+    let xp = x.data, bp = base.data, gp = gamma.data, op = out.data, prep = pre?.data
+
+    // Rows i0..<i0+rows: fc1 (+ b1) into pre's rows (or into hidden), GELU into hidden [rows, H], then
+    // fc2 (+ b2) into out's rows with the residual update: linearGELU's and linearResidual's epilogues.
+    func rowsPass(_ i0: Int, _ rows: Int, _ hidden: UnsafeMutablePointer<Float>) {
+        let fc1Out = prep.map { $0 + i0 * h } ?? hidden
+        gemmUncounted(false, true, rows, h, c, 1, xp + i0 * c, c, wa.b, c, 0, fc1Out, h, wa.packed, b1p) { cc, ldc, r0, j0, rr, cols in
+            for i in r0..<(r0 + rr) { stm_gelu_forward(cc + i * ldc + j0, hidden + i * h + j0, cols) }
+        }
+        gemmUncounted(false, true, rows, o, h, 1, hidden, h, wb.b, h, 0, op + i0 * o, o, wb.packed, b2p) { cc, ldc, r0, j0, rr, cols in
+            for i in r0..<(r0 + rr) {
+                let a = bp + (i0 + i) * o, y = cc + i * ldc
+                for j in j0..<(j0 + cols) { y[j] = a[j] + gp[j] * y[j] }  // addScaled's expression
+            }
+        }
+    }
+
+    let counted = FlopCounter.enabled && !Threads.insideParallelRegion
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    // Blocks of rows: hidden values of about 256 KB, at least 96 rows (each block reads both weights).
+    let target = max(96, 65_536 / max(h, 1) / 24 * 24)
+    if !Threads.insideParallelRegion && m >= 4 * Threads.count * target {
+        let chunks = m / target
+        let per = (m + chunks - 1) / chunks
+        parallelFor(chunks, grain: 1) { r in
+            let hidden = Tensor(uninitializedShape: [per, h])
+            withExtendedLifetime(hidden) {
+                for ci in r where ci * per < m { rowsPass(ci * per, min(per, m - ci * per), hidden.data) }
+            }
+        }
+    } else {
+        let hidden = Tensor(uninitializedShape: s1.outShape)
+        withExtendedLifetime(hidden) { rowsPass(0, m, hidden.data) }
+    }
+    if FlopCounter.enabled {
+        // The node's time is its products', shared between their shapes by flops.
+        let f1 = 2 * Double(m) * Double(h) * Double(c), f2 = 2 * Double(m) * Double(o) * Double(h)
+        let seconds = counted ? Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 : 0
+        FlopCounter.add(f1 + f2, seconds: seconds)
+        if counted {
+            GemmProfile.add(transA: false, transB: true, m: m, n: h, k: c, seconds: seconds * f1 / (f1 + f2))
+            GemmProfile.add(transA: false, transB: true, m: m, n: o, k: h, seconds: seconds * f2 / (f1 + f2))
+        }
+    }
+    withExtendedLifetime((x, base, gamma, w1, w2, b1, b2)) {}
+
+    var dsShape = s1.outShape
+    dsShape[dsShape.count - 1] = o
+    return Tape.record(out, inputs: [base, x]) { d in
+        guard let pre else { return [d, nil] }
+        // linearResidual's rule (d for the base, d * gamma into fc2's input gradient), then
+        // linearGELU's (GELU's rule on that gradient, then fc1's input gradient), GELU's in cache.
+        let ds = scaledByChannel(d, gamma, shape: dsShape)
+        let dHidden = Tensor(uninitializedShape: s1.outShape)
+        let w = w2.gemmOperand(transposed: false)
+        let pp = pre.data
+        gemm(m: m, n: h, k: o, a: ds.data, lda: o, b: w.b, ldb: h, c: dHidden.data, ldc: h, packedB: w.packed) { cc, ldc, r0, j0, rr, cols in
+            for i in r0..<(r0 + rr) { stm_gelu_backward(pp + i * h + j0, cc + i * ldc + j0, cc + i * ldc + j0, cols) }
+        }
+        withExtendedLifetime((pre, ds)) {}
+        return [d, s1.inputGradient(dHidden, weight: w1)]
     }
 }
