@@ -2,8 +2,9 @@
 // `sum_n sum_c relu(y_S[n, c, H/2, W/2])` of the stage output (after its stage norm) is
 // differentiated with respect to the input images; the gradient is passed through `relu` (or `abs`)
 // and summed over channels, per image. One forward serves every stage: the graph is kept for the
-// lower stages and released as the highest stage's backward runs. Averaging over images, log
-// scaling and ERF@t are elsewhere.
+// lower stages and released as the highest stage's backward runs. Only the centre of the highest
+// stage is differentiated, so its last block runs its token-wise channel MLP on the centre alone
+// (`Backbone.forwardToCentre`; the same bits). Averaging over images, log scaling and ERF@t are elsewhere.
 //
 // Shape key: N batch, H/W input height/width, h/w stage map height/width, C channels.
 
@@ -23,16 +24,18 @@ public enum GradientReduction: String, CaseIterable, Sendable {
 ///   - input: [N,H,W,3] normalised images.
 ///   - stages: stage numbers 1...4.
 /// - Returns: stage -> [N, H, W] maps (row-major, per image), with NaN preserved for the caller to judge.
+///   - centreOnly: the highest stage's output is computed at its centre alone (`forwardToCentre`);
+///     false runs the whole map, the slower definition the tests compare with. The maps are the same.
 public func centreContributions(model: any Backbone, input: Tensor, stages: [Int],
-                                reduction: GradientReduction = .relu) -> [Int: Tensor] {
+                                reduction: GradientReduction = .relu, centreOnly: Bool = true) -> [Int: Tensor] {
     let wanted = Array(Set(stages)).sorted()
     guard let last = wanted.last else { return [:] }
     let x = input.detached().requiringGrad()
-    let forward = model.forward(x, through: last, logits: false)
+    let outputs = centreOnly ? model.forwardToCentre(x, through: last) : model.forward(x, through: last, logits: false).stages
     let (n, hIn, wIn) = (input.shape[0], input.shape[1], input.shape[2])
     var result: [Int: Tensor] = [:]
     for s in wanted {
-        let y = forward.stages[s - 1]  // [N,h,w,C]
+        let y = outputs[s - 1]  // [N,h,w,C], or [N,1,1,C] for the highest stage with centreOnly
         let (h, w, c) = (y.shape[1], y.shape[2], y.shape[3])
         // d/dy of sum_c relu(y[n, c, h/2, w/2]) is 1 where that centre value is positive.
         let seed = Tensor.zeros(y.shape)

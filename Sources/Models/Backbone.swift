@@ -82,6 +82,18 @@ public protocol Backbone: AnyObject {
     /// Runs x [N,H,W,3] (normalised, channels-last) through stage `lastStage` (1-based), and the head
     /// when `logits` is set, `lastStage` is the last stage and the backbone has one.
     func forward(_ x: Tensor, through lastStage: Int, logits: Bool) -> ForwardOutput
+    /// The stage outputs of `forward(x, through: lastStage, logits: false)`, except that the last is
+    /// only its centre token (h/2, w/2), [N,1,1,C], with the bits it has in the whole map: what the ERF
+    /// of that stage differentiates. A backbone computes less where it can; the default crops.
+    func forwardToCentre(_ x: Tensor, through lastStage: Int) -> [Tensor]
+}
+
+extension Backbone {
+    public func forwardToCentre(_ x: Tensor, through lastStage: Int) -> [Tensor] {
+        var stages = forward(x, through: lastStage, logits: false).stages
+        stages[stages.count - 1] = centreToken(stages[stages.count - 1])
+        return stages
+    }
 }
 
 /// Images per pass in `logits`: large batches run as passes of this many images, whose activations

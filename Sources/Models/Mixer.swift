@@ -270,6 +270,14 @@ public struct BlockContext {
 /// A mixer block: x [N,H,W,C] -> [N,H,W,C].
 public protocol Block: Module {
     func callAsFunction(_ x: Tensor) -> Tensor
+    /// The block's output at the centre token (H/2, W/2) only, with the bits `self(x)` has there:
+    /// x [N,H,W,C] -> [N,1,1,C]. What the ERF of a stage needs of its last block. A block computes
+    /// less where it can (its token-wise channel MLP on the centre alone); the default crops `self(x)`.
+    func centre(_ x: Tensor) -> Tensor
+}
+
+extension Block {
+    public func centre(_ x: Tensor) -> Tensor { centreToken(self(x)) }
 }
 
 /// The shape of `key` in a checkpoint, or an error saying inference needs it.

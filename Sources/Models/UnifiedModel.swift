@@ -187,4 +187,26 @@ public final class UnifiedModel: Module, Backbone {
         }
         return out
     }
+
+    /// As `forward`, but the last stage's last block gives only its centre token (`Block.centre`: its
+    /// channel MLP runs on that token alone), which its stage norm then normalises: [N,1,1,C].
+    public func forwardToCentre(_ x: Tensor, through lastStage: Int) -> [Tensor] {
+        precondition(x.rank == 4 && x.shape[3] == 3, "forwardToCentre: input must be [N,H,W,3], got \(x.shape)")
+        let count = max(1, min(lastStage, stages.count))
+        var h = x
+        var outputs: [Tensor] = []
+        for s in 0..<count {
+            h = runTransition(s, on: h)
+            if s == count - 1, let lastBlock = stages[s].last {
+                h = lastBlock.centre(stages[s].dropLast().reduce(h) { h, block in block(h) })
+                outputs.append(stageNorms[s](h))
+            } else {
+                h = runStage(s, on: h)
+                let normed = stageNorms[s](h)
+                outputs.append(normed)
+                if form != .detection { h = normed }
+            }
+        }
+        return outputs
+    }
 }

@@ -188,6 +188,12 @@ public final class DCNv3Block: Block {
         let y = residual(x, mixer(x), gamma1)
         return mlp.residual(norm2(y), onto: y, gamma2)
     }
+
+    /// The token mixing on the whole map, the channel MLP on the centre token: x [N,H,W,C] -> [N,1,1,C].
+    public func centre(_ x: Tensor) -> Tensor {
+        let y = centreToken(residual(x, mixer(x), gamma1))
+        return mlp.residual(norm2(y), onto: y, gamma2)
+    }
 }
 
 extension DCNv3Block: InspectableBlock {

@@ -240,6 +240,15 @@ public final class PvtBlock: Block {
         return mlp.residual(norm2(y), onto: y, gamma_2)
     }
 
+    /// The token mixing on the whole map, the channel MLP on the centre token: x [N,H,W,C] -> [N,1,1,C].
+    public func centre(_ x: Tensor) -> Tensor {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let input = withPosition(x)
+        let mixed = attn(norm1(input)).reshaped([n, h, w, c])
+        let y = centreToken(residual(detection ? x : input, mixed, gamma_1))
+        return mlp.residual(norm2(y), onto: y, gamma_2)
+    }
+
     /// x plus the position embedding on a stage's first block, x elsewhere. [N,H,W,C]
     private func withPosition(_ x: Tensor) -> Tensor {
         guard let pos_embed else { return x }

@@ -199,6 +199,12 @@ public final class SwinBlock: Block {
         return mlp.residual(norm2(y), onto: y, gamma_2)
     }
 
+    /// The token mixing on the whole map, the channel MLP on the centre token: x [N,H,W,C] -> [N,1,1,C].
+    public func centre(_ x: Tensor) -> Tensor {
+        let y = centreToken(residual(x, mixer(x), gamma_1))
+        return mlp.residual(norm2(y), onto: y, gamma_2)
+    }
+
     /// The token-mixing branch: x [N,H,W,C] -> proj(window attention(norm1(x))) [N,H,W,C].
     public func mixer(_ x: Tensor) -> Tensor {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])

@@ -82,6 +82,15 @@ public func gatherRows(_ x: Tensor, plan: GatherPlan, outShape: [Int]) -> Tensor
     }
 }
 
+/// The centre row (H/2, W/2) of each image: x [N,H,W,C] -> [N,1,1,C]. A gather, so its backward
+/// scatters the gradient into zeros.
+public func centreToken(_ x: Tensor) -> Tensor {
+    precondition(x.rank == 4, "centreToken: x must be [N,H,W,C], got \(x.shape)")
+    let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let plan = GatherPlan(index: (0..<n).map { Int32(($0 * h + h / 2) * w + w / 2) }, sourceRows: n * h * w)
+    return gatherRows(x, plan: plan, outShape: [n, 1, 1, c])
+}
+
 /// Columns `range` of the last dimension: x [..., C] -> [..., range.count].
 public func sliceLastDim(_ x: Tensor, _ range: Range<Int>) -> Tensor {
     let c = x.lastDim, w = range.count
