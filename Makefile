@@ -74,8 +74,10 @@ test: deps
 # once). PYTORCH=0 skips the comparison; so does a failed install, with a note. PYTORCH_MODES="eager
 # lossless" adds PyTorch's best lossless mode (float32 oneDNN matmuls + torch.compile + inductor freezing;
 # compiling takes minutes per preset).
+# BENCH_PRESETS="..." times only those presets in the 2-thread job (default: the five tiny and two base ones).
 PYTORCH        ?= 1
 PYTORCH_MODES  ?= eager
+BENCH_PRESETS  ?=
 PYTORCH_PYTHON ?= .venv-torch/bin/python
 bench: build
 	@mkdir -p outputs
@@ -90,7 +92,7 @@ bench: build
 	    cmp="--pytorch $(PYTORCH_PYTHON) --pytorch-modes $(PYTORCH_MODES)"; \
 	  else echo "bench: no Python with torch; timing stm-analyze alone"; fi; \
 	fi; \
-	$(BIN) bench --threads 2 $$cmp --json outputs/bench.json && \
+	$(BIN) bench --threads 2 $(if $(strip $(BENCH_PRESETS)),--presets $(BENCH_PRESETS),) $$cmp --json outputs/bench.json && \
 	$(BIN) bench --threads 1 --presets unified_convnext_tiny unified_swin_tiny $$cmp --json outputs/bench_1thread.json
 
 # libFuzzer targets for the checkpoint readers and image decoders (Fuzz/, built with
