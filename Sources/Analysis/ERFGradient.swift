@@ -23,9 +23,9 @@ public enum GradientReduction: String, CaseIterable, Sendable {
 /// - Parameters:
 ///   - input: [N,H,W,3] normalised images.
 ///   - stages: stage numbers 1...4.
-/// - Returns: stage -> [N, H, W] maps (row-major, per image), with NaN preserved for the caller to judge.
 ///   - centreOnly: the highest stage's output is computed at its centre alone (`forwardToCentre`);
 ///     false runs the whole map, the slower definition the tests compare with. The maps are the same.
+/// - Returns: stage -> [N, H, W] maps (row-major, per image), with NaN preserved for the caller to judge.
 public func centreContributions(model: any Backbone, input: Tensor, stages: [Int],
                                 reduction: GradientReduction = .relu, centreOnly: Bool = true) -> [Int: Tensor] {
     let wanted = Array(Set(stages)).sorted()

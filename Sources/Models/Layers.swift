@@ -23,11 +23,6 @@ public final class Linear: Module {
 
     /// gelu(self(x)), fused: x [..., C] -> [..., O]
     public func withGELU(_ x: Tensor) -> Tensor { linearGELU(x, weight: weight.tensor, bias: bias?.tensor) }
-
-    /// residual(base, self(x), gamma), fused: x [..., C], base [..., O] -> [..., O]
-    public func residual(_ x: Tensor, onto base: Tensor, _ gamma: Parameter) -> Tensor {
-        linearResidual(x, weight: weight.tensor, bias: bias?.tensor, onto: base, scale: gamma.layerScale)
-    }
 }
 
 /// nn.Conv2d with a 1x1 kernel, run as a linear layer over channels: weight [O, C, 1, 1], bias [O].

@@ -280,6 +280,23 @@ extension Block {
     public func centre(_ x: Tensor) -> Tensor { centreToken(self(x)) }
 }
 
+/// A block of the two residual steps every unified block takes: token mixing, x + gamma_1 * mixer(x),
+/// then the channel MLP, y + gamma_2 * mlp(norm(y)), which is token-wise. A conforming block gets
+/// `callAsFunction` and a `centre` that runs the channel MLP on the centre token alone.
+public protocol TwoStepBlock: Block {
+    /// The token-mixing step with its residual: x [N,H,W,C] -> [N,H,W,C].
+    func tokenMixing(_ x: Tensor) -> Tensor
+    /// The channel-MLP step with its residual, token by token: y [N,H,W,C] -> [N,H,W,C].
+    func channelMixing(_ y: Tensor) -> Tensor
+}
+
+extension TwoStepBlock {
+    /// x [N,H,W,C] -> [N,H,W,C]
+    public func callAsFunction(_ x: Tensor) -> Tensor { channelMixing(tokenMixing(x)) }
+    /// The token mixing on the whole map, the channel MLP on the centre token: x [N,H,W,C] -> [N,1,1,C].
+    public func centre(_ x: Tensor) -> Tensor { channelMixing(centreToken(tokenMixing(x))) }
+}
+
 /// The shape of `key` in a checkpoint, or an error saying inference needs it.
 public func requireShape(_ state: StateDict, _ key: String, path: String) throws -> [Int] {
     guard let r = state[key] else { throw ModelError(path, "lacks \(key), needed to infer the architecture", hint: "pass --arch") }

@@ -171,16 +171,8 @@ public final class UnifiedModel: Module, Backbone {
     ///     `logits` is set and the model has a head.
     ///   - logits: whether to run the head.
     public func forward(_ x: Tensor, through lastStage: Int = 4, logits: Bool = true) -> ForwardOutput {
-        precondition(x.rank == 4 && x.shape[3] == 3, "forward: input must be [N,H,W,3], got \(x.shape)")
         let count = max(1, min(lastStage, stages.count))
-        var h = x
-        var outputs: [Tensor] = []
-        for s in 0..<count {
-            h = runStage(s, on: runTransition(s, on: h))
-            let normed = stageNorms[s](h)
-            outputs.append(normed)
-            if form != .detection { h = normed }
-        }
+        let (outputs, h) = runStages(x, count: count, centreOfLast: false)
         var out = ForwardOutput(stages: outputs, strides: Array(stageStrides.prefix(count)), logits: nil)
         if logits && count == stages.count, let classifier {
             out.logits = classifier(h)
@@ -191,22 +183,26 @@ public final class UnifiedModel: Module, Backbone {
     /// As `forward`, but the last stage's last block gives only its centre token (`Block.centre`: its
     /// channel MLP runs on that token alone), which its stage norm then normalises: [N,1,1,C].
     public func forwardToCentre(_ x: Tensor, through lastStage: Int) -> [Tensor] {
-        precondition(x.rank == 4 && x.shape[3] == 3, "forwardToCentre: input must be [N,H,W,3], got \(x.shape)")
-        let count = max(1, min(lastStage, stages.count))
+        runStages(x, count: max(1, min(lastStage, stages.count)), centreOfLast: true).outputs
+    }
+
+    /// Stages 1...count on x [N,H,W,3]: each stage's normed output, and what the next stage (or the
+    /// head) would take. With `centreOfLast` the last stage's last block runs `centre`: [N,1,1,C] on.
+    private func runStages(_ x: Tensor, count: Int, centreOfLast: Bool) -> (outputs: [Tensor], last: Tensor) {
+        precondition(x.rank == 4 && x.shape[3] == 3, "forward: input must be [N,H,W,3], got \(x.shape)")
         var h = x
         var outputs: [Tensor] = []
         for s in 0..<count {
             h = runTransition(s, on: h)
-            if s == count - 1, let lastBlock = stages[s].last {
+            if centreOfLast && s == count - 1, let lastBlock = stages[s].last {
                 h = lastBlock.centre(stages[s].dropLast().reduce(h) { h, block in block(h) })
-                outputs.append(stageNorms[s](h))
             } else {
                 h = runStage(s, on: h)
-                let normed = stageNorms[s](h)
-                outputs.append(normed)
-                if form != .detection { h = normed }
             }
+            let normed = stageNorms[s](h)
+            outputs.append(normed)
+            if form != .detection { h = normed }
         }
-        return outputs
+        return (outputs, h)
     }
 }

@@ -36,17 +36,29 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
 @inlinable
 func withGemmAccounting(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, _ run: () -> Void) {
     guard FlopCounter.enabled else { run(); return }
-    let flops = 2 * Double(m) * Double(n) * Double(k)
+    withGemmAccounting(products: [GemmShape(transA: transA, transB: transB, m: m, n: n, k: k)], run)
+}
+
+/// `withGemmAccounting` for a node that runs several products (`run` does them all): their flops,
+/// and the node's wall time shared between their shapes by flops.
+@usableFromInline
+func withGemmAccounting(products: [GemmShape], _ run: () -> Void) {
+    guard FlopCounter.enabled else { run(); return }
+    let flops = products.map { 2 * Double($0.m) * Double($0.n) * Double($0.k) }
+    let total = flops.reduce(0, +)
     if Threads.insideParallelRegion {
-        FlopCounter.add(flops, seconds: 0)
+        FlopCounter.add(total, seconds: 0)
         run()
         return
     }
     let t0 = DispatchTime.now().uptimeNanoseconds
     run()
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-    FlopCounter.add(flops, seconds: seconds)
-    GemmProfile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: seconds)
+    FlopCounter.add(total, seconds: seconds)
+    for (s, f) in zip(products, flops) {
+        let share = total > 0 ? f / total : 1 / Double(products.count)
+        GemmProfile.add(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, seconds: seconds * share)
+    }
 }
 
 /// `gemm` without the flop and time accounting. Inside a `parallelFor` chunk it runs on that thread
@@ -548,4 +560,8 @@ public enum GemmProfile {
 public struct GemmShape: Hashable, Sendable, Codable {
     public let transA: Bool, transB: Bool
     public let m: Int, n: Int, k: Int
+
+    @usableFromInline init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int) {
+        (self.transA, self.transB, self.m, self.n, self.k) = (transA, transB, m, n, k)
+    }
 }

@@ -49,7 +49,7 @@ public enum ConvNeXtMixer: Mixer {
     }
 }
 
-public final class UnifiedConvNeXtBlock: Block {
+public final class UnifiedConvNeXtBlock: TwoStepBlock {
     let dw_norm: LayerNorm
     let dw_input_proj: PointwiseConv
     let dwconv: DepthwiseConv
@@ -73,18 +73,14 @@ public final class UnifiedConvNeXtBlock: Block {
         gamma_2 = Parameter([1, 1, 1, c], init: .layerScale)
     }
 
+    /// x + gamma_1 * mixer(x), the output projection's product and the residual in one pass:
     /// x [N,H,W,C] -> [N,H,W,C]
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        channelMLP(dw_out_proj.residual(dwconv(dw_input_proj(dw_norm(x))), onto: x, gamma_1))  // x + gamma_1 * mixer(x), then the MLP
-    }
-
-    /// The token mixing on the whole map, the channel MLP on the centre token: x [N,H,W,C] -> [N,1,1,C].
-    public func centre(_ x: Tensor) -> Tensor {
-        channelMLP(centreToken(dw_out_proj.residual(dwconv(dw_input_proj(dw_norm(x))), onto: x, gamma_1)))
+    public func tokenMixing(_ x: Tensor) -> Tensor {
+        dw_out_proj.residual(dwconv(dw_input_proj(dw_norm(x))), onto: x, gamma_1)
     }
 
     /// y + gamma_2 * pwconv2(gelu(pwconv1(pw_norm(y)))), as one node: y [N,H,W,C] -> [N,H,W,C].
-    private func channelMLP(_ y: Tensor) -> Tensor {
+    public func channelMixing(_ y: Tensor) -> Tensor {
         mlpResidual(pw_norm(y), fc1: pwconv1.weight.tensor, bias1: pwconv1.bias?.tensor,
                     fc2: pwconv2.weight.tensor, bias2: pwconv2.bias?.tensor, onto: y, scale: gamma_2.layerScale)
     }

@@ -163,7 +163,7 @@ func dcnv3KernelGrid(points: Int) -> [(dx: Float, dy: Float)] {
 }
 
 /// The reference's `DCNv3Block`: gamma1, norm1, attn (DCNv3), gamma2, norm2, mlp.
-public final class DCNv3Block: Block {
+public final class DCNv3Block: TwoStepBlock {
     let gamma1: Parameter  // [C]
     let gamma2: Parameter  // [C]
     let norm1: LayerNorm
@@ -183,17 +183,11 @@ public final class DCNv3Block: Block {
         mlp = Mlp(c, hidden: 4 * c)
     }
 
-    /// x [N,H,W,C] -> [N,H,W,C]
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = residual(x, mixer(x), gamma1)
-        return mlp.residual(norm2(y), onto: y, gamma2)
-    }
+    /// x + gamma1 * mixer(x): x [N,H,W,C] -> [N,H,W,C]
+    public func tokenMixing(_ x: Tensor) -> Tensor { residual(x, mixer(x), gamma1) }
 
-    /// The token mixing on the whole map, the channel MLP on the centre token: x [N,H,W,C] -> [N,1,1,C].
-    public func centre(_ x: Tensor) -> Tensor {
-        let y = centreToken(residual(x, mixer(x), gamma1))
-        return mlp.residual(norm2(y), onto: y, gamma2)
-    }
+    /// y + gamma2 * mlp(norm2(y)): y [N,H,W,C] -> [N,H,W,C]
+    public func channelMixing(_ y: Tensor) -> Tensor { mlp.residual(norm2(y), onto: y, gamma2) }
 }
 
 extension DCNv3Block: InspectableBlock {

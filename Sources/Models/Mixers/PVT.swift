@@ -183,7 +183,7 @@ public final class SpatialReductionAttention: Module {
 
 /// The reference's `PvtBlock`: [position embedding,] LayerNorm, spatial-reduction attention,
 /// layer scale, residual; LayerNorm, MLP, layer scale, residual.
-public final class PvtBlock: Block {
+public final class PvtBlock: TwoStepBlock {
     /// [1, C, H0, W0]; only on the first block of a stage.
     let pos_embed: Parameter?
     let norm1: LayerNorm
@@ -231,23 +231,17 @@ public final class PvtBlock: Block {
                                                                       toHeight: h0, toWidth: w0)
     }
 
+    /// (x + position) + gamma_1 * attn(norm1(x + position)), the detection form's residual onto x:
     /// x [N,H,W,C] -> [N,H,W,C]
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func tokenMixing(_ x: Tensor) -> Tensor {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let input = withPosition(x)
         let mixed = attn(norm1(input)).reshaped([n, h, w, c])
-        let y = residual(detection ? x : input, mixed, gamma_1)
-        return mlp.residual(norm2(y), onto: y, gamma_2)
+        return residual(detection ? x : input, mixed, gamma_1)
     }
 
-    /// The token mixing on the whole map, the channel MLP on the centre token: x [N,H,W,C] -> [N,1,1,C].
-    public func centre(_ x: Tensor) -> Tensor {
-        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let input = withPosition(x)
-        let mixed = attn(norm1(input)).reshaped([n, h, w, c])
-        let y = centreToken(residual(detection ? x : input, mixed, gamma_1))
-        return mlp.residual(norm2(y), onto: y, gamma_2)
-    }
+    /// y + gamma_2 * mlp(norm2(y)): y [N,H,W,C] -> [N,H,W,C]
+    public func channelMixing(_ y: Tensor) -> Tensor { mlp.residual(norm2(y), onto: y, gamma_2) }
 
     /// x plus the position embedding on a stage's first block, x elsewhere. [N,H,W,C]
     private func withPosition(_ x: Tensor) -> Tensor {

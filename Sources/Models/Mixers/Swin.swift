@@ -161,7 +161,7 @@ public final class WindowAttention: Module {
     }
 }
 
-public final class SwinBlock: Block {
+public final class SwinBlock: TwoStepBlock {
     let norm1: LayerNorm
     let attn: WindowAttention
     let gamma_1: Parameter  // [C]
@@ -193,17 +193,11 @@ public final class SwinBlock: Block {
         [("norm1", norm1), ("attn", attn), ("gamma_1", gamma_1), ("norm2", norm2), ("mlp", mlp), ("gamma_2", gamma_2)]
     }
 
-    /// x [N,H,W,C] -> [N,H,W,C]
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = residual(x, mixer(x), gamma_1)
-        return mlp.residual(norm2(y), onto: y, gamma_2)
-    }
+    /// x + gamma_1 * mixer(x): x [N,H,W,C] -> [N,H,W,C]
+    public func tokenMixing(_ x: Tensor) -> Tensor { residual(x, mixer(x), gamma_1) }
 
-    /// The token mixing on the whole map, the channel MLP on the centre token: x [N,H,W,C] -> [N,1,1,C].
-    public func centre(_ x: Tensor) -> Tensor {
-        let y = centreToken(residual(x, mixer(x), gamma_1))
-        return mlp.residual(norm2(y), onto: y, gamma_2)
-    }
+    /// y + gamma_2 * mlp(norm2(y)): y [N,H,W,C] -> [N,H,W,C]
+    public func channelMixing(_ y: Tensor) -> Tensor { mlp.residual(norm2(y), onto: y, gamma_2) }
 
     /// The token-mixing branch: x [N,H,W,C] -> proj(window attention(norm1(x))) [N,H,W,C].
     public func mixer(_ x: Tensor) -> Tensor {

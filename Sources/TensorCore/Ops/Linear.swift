@@ -11,7 +11,6 @@
 // Shape key: M rows (all leading dimensions flattened), K input features, O output features.
 
 import CGemm
-import Dispatch
 
 /// `x · weightᵀ + bias`: x [..., K], weight [O, K] (PyTorch's layout), bias [O] -> [..., O].
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
@@ -149,31 +148,22 @@ public func mlpResidual(_ x: Tensor, fc1 w1: Tensor, bias1 b1: Tensor?, fc2 w2: 
         }
     }
 
-    let counted = FlopCounter.enabled && !Threads.insideParallelRegion
-    let t0 = DispatchTime.now().uptimeNanoseconds
-    // Blocks of rows: hidden values of about 256 KB, at least 96 rows (each block reads both weights).
-    let target = max(96, 65_536 / max(h, 1) / 24 * 24)
-    if !Threads.insideParallelRegion && m >= 4 * Threads.count * target {
-        let chunks = m / target
-        let per = (m + chunks - 1) / chunks
-        parallelFor(chunks, grain: 1) { r in
-            let hidden = Tensor(uninitializedShape: [per, h])
-            withExtendedLifetime(hidden) {
-                for ci in r where ci * per < m { rowsPass(ci * per, min(per, m - ci * per), hidden.data) }
+    withGemmAccounting(products: [GemmShape(transA: false, transB: true, m: m, n: h, k: c),
+                                  GemmShape(transA: false, transB: true, m: m, n: o, k: h)]) {
+        // Blocks of rows: hidden values of about 256 KB, at least 96 rows (each block reads both weights).
+        let target = max(96, 65_536 / max(h, 1) / 24 * 24)
+        if !Threads.insideParallelRegion && m >= 4 * Threads.count * target {
+            let chunks = m / target
+            let per = (m + chunks - 1) / chunks
+            parallelFor(chunks, grain: 1) { r in
+                let hidden = Tensor(uninitializedShape: [per, h])
+                withExtendedLifetime(hidden) {
+                    for ci in r where ci * per < m { rowsPass(ci * per, min(per, m - ci * per), hidden.data) }
+                }
             }
-        }
-    } else {
-        let hidden = Tensor(uninitializedShape: s1.outShape)
-        withExtendedLifetime(hidden) { rowsPass(0, m, hidden.data) }
-    }
-    if FlopCounter.enabled {
-        // The node's time is its products', shared between their shapes by flops.
-        let f1 = 2 * Double(m) * Double(h) * Double(c), f2 = 2 * Double(m) * Double(o) * Double(h)
-        let seconds = counted ? Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 : 0
-        FlopCounter.add(f1 + f2, seconds: seconds)
-        if counted {
-            GemmProfile.add(transA: false, transB: true, m: m, n: h, k: c, seconds: seconds * f1 / (f1 + f2))
-            GemmProfile.add(transA: false, transB: true, m: m, n: o, k: h, seconds: seconds * f2 / (f1 + f2))
+        } else {
+            let hidden = Tensor(uninitializedShape: s1.outShape)
+            withExtendedLifetime(hidden) { rowsPass(0, m, hidden.data) }
         }
     }
     withExtendedLifetime((x, base, gamma, w1, w2, b1, b2)) {}
