@@ -75,7 +75,10 @@ test: deps
 # lossless" adds PyTorch's best lossless mode (float32 oneDNN matmuls + torch.compile + inductor freezing;
 # compiling takes minutes per preset).
 # BENCH_PRESETS="..." times only those presets in the 2-thread job (default: the five tiny and two base ones).
+# BENCH_ROUNDS=n: with PyTorch, each preset runs n times in turn with the baseline (A B A B ...) and
+# each speed-up is taken pair by pair, median and range (default 3; 1 for a quick look).
 PYTORCH        ?= 1
+BENCH_ROUNDS   ?= 3
 PYTORCH_MODES  ?= eager
 BENCH_PRESETS  ?=
 PYTORCH_PYTHON ?= .venv-torch/bin/python
@@ -89,7 +92,7 @@ bench: build
 	  fi; \
 	  if $(PYTORCH_PYTHON) -c "import torch" >/dev/null 2>&1; then \
 	    $(PYTORCH_PYTHON) bench/pytorch/check_parity.py || exit 1; \
-	    cmp="--pytorch $(PYTORCH_PYTHON) --pytorch-modes $(PYTORCH_MODES)"; \
+	    cmp="--pytorch $(PYTORCH_PYTHON) --pytorch-modes $(PYTORCH_MODES) --rounds $(BENCH_ROUNDS)"; \
 	  else echo "bench: no Python with torch; timing stm-analyze alone"; fi; \
 	fi; \
 	$(BIN) bench --threads 2 $(if $(strip $(BENCH_PRESETS)),--presets $(BENCH_PRESETS),) $$cmp --json outputs/bench.json && \

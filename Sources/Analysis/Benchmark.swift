@@ -91,6 +91,10 @@ public struct BenchRow: Codable, Sendable {
     public var gemmShapes: [GemmShapeRate]
     /// PyTorch's times per mode ("eager", "lossless"), when compared.
     public var pytorch: [String: PyTorchTimes] = [:]
+    /// Per PyTorch mode, each speed-up taken pair by pair over the rounds (see `init(pairs:modes:)`).
+    public var ratios: [String: PairedRatios] = [:]
+    /// With more than one round, every round's row (this row is the median pair's); else nil.
+    public var rounds: [BenchRow]?
 
     /// The row of one preset's measurements `r`, with the machine's rates measured by the same process.
     public init(_ r: BenchResult, erfBatch: Int, sgemmGflops: Double, fmaPeakGflops: Double) {
@@ -113,6 +117,33 @@ public struct BenchRow: Codable, Sendable {
         gemmShapes = r.gemmShapes
     }
 
+    /// One row from rounds of (ours, PyTorch) pairs taken in turn: each speed-up is PyTorch's time over
+    /// ours within a pair, summarised as median and range, so that a comparison holds when a shared
+    /// host's speed drifts between pairs. The row's own values are those of the median pair by the
+    /// ERF speed-up against the first mode (by our ERF time when there is no mode; the lower of the
+    /// two middle pairs for an even count), so that every figure shown comes from one pair.
+    public init(pairs: [BenchRow], modes: [String]) {
+        precondition(!pairs.isEmpty, "BenchRow(pairs:): no rounds")
+        func key(_ r: BenchRow) -> Double {
+            if let m = modes.first, let t = r.pytorch[m] { return t.erfStage4Ms / r.erfStage4MsPerImage }
+            return -r.erfStage4MsPerImage
+        }
+        let order = pairs.indices.sorted { key(pairs[$0]) < key(pairs[$1]) }
+        self = pairs[order[(order.count - 1) / 2]]
+        rounds = pairs.count > 1 ? pairs.map { var r = $0; r.rounds = nil; return r } : nil
+        ratios = [:]
+        for mode in modes {
+            let with = pairs.filter { $0.pytorch[mode] != nil }
+            guard !with.isEmpty else { continue }
+            ratios[mode] = PairedRatios(
+                erfStage4: RatioSpread(with.map { $0.pytorch[mode]!.erfStage4Ms / $0.erfStage4MsPerImage }),
+                erfAllStages: RatioSpread(with.map { $0.pytorch[mode]!.erfAllStagesMs / $0.erfAllStagesMsPerImage }),
+                forwardBatch1: RatioSpread(with.map { $0.forwardBatch1ImagesPerS / $0.pytorch[mode]!.forwardB1Ips }),
+                forwardLarge: RatioSpread(with.map { $0.forwardLargeBatchImagesPerS / $0.pytorch[mode]!.forwardLargeIps }),
+                rss: RatioSpread(with.map { $0.peakRSSMB / ($0.pytorch[mode]!.erfPeakRSSBytes / 1e6) }))
+        }
+    }
+
     /// GEMM rate reached during the stage-4 ERF pass (flops over the whole pass's time).
     public var gflops: Double { erfGflopPerImage / (erfStage4MsPerImage / 1000) }
     /// The pass's GEMM floor (its flops at the FMA peak) as a share of its time: 1 is the physical limit.
@@ -126,7 +157,39 @@ public struct BenchRow: Codable, Sendable {
         case largeBatch = "large_batch", erfBatch = "erf_batch", erfGflopPerImage = "erf_gflop_per_image"
         case erfGemmMsPerImage = "erf_gemm_ms_per_image", peakTensorMB = "peak_tensor_mb", peakRSSMB = "peak_rss_mb"
         case peakRSSAllMB = "peak_rss_all_mb", sgemmGflops = "sgemm_gflops", fmaPeakGflops = "fma_peak_gflops"
-        case gemmKernel = "gemm_kernel", gemmShapes = "gemm_shapes", pytorch
+        case gemmKernel = "gemm_kernel", gemmShapes = "gemm_shapes", pytorch, ratios, rounds
+    }
+}
+
+/// Values of one ratio over rounds: each round's, in round order, and their lower median and range.
+public struct RatioSpread: Codable, Sendable, Equatable {
+    public var rounds: [Double]
+    public var median: Double
+    public var min: Double
+    public var max: Double
+
+    public init(_ values: [Double]) {
+        precondition(!values.isEmpty, "RatioSpread: no values")
+        rounds = values
+        let sorted = values.sorted()
+        median = sorted[(sorted.count - 1) / 2]
+        min = sorted.first!
+        max = sorted.last!
+    }
+}
+
+/// Speed-ups over one PyTorch mode taken pair by pair (PyTorch's time over ours; for throughputs ours
+/// over PyTorch's) and the ERF's peak-RSS ratio (ours over PyTorch's).
+public struct PairedRatios: Codable, Sendable, Equatable {
+    public var erfStage4: RatioSpread
+    public var erfAllStages: RatioSpread
+    public var forwardBatch1: RatioSpread
+    public var forwardLarge: RatioSpread
+    public var rss: RatioSpread
+
+    enum CodingKeys: String, CodingKey {
+        case erfStage4 = "erf_stage4", erfAllStages = "erf_all_stages", forwardBatch1 = "forward_batch1"
+        case forwardLarge = "forward_large", rss = "erf_rss"
     }
 }
 

@@ -34,6 +34,8 @@ struct Bench: ParsableCommand {
 
     @Option(name: .long, help: "Timed repeats (median reported).")
     var repeats = 3
+    @Option(name: .long, help: ArgumentHelp("Rounds per preset: stm-analyze and PyTorch in turn, A B A B ..., each speed-up taken pair by pair (median and range reported; the row shown is the median pair's).", valueName: "n"))
+    var rounds = 1
 
     @Option(name: .long, help: ArgumentHelp("Write the results as JSON.", valueName: "file.json"))
     var json: String?
@@ -53,7 +55,10 @@ struct Bench: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        if erfBatch < 1 || largeBatch < 1 || repeats < 1 { throw ValidationError("--erf-batch, --large-batch and --repeats must be at least 1") }
+        if erfBatch < 1 || largeBatch < 1 || repeats < 1 || rounds < 1 {
+            throw ValidationError("--erf-batch, --large-batch, --repeats and --rounds must be at least 1")
+        }
+        if child && rounds != 1 { throw ValidationError("--child (used by bench itself) takes no --rounds") }
         if let json { try checkWritableOutput(json, option: "--json") }
         if child && (json == nil || presets.count != 1) {
             throw ValidationError("--child (used by bench itself) needs --json and exactly one preset")
@@ -90,23 +95,33 @@ struct Bench: ParsableCommand {
         print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  sgemm  share  in GEMM  floor  tensors MB  RSS MB (ERF)")
         var rows: [BenchRow] = []
         for p in presets {
-            var row = try measureInChild(p)
-            // The FMA peak is a constant of the machine that a busy moment can only lower: each row's
-            // floor uses the highest reading so far, and the summary below the job's highest.
-            peak = max(row.fmaPeakGflops, peak)
-            row.fmaPeakGflops = peak
-            print(String(format: "%-25@ %13.1f  %14.1f  %12.2f  %13.2f  %7.0f  %5.0f  %4.0f%%  %6.0f%%  %4.0f%%  %10.0f  %6.0f", p as NSString,
-                         row.erfStage4MsPerImage, row.erfAllStagesMsPerImage, row.forwardBatch1ImagesPerS,
-                         row.forwardLargeBatchImagesPerS, row.gflops, row.sgemmGflops, 100 * row.gflops / row.sgemmGflops,
-                         100 * row.gemmTimeShare, 100 * row.floorShare, row.peakTensorMB, row.peakRSSMB))
-            if let pytorch {
-                for mode in pytorchModes { row.pytorch[mode] = try measurePyTorch(p, python: pytorch, mode: mode) }
+            // On a shared host the machine's speed drifts over minutes: with --rounds, the two tools run
+            // in turn and each speed-up is taken within a pair, as farm-style A/B timing does.
+            var pairs: [BenchRow] = []
+            for round in 1...rounds {
+                var row = try measureInChild(p)
+                // The FMA peak is a constant of the machine that a busy moment can only lower: each row's
+                // floor uses the highest reading so far, and the summary below the job's highest.
+                peak = max(row.fmaPeakGflops, peak)
+                row.fmaPeakGflops = peak
+                let name = rounds > 1 ? "\(p) #\(round)" : p
+                print(String(format: "%-25@ %13.1f  %14.1f  %12.2f  %13.2f  %7.0f  %5.0f  %4.0f%%  %6.0f%%  %4.0f%%  %10.0f  %6.0f", name as NSString,
+                             row.erfStage4MsPerImage, row.erfAllStagesMsPerImage, row.forwardBatch1ImagesPerS,
+                             row.forwardLargeBatchImagesPerS, row.gflops, row.sgemmGflops, 100 * row.gflops / row.sgemmGflops,
+                             100 * row.gemmTimeShare, 100 * row.floorShare, row.peakTensorMB, row.peakRSSMB))
+                if let pytorch {
+                    for mode in pytorchModes { row.pytorch[mode] = try measurePyTorch(p, python: pytorch, mode: mode) }
+                }
+                pairs.append(row)
             }
-            rows.append(row)
+            rows.append(BenchRow(pairs: pairs, modes: pytorch == nil ? [] : pytorchModes))
         }
         // On a shared host (seen: a 2-vCPU VM whose two threads ran at one core's rate for minutes) a
         // preset's own reading can be half the machine's.
-        for i in rows.indices { rows[i].fmaPeakGflops = peak }
+        for i in rows.indices {
+            rows[i].fmaPeakGflops = peak
+            for j in rows[i].rounds?.indices ?? 0..<0 { rows[i].rounds![j].fmaPeakGflops = peak }
+        }
         print("\nfloor at the job's highest float32 FMA peak, \(String(format: "%.0f", peak)) GFLOP/s: "
               + rows.map { "\($0.preset) \(String(format: "%.0f%%", 100 * $0.floorShare))" }.joined(separator: ", "))
         printShapes(rows)
@@ -149,6 +164,19 @@ struct Bench: ParsableCommand {
     /// float32 implementation could reach here: the ERF's matrix-product flops alone, at this run's
     /// sgemm rate and at the FMA peak, both measured by the preset's own process, as a speed-up over PyTorch.
     private func printComparison(_ rows: [BenchRow]) {
+        if rounds > 1 {
+            print("\nspeed-ups pair by pair over \(rounds) rounds (PyTorch time / stm-analyze time in the same round): median (min-max); the tables below show each preset's median pair")
+            print("preset                    mode      ERF s4                 ERF all                fwd b1                 fwd b\(largeBatch)")
+            for row in rows {
+                for mode in pytorchModes {
+                    guard let r = row.ratios[mode] else { continue }
+                    let cells = [r.erfStage4, r.erfAllStages, r.forwardBatch1, r.forwardLarge].map { s in
+                        String(format: "%5.2fx (%4.2f-%4.2f)", s.median, s.min, s.max)
+                    }
+                    print(String(format: "%-25@ %-9@ ", row.preset as NSString, mode as NSString) + cells.joined(separator: "  "))
+                }
+            }
+        }
         for mode in pytorchModes {
             print("\nagainst PyTorch \(mode), same run, \(Threads.count) threads (speed-up = PyTorch time / stm-analyze time)")
             print("preset                    ERF s4 ms: torch   ours  speed-up  ERF all  fwd b1  fwd b\(largeBatch): torch img/s  speed-up  ERF RSS MB: torch  ours  ours/torch  bound at sgemm  at peak")

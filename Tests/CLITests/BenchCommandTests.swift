@@ -54,6 +54,66 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertGreaterThan(top["fma_peak_gflops"] as? Double ?? 0, vector ? 4 : 0)
     }
 
+    /// A stand-in whose ERF time grows with each call (1000, 2000, 3000 ms ...), counted in a file.
+    func countingBaseline(in dir: String) -> String {
+        let path = dir + "/counting_torch.sh"
+        let body = """
+            while [ $# -gt 0 ]; do if [ "$1" = --json ]; then out="$2"; fi; shift; done
+            n=$(( $(cat "\(dir)/calls" 2>/dev/null || echo 0) + 1 )); echo $n > "\(dir)/calls"
+            printf '{"erf_stage4_ms": %d000, "erf_all_stages_ms": 3000, "forward_b1_ips": 2, "forward_large_ips": %d, "erf_peak_rss_bytes": 2000000000}' $n $n > "$out"
+
+            """
+        FileManager.default.createFile(atPath: path, contents: Data(body.utf8))
+        return path
+    }
+
+    /// With --rounds, the tools run in turn and each speed-up is taken within its own pair: the JSON
+    /// keeps every round, the spread is that of the pairwise ratios, and the row is the median pair's.
+    func testRoundsTakeRatiosPairByPair() throws {
+        let dir = temporaryDirectory()
+        let json = dir + "/bench.json"
+        let run = try runTool(["bench", "--presets", "unified_convnext_micro", "--repeats", "1", "--large-batch", "2",
+                               "--threads", "1", "--rounds", "3", "--pytorch", "/bin/sh", "--pytorch-script", countingBaseline(in: dir),
+                               "--json", json])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/calls", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), "3")
+        let data = try XCTUnwrap(FileManager.default.contents(atPath: json))
+        let top = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let row = try XCTUnwrap((top["presets"] as? [[String: Any]])?.first)
+        let rounds = try XCTUnwrap(row["rounds"] as? [[String: Any]])
+        XCTAssertEqual(rounds.count, 3)
+        var erfRatios: [Double] = [], fwdRatios: [Double] = []
+        for (i, r) in rounds.enumerated() {
+            let torch = try XCTUnwrap((r["pytorch"] as? [String: Any])?["eager"] as? [String: Any])
+            // Round i was paired with the baseline's call i + 1.
+            XCTAssertEqual(torch["erf_stage4_ms"] as? Double, Double(1000 * (i + 1)))
+            let ours = try XCTUnwrap(r["erf_stage4_ms_per_image"] as? Double)
+            erfRatios.append(Double(1000 * (i + 1)) / ours)
+            fwdRatios.append(try XCTUnwrap(r["forward_large_batch_images_per_s"] as? Double) / Double(i + 1))
+        }
+        // (Compared to 1e-12: JSON's decimal text of a double may come back one ulp off.)
+        func same(_ a: Any?, _ b: [Double], _ what: String) {
+            let got = (a as? [Double]) ?? (a as? Double).map { [$0] } ?? []
+            XCTAssertEqual(got.count, b.count, what)
+            for (x, y) in zip(got, b) { XCTAssertEqual(x, y, accuracy: 1e-12 * abs(y), what) }
+        }
+        let eager = try XCTUnwrap((row["ratios"] as? [String: Any])?["eager"] as? [String: Any])
+        let erf = try XCTUnwrap(eager["erf_stage4"] as? [String: Any])
+        same(erf["rounds"], erfRatios, "rounds")
+        same(erf["median"], [erfRatios.sorted()[1]], "median")
+        same(erf["min"], [erfRatios.min()!], "min")
+        same(erf["max"], [erfRatios.max()!], "max")
+        same((eager["forward_large"] as? [String: Any])?["rounds"], fwdRatios, "forward")
+        // The row itself is the median pair: its ERF time and its baseline's are that round's.
+        let median = erfRatios.firstIndex(of: erfRatios.sorted()[1])!
+        XCTAssertEqual(row["erf_stage4_ms_per_image"] as? Double, rounds[median]["erf_stage4_ms_per_image"] as? Double)
+        XCTAssertEqual(((row["pytorch"] as? [String: Any])?["eager"] as? [String: Any])?["erf_stage4_ms"] as? Double,
+                       Double(1000 * (median + 1)))
+        // The pairwise table prints the median and the range.
+        let line = try XCTUnwrap(run.stdout.split(separator: "\n").first { $0.hasPrefix("unified_convnext_micro") && $0.contains("eager") })
+        XCTAssertTrue(line.contains(String(format: "%5.2fx (%4.2f-%4.2f)", erfRatios.sorted()[1], erfRatios.min()!, erfRatios.max()!)), String(line))
+    }
+
     func testFailingBaselineIsOneErrorLine() throws {
         let dir = temporaryDirectory()
         let run = try runTool(["bench", "--presets", "unified_convnext_micro", "--repeats", "1", "--large-batch", "1",
@@ -71,6 +131,7 @@ final class BenchCommandTests: XCTestCase {
                                 (["--pytorch", "python3", "--pytorch-script", "/nonexistent/bench_torch.py"], "/nonexistent/bench_torch.py"),
                                 (["--pytorch", "python3", "--pytorch-modes", "fast"], "fast"),
                                 (["--repeats", "0"], "--repeats"),
+                                (["--rounds", "0"], "--rounds"),
                                 (["--child"], "--child"),  // once a trap (no --json to write to)
                                 (["--child", "--json", "/tmp/stm-bench-child.json"], "--child")] {
             let run = try runTool(["bench"] + args)
