@@ -81,6 +81,13 @@ __attribute__((target("avx2,fma")))
 static inline __attribute__((always_inline)) void micro_avx2_body(long kc, const float *a, long rs, long cs, const float *bp,
         float *c, long ldc, int load, int last, float alpha, float beta, const float *bias) {
     __m256 acc[A2_MR][2];
+    // A tile that starts from +0 is only written, at the end: ask for its lines now, so the stores
+    // do not wait for them (a short K, such as stage 1's 96, left about a sixth of the time there).
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A2_MR && !load; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + A2_NR - 1), _MM_HINT_T0);
+    }
 #pragma clang loop unroll(full)
     for (int i = 0; i < A2_MR; i++) {
         acc[i][0] = load ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
@@ -136,6 +143,13 @@ __attribute__((target("avx512f")))
 static inline __attribute__((always_inline)) void micro_avx512_body(long kc, const float *a, long rs, long cs, const float *bp,
         float *c, long ldc, int load, int last, float alpha, float beta, const float *bias) {
     __m512 acc[A5_MR][2];
+    // As in the AVX2 kernel: a tile that starts from +0 asks for its lines before the k loop.
+#pragma clang loop unroll(full)
+    for (int i = 0; i < A5_MR && !load; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + A5_NR - 1), _MM_HINT_T0);
+    }
 #pragma clang loop unroll(full)
     for (int i = 0; i < A5_MR; i++) {
         acc[i][0] = load ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
