@@ -38,6 +38,43 @@ final class AttentionRecomputeTests: XCTestCase {
         }
     }
 
+    /// Gradient buffers start uninitialised only where the heads' slices cover their width: operands
+    /// that are slices of wider tensors (one qkv tensor with spare columns on both sides, a q with spare
+    /// columns) get exact zeros in the columns no head reads, and the same values elsewhere as the
+    /// operands cut out on their own.
+    func testGradientsOfSlicesOfWiderTensors() {
+        let (b, l, heads, dk) = (2, 13, 2, 4)
+        let w = heads * dk
+        let pad = 3  // spare columns before q and after v
+        let qkv = rng.tensor([b, l, pad + 3 * w + 2]), seed = rng.tensor([b, l, w])
+        let wide = qkv.detached().requiringGrad()
+        let y = attention(q: AttentionOperand(wide, offset: pad), k: AttentionOperand(wide, offset: pad + w),
+                          v: AttentionOperand(wide, offset: pad + 2 * w), heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.5)
+        Tape.backward(y, seed: seed)
+        let g = Tape.gradient(of: wide)
+        // The same operands as tensors of their own.
+        func cut(_ offset: Int) -> Tensor {
+            Tensor(shape: [b, l, w], values: (0..<(b * l)).flatMap { r in (0..<w).map { qkv.data[r * qkv.shape[2] + offset + $0] } })
+        }
+        let q = cut(pad).requiringGrad(), k = cut(pad + w).requiringGrad(), v = cut(pad + 2 * w).requiringGrad()
+        let y2 = attention(q: AttentionOperand(q), k: AttentionOperand(k), v: AttentionOperand(v), heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.5)
+        Tape.backward(y2, seed: seed)
+        XCTAssertEqual(bits(y), bits(y2))
+        let parts = [Tape.gradient(of: q), Tape.gradient(of: k), Tape.gradient(of: v)]
+        let ld = qkv.shape[2]
+        for r in 0..<(b * l) {
+            for j in 0..<ld {
+                let got = g.data[r * ld + j]
+                if j < pad || j >= pad + 3 * w {
+                    XCTAssertEqual(got.bitPattern, Float(0).bitPattern, "row \(r), spare column \(j)")
+                } else {
+                    let which = (j - pad) / w, col = (j - pad) % w
+                    XCTAssertEqual(got.bitPattern, parts[which].data[r * w + col].bitPattern, "row \(r), column \(j)")
+                }
+            }
+        }
+    }
+
     func testHaloTermGivesTheBitsOfStoredRelativeLogits() {
         let (s, wn, heads, dk, nb) = (4, 8, 2, 6, 5)  // L = 16 queries, K = 64 keys, R = 15
         let l = s * s, k = wn * wn, r = 2 * wn - 1

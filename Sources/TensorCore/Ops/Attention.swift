@@ -149,9 +149,17 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     return Tape.record(out, inputs: inputs) { dOut in
         // Gradient buffers, one per distinct operand tensor (q, k, v may share one).
         let same = { (a: Tensor, c: Tensor) in a.storage === c.storage }
-        let dq = Tensor(shape: qt.shape, repeating: 0)
-        let dk_ = same(kt, qt) ? dq : Tensor(shape: kt.shape, repeating: 0)
-        let dv_ = same(vt, qt) ? dq : (same(vt, kt) ? dk_ : Tensor(shape: vt.shape, repeating: 0))
+        // The products below write every row of each head's columns (beta 0), so a buffer whose width
+        // the heads' slices of the operands sharing it cover needs no zeros first; others start at zero.
+        func buffer(_ t: Tensor, _ slices: [(offset: Int, width: Int)]) -> Tensor {
+            var covered = [Bool](repeating: false, count: t.shape[2])
+            for s in slices { for j in s.offset..<(s.offset + s.width) { covered[j] = true } }
+            return covered.allSatisfy { $0 } ? Tensor(uninitializedShape: t.shape) : Tensor(shape: t.shape, repeating: 0)
+        }
+        let dq = buffer(qt, [(qOff, heads * dk)] + (same(kt, qt) ? [(kOff, heads * dk)] : [])
+                            + (same(vt, qt) ? [(vOff, heads * dv)] : []))
+        let dk_ = same(kt, qt) ? dq : buffer(kt, [(kOff, heads * dk)] + (same(vt, kt) ? [(vOff, heads * dv)] : []))
+        let dv_ = same(vt, qt) ? dq : (same(vt, kt) ? dk_ : buffer(vt, [(vOff, heads * dv)]))
         let dLogits = hasLogits ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil
         let dTerm = termInputs.map { Tensor(uninitializedShape: $0.shape) }
         let dTermPointers = dTerm.map(\.data)

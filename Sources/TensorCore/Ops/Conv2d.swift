@@ -72,13 +72,62 @@ func im2col(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, 
 }
 
 /// The adjoint of `im2col`: dx[N,H,W,C] = sum of every col entry that copied that input element.
-/// Written as a gather over input rows, so each output element is summed by one thread in a fixed order.
+/// Written as a gather over input rows, so each output element is summed by one thread in a fixed order:
+/// from +0, the taps (ky, kx) in row-major order that reach it. Which taps reach a column depends only
+/// on its x, so the column's list is made once per call (the divisions by the stride left the loop);
+/// a row's taps once per row.
 func col2im(_ dcol: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, kw: Int,
             stride: Int, pad: Int, ho: Int, wo: Int, dx: UnsafeMutablePointer<Float>) {
     let kdim = kh * kw * c
-    parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
-        for row in r {
-            let b = row / h, iy = row % h
+    // Per input column ix: (ox, kx) of every tap that reaches it, kx ascending; in one flat list.
+    var columnTaps: [(ox: Int, kx: Int)] = [], columnStart = [0]
+    columnTaps.reserveCapacity(w * ((kw + stride - 1) / stride))
+    for ix in 0..<w {
+        for kx in 0..<kw {
+            let tx = ix + pad - kx
+            if tx < 0 || tx % stride != 0 { continue }
+            let ox = tx / stride
+            if ox < wo { columnTaps.append((ox, kx)) }
+        }
+        columnStart.append(columnTaps.count)
+    }
+    columnTaps.withUnsafeBufferPointer { taps in
+        columnStart.withUnsafeBufferPointer { start in
+            parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
+                var rowTaps: [(oy: Int, ky: Int)] = []
+                rowTaps.reserveCapacity(kh)
+                for row in r {
+                    let b = row / h, iy = row % h
+                    rowTaps.removeAll(keepingCapacity: true)
+                    for ky in 0..<kh {
+                        let ty = iy + pad - ky
+                        if ty < 0 || ty % stride != 0 { continue }
+                        let oy = ty / stride
+                        if oy < ho { rowTaps.append((oy, ky)) }
+                    }
+                    for ix in 0..<w {
+                        let dst = dx + ((b * h + iy) * w + ix) * c
+                        dst.update(repeating: 0, count: c)
+                        for (oy, ky) in rowTaps {
+                            let base = dcol + (b * ho + oy) * wo * kdim + ky * kw * c
+                            for t in start[ix]..<start[ix + 1] {
+                                let src = base + taps[t].ox * kdim + taps[t].kx * c
+                                for ch in 0..<c { dst[ch] += src[ch] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `col2im` as first written (tap tests inside the loops), kept as the definition for tests.
+func referenceCol2im(_ dcol: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, kw: Int,
+                     stride: Int, pad: Int, ho: Int, wo: Int, dx: UnsafeMutablePointer<Float>) {
+    let kdim = kh * kw * c
+    for b in 0..<n {
+        for iy in 0..<h {
             for ix in 0..<w {
                 let dst = dx + ((b * h + iy) * w + ix) * c
                 dst.update(repeating: 0, count: c)
