@@ -125,7 +125,7 @@ public struct BenchRow: Codable, Sendable {
     public init(pairs: [BenchRow], modes: [String]) {
         precondition(!pairs.isEmpty, "BenchRow(pairs:): no rounds")
         func key(_ r: BenchRow) -> Double {
-            if let m = modes.first, let t = r.pytorch[m] { return t.erfStage4Ms / r.erfStage4MsPerImage }
+            if let m = modes.first, let t = r.pytorch[m] { return SpeedUps(r, t).erfStage4 }
             return -r.erfStage4MsPerImage
         }
         let order = pairs.indices.sorted { key(pairs[$0]) < key(pairs[$1]) }
@@ -133,14 +133,8 @@ public struct BenchRow: Codable, Sendable {
         rounds = pairs.count > 1 ? pairs.map { var r = $0; r.rounds = nil; return r } : nil
         ratios = [:]
         for mode in modes {
-            let with = pairs.filter { $0.pytorch[mode] != nil }
-            guard !with.isEmpty else { continue }
-            ratios[mode] = PairedRatios(
-                erfStage4: RatioSpread(with.map { $0.pytorch[mode]!.erfStage4Ms / $0.erfStage4MsPerImage }),
-                erfAllStages: RatioSpread(with.map { $0.pytorch[mode]!.erfAllStagesMs / $0.erfAllStagesMsPerImage }),
-                forwardBatch1: RatioSpread(with.map { $0.forwardBatch1ImagesPerS / $0.pytorch[mode]!.forwardB1Ips }),
-                forwardLarge: RatioSpread(with.map { $0.forwardLargeBatchImagesPerS / $0.pytorch[mode]!.forwardLargeIps }),
-                rss: RatioSpread(with.map { $0.peakRSSMB / ($0.pytorch[mode]!.erfPeakRSSBytes / 1e6) }))
+            let each = pairs.compactMap { r in r.pytorch[mode].map { SpeedUps(r, $0) } }
+            if !each.isEmpty { ratios[mode] = PairedRatios(each) }
         }
     }
 
@@ -178,14 +172,37 @@ public struct RatioSpread: Codable, Sendable, Equatable {
     }
 }
 
-/// Speed-ups over one PyTorch mode taken pair by pair (PyTorch's time over ours; for throughputs ours
-/// over PyTorch's) and the ERF's peak-RSS ratio (ours over PyTorch's).
+/// One round's speed-ups over one PyTorch mode (PyTorch's time over ours; for throughputs ours over
+/// PyTorch's) and the ERF's peak-RSS ratio (ours over PyTorch's): the one definition the pairing and
+/// the tables use.
+public struct SpeedUps: Sendable {
+    public var erfStage4, erfAllStages, forwardBatch1, forwardLarge, rss: Double
+
+    public init(_ row: BenchRow, _ t: PyTorchTimes) {
+        erfStage4 = t.erfStage4Ms / row.erfStage4MsPerImage
+        erfAllStages = t.erfAllStagesMs / row.erfAllStagesMsPerImage
+        forwardBatch1 = row.forwardBatch1ImagesPerS / t.forwardB1Ips
+        forwardLarge = row.forwardLargeBatchImagesPerS / t.forwardLargeIps
+        rss = row.peakRSSMB / (t.erfPeakRSSBytes / 1e6)
+    }
+}
+
+/// `SpeedUps` over one PyTorch mode taken pair by pair, each summarised over the rounds.
 public struct PairedRatios: Codable, Sendable, Equatable {
     public var erfStage4: RatioSpread
     public var erfAllStages: RatioSpread
     public var forwardBatch1: RatioSpread
     public var forwardLarge: RatioSpread
     public var rss: RatioSpread
+
+    /// The spreads of rounds' speed-ups (at least one).
+    public init(_ rounds: [SpeedUps]) {
+        erfStage4 = RatioSpread(rounds.map(\.erfStage4))
+        erfAllStages = RatioSpread(rounds.map(\.erfAllStages))
+        forwardBatch1 = RatioSpread(rounds.map(\.forwardBatch1))
+        forwardLarge = RatioSpread(rounds.map(\.forwardLarge))
+        rss = RatioSpread(rounds.map(\.rss))
+    }
 
     enum CodingKeys: String, CodingKey {
         case erfStage4 = "erf_stage4", erfAllStages = "erf_all_stages", forwardBatch1 = "forward_batch1"

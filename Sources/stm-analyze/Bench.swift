@@ -120,7 +120,7 @@ struct Bench: ParsableCommand {
         // preset's own reading can be half the machine's.
         for i in rows.indices {
             rows[i].fmaPeakGflops = peak
-            for j in rows[i].rounds?.indices ?? 0..<0 { rows[i].rounds![j].fmaPeakGflops = peak }
+            rows[i].rounds = rows[i].rounds?.map { var r = $0; r.fmaPeakGflops = peak; return r }
         }
         print("\nfloor at the job's highest float32 FMA peak, \(String(format: "%.0f", peak)) GFLOP/s: "
               + rows.map { "\($0.preset) \(String(format: "%.0f%%", 100 * $0.floorShare))" }.joined(separator: ", "))
@@ -182,11 +182,11 @@ struct Bench: ParsableCommand {
             print("preset                    ERF s4 ms: torch   ours  speed-up  ERF all  fwd b1  fwd b\(largeBatch): torch img/s  speed-up  ERF RSS MB: torch  ours  ours/torch  bound at sgemm  at peak")
             for row in rows {
                 guard let t = row.pytorch[mode] else { continue }
-                let erf = row.erfStage4MsPerImage, gflop = row.erfGflopPerImage
+                let x = SpeedUps(row, t), gflop = row.erfGflopPerImage
                 print(String(format: "%-25@ %16.1f %6.1f  %7.2fx %7.2fx %6.2fx %19.2f  %8.2fx %17.0f %5.0f  %10.2f  %13.2fx %7.2fx",
-                             row.preset as NSString, t.erfStage4Ms, erf, t.erfStage4Ms / erf, t.erfAllStagesMs / row.erfAllStagesMsPerImage,
-                             row.forwardBatch1ImagesPerS / t.forwardB1Ips, t.forwardLargeIps, row.forwardLargeBatchImagesPerS / t.forwardLargeIps,
-                             t.erfPeakRSSBytes / 1e6, row.peakRSSMB, row.peakRSSMB / (t.erfPeakRSSBytes / 1e6),
+                             row.preset as NSString, t.erfStage4Ms, row.erfStage4MsPerImage, x.erfStage4, x.erfAllStages,
+                             x.forwardBatch1, t.forwardLargeIps, x.forwardLarge,
+                             t.erfPeakRSSBytes / 1e6, row.peakRSSMB, x.rss,
                              t.erfStage4Ms / (1000 * gflop / row.sgemmGflops), t.erfStage4Ms / (1000 * gflop / max(row.fmaPeakGflops, row.sgemmGflops))))
             }
         }

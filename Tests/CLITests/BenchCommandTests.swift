@@ -8,12 +8,16 @@ import TestSupport
 import XCTest
 
 final class BenchCommandTests: XCTestCase {
-    /// A stand-in for bench_torch.py: writes fixed timings to the path after `--json`, or fails.
-    func fakeBaseline(in dir: String, failing: Bool = false) -> String {
+    /// A stand-in for bench_torch.py: writes fixed timings to the path after `--json`, or fails. With
+    /// `counting`, its ERF time and large-batch throughput grow with each call (1000, 2000, 3000 ms; 1, 2,
+    /// 3 img/s), the calls counted in a file `calls` beside it.
+    func fakeBaseline(in dir: String, failing: Bool = false, counting: Bool = false) -> String {
         let path = dir + "/fake_torch.sh"
+        let count = counting ? "n=$(( $(cat \"\(dir)/calls\" 2>/dev/null || echo 0) + 1 )); echo $n > \"\(dir)/calls\"\n" : ""
+        let (erf, large) = counting ? ("${n}000", "$n") : ("1000", "4")
         let body = failing ? "echo 'fake baseline: no torch here' >&2; exit 3\n" : """
             while [ $# -gt 0 ]; do if [ "$1" = --json ]; then out="$2"; fi; shift; done
-            printf '{"erf_stage4_ms": 1000, "erf_all_stages_ms": 3000, "forward_b1_ips": 2, "forward_large_ips": 4, "erf_peak_rss_bytes": 2000000000}' > "$out"
+            \(count)printf '{"erf_stage4_ms": %s, "erf_all_stages_ms": 3000, "forward_b1_ips": 2, "forward_large_ips": %s, "erf_peak_rss_bytes": 2000000000}' "\(erf)" "\(large)" > "$out"
 
             """
         FileManager.default.createFile(atPath: path, contents: Data(body.utf8))
@@ -54,26 +58,13 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertGreaterThan(top["fma_peak_gflops"] as? Double ?? 0, vector ? 4 : 0)
     }
 
-    /// A stand-in whose ERF time grows with each call (1000, 2000, 3000 ms ...), counted in a file.
-    func countingBaseline(in dir: String) -> String {
-        let path = dir + "/counting_torch.sh"
-        let body = """
-            while [ $# -gt 0 ]; do if [ "$1" = --json ]; then out="$2"; fi; shift; done
-            n=$(( $(cat "\(dir)/calls" 2>/dev/null || echo 0) + 1 )); echo $n > "\(dir)/calls"
-            printf '{"erf_stage4_ms": %d000, "erf_all_stages_ms": 3000, "forward_b1_ips": 2, "forward_large_ips": %d, "erf_peak_rss_bytes": 2000000000}' $n $n > "$out"
-
-            """
-        FileManager.default.createFile(atPath: path, contents: Data(body.utf8))
-        return path
-    }
-
     /// With --rounds, the tools run in turn and each speed-up is taken within its own pair: the JSON
     /// keeps every round, the spread is that of the pairwise ratios, and the row is the median pair's.
     func testRoundsTakeRatiosPairByPair() throws {
         let dir = temporaryDirectory()
         let json = dir + "/bench.json"
         let run = try runTool(["bench", "--presets", "unified_convnext_micro", "--repeats", "1", "--large-batch", "2",
-                               "--threads", "1", "--rounds", "3", "--pytorch", "/bin/sh", "--pytorch-script", countingBaseline(in: dir),
+                               "--threads", "1", "--rounds", "3", "--pytorch", "/bin/sh", "--pytorch-script", fakeBaseline(in: dir, counting: true),
                                "--json", json])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertEqual(try String(contentsOfFile: dir + "/calls", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), "3")
