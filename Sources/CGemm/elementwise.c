@@ -245,6 +245,13 @@ ATTR256 static void gelu_bwd256(const float *x, const float *g, float *dx, long 
 ATTR512 static long softmax_body512(const float *x, float *o, long l, float mx, float acc[16]) {
     __m512 a = _mm512_setzero_ps(), m = _mm512_set1_ps(mx);
     long j = 0;
+    for (; j + 64 <= l; j += 64) {  // four groups' exponentials side by side, added in order
+        __m512 t[4], e[4];
+        FOR4 t[u] = _mm512_sub_ps(_mm512_loadu_ps(x + j + 16 * u), m);
+        exp4_v16(e, t);
+        FOR4 _mm512_storeu_ps(o + j + 16 * u, e[u]);
+        FOR4 a = _mm512_add_ps(a, e[u]);
+    }
     for (; j + 16 <= l; j += 16) {
         __m512 e = exp_v16(_mm512_sub_ps(_mm512_loadu_ps(x + j), m));
         _mm512_storeu_ps(o + j, e);
@@ -256,6 +263,16 @@ ATTR512 static long softmax_body512(const float *x, float *o, long l, float mx, 
 ATTR256 static long softmax_body256(const float *x, float *o, long l, float mx, float acc[16]) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), m = _mm256_set1_ps(mx);
     long j = 0;
+    for (; j + 32 <= l; j += 32) {  // two groups of 16 side by side, each lane's adds in order
+        __m256 t[4], e[4];
+        FOR4 t[u] = _mm256_sub_ps(_mm256_loadu_ps(x + j + 8 * u), m);
+        exp4_v8(e, t);
+        FOR4 _mm256_storeu_ps(o + j + 8 * u, e[u]);
+        a0 = _mm256_add_ps(a0, e[0]);
+        a1 = _mm256_add_ps(a1, e[1]);
+        a0 = _mm256_add_ps(a0, e[2]);
+        a1 = _mm256_add_ps(a1, e[3]);
+    }
     for (; j + 16 <= l; j += 16) {
         __m256 e0 = exp_v8(_mm256_sub_ps(_mm256_loadu_ps(x + j), m));
         __m256 e1 = exp_v8(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), m));

@@ -39,6 +39,11 @@ void stm_layernorm_backward(const float *xhat, const float *dy, const float *w, 
 /// src holds only the taps that exist (a caller skips taps outside the map).
 void stm_depthwise_taps(float *dst, const float *bias, long c, int ntaps, const float *const *src,
                         const float *w, const int *tap);
+/// `stm_depthwise_taps` for npix neighbouring output vectors that share one tap list: vector p
+/// (p < npix) is written at dst + p * c from the sources src[t] + p * c. Same bits as npix calls;
+/// four vectors at a time load each weight once for all four.
+void stm_depthwise_taps_run(float *dst, const float *bias, long c, int ntaps, const float *const *src,
+                            const float *w, const int *tap, int npix);
 
 #ifdef __cplusplus
 }

@@ -164,13 +164,19 @@ public func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, pa
     parallelFor(n * ho, grain: grainFor(n * ho, cost: wo * kh * kw * c)) { r in
         let list = TapList(capacity: kh * kw)
         defer { list.release() }
+        // Columns pad...w-kw+pad read every tap inside the row: they run four at a time.
+        let lo = pad, hi = min(wo, w - kw + pad + 1)
         for row in r {
             let b = row / ho, oy = row % ho
-            for ox in 0..<wo {
-                depthwiseTaps(into: op + ((b * ho + oy) * wo + ox) * c, bias: bp, c: c, kh: kh, kw: kw, weights: wp, list: list) { ky, kx in
+            var ox = 0
+            while ox < wo {
+                let run = tapRun(ox, lo, hi)
+                depthwiseTaps(into: op + ((b * ho + oy) * wo + ox) * c, bias: bp, c: c, kh: kh, kw: kw, weights: wp, list: list,
+                              pixels: run) { ky, kx in
                     let iy = oy + ky - pad, ix = ox + kx - pad
                     return iy >= 0 && iy < h && ix >= 0 && ix < w ? xp + ((b * h + iy) * w + ix) * c : nil
                 }
+                ox += run
             }
         }
     }
@@ -182,13 +188,19 @@ public func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, pa
         parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
             let list = TapList(capacity: kh * kw)
             defer { list.release() }
+            // Columns kw-1-pad...wo-1-pad take every tap from inside dOut's row.
+            let lo = kw - 1 - pad, hi = min(w, wo - pad)
             for row in r {
                 let b = row / h, iy = row % h
-                for ix in 0..<w {
-                    depthwiseTaps(into: dxp + ((b * h + iy) * w + ix) * c, bias: nil, c: c, kh: kh, kw: kw, weights: wp, list: list) { ky, kx in
+                var ix = 0
+                while ix < w {
+                    let run = tapRun(ix, lo, hi)
+                    depthwiseTaps(into: dxp + ((b * h + iy) * w + ix) * c, bias: nil, c: c, kh: kh, kw: kw, weights: wp, list: list,
+                                  pixels: run) { ky, kx in
                         let oy = iy - ky + pad, ox = ix - kx + pad
                         return oy >= 0 && oy < ho && ox >= 0 && ox < wo ? dp + ((b * ho + oy) * wo + ox) * c : nil
                     }
+                    ix += run
                 }
             }
         }
@@ -217,10 +229,13 @@ struct TapList {
 /// of weights[(ky * KW + kx) * C ..< +C] * source(ky, kx), skipping taps whose source is nil. The
 /// arithmetic runs in CGemm's `stm_depthwise_taps` (several channel blocks side by side, at the
 /// host's vector width), which performs `referenceDepthwiseTaps`' operations, bit for bit.
+/// With `pixels` > 1, also the next pixels - 1 output vectors (dst + p * C), whose taps are the same
+/// with every source moved on by p vectors (`stm_depthwise_taps_run`; the caller checks that).
 /// weights [KH, KW, C]; source rows [C].
 @inline(__always)
 func depthwiseTaps(into dst: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?, c: Int, kh: Int, kw: Int,
-                   weights: UnsafeMutablePointer<Float>, list: TapList, source: (Int, Int) -> UnsafeMutablePointer<Float>?) {
+                   weights: UnsafeMutablePointer<Float>, list: TapList, pixels: Int = 1,
+                   source: (Int, Int) -> UnsafeMutablePointer<Float>?) {
     var n = 0
     for ky in 0..<kh {
         for kx in 0..<kw {
@@ -230,8 +245,18 @@ func depthwiseTaps(into dst: UnsafeMutablePointer<Float>, bias: UnsafeMutablePoi
             n += 1
         }
     }
-    stm_depthwise_taps(dst, bias, c, Int32(n), list.sources, weights, list.taps)
+    if pixels > 1 {
+        stm_depthwise_taps_run(dst, bias, c, Int32(n), list.sources, weights, list.taps, Int32(pixels))
+    } else {
+        stm_depthwise_taps(dst, bias, c, Int32(n), list.sources, weights, list.taps)
+    }
 }
+
+/// The run of output columns starting at `col` that `depthwiseTaps(pixels:)` may take at once: the
+/// columns in lo..<hi (those whose taps all lie inside the map, so every one has the same tap list),
+/// else 1.
+@inline(__always)
+func tapRun(_ col: Int, _ lo: Int, _ hi: Int) -> Int { col >= lo && col < hi ? hi - col : 1 }
 
 /// The definition `stm_depthwise_taps` must meet: per channel, acc = bias (or +0), then for each tap
 /// in order acc = acc + w * x (the product rounded, then the sum). weights [T, C] by tap number;

@@ -90,12 +90,17 @@ public func depthwiseConv2dValid(_ x: Tensor, weight: Tensor, bias: Tensor? = ni
     parallelFor(n * ho, grain: grainFor(n * ho, cost: wo * kh * kw * c)) { r in
         let list = TapList(capacity: kh * kw)
         defer { list.release() }
+        // Every column reads all its taps; at stride 1 neighbours' sources are one vector apart.
         for row in r {
             let b = row / ho, oy = row % ho
-            for ox in 0..<wo {
-                depthwiseTaps(into: op + ((b * ho + oy) * wo + ox) * c, bias: bp, c: c, kh: kh, kw: kw, weights: wp, list: list) { ky, kx in
+            var ox = 0
+            while ox < wo {
+                let run = s == 1 ? wo - ox : 1
+                depthwiseTaps(into: op + ((b * ho + oy) * wo + ox) * c, bias: bp, c: c, kh: kh, kw: kw, weights: wp, list: list,
+                              pixels: run) { ky, kx in
                     xp + ((b * h + oy * s + ky) * w + ox * s + kx) * c
                 }
+                ox += run
             }
         }
     }
@@ -107,15 +112,21 @@ public func depthwiseConv2dValid(_ x: Tensor, weight: Tensor, bias: Tensor? = ni
         parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
             let list = TapList(capacity: kh * kw)
             defer { list.release() }
+            // At stride 1, columns kw-1...wo-1 take every tap from inside dOut's row.
+            let lo = s == 1 ? kw - 1 : w, hi = s == 1 ? min(w, wo) : w
             for row in r {
                 let b = row / h, iy = row % h
-                for ix in 0..<w {
-                    depthwiseTaps(into: dxp + ((b * h + iy) * w + ix) * c, bias: nil, c: c, kh: kh, kw: kw, weights: wp, list: list) { ky, kx in
+                var ix = 0
+                while ix < w {
+                    let run = tapRun(ix, lo, hi)
+                    depthwiseTaps(into: dxp + ((b * h + iy) * w + ix) * c, bias: nil, c: c, kh: kh, kw: kw, weights: wp, list: list,
+                                  pixels: run) { ky, kx in
                         let ty = iy - ky, tx = ix - kx
                         guard ty >= 0, tx >= 0, ty % s == 0, tx % s == 0 else { return nil }
                         let oy = ty / s, ox = tx / s
                         return oy < ho && ox < wo ? dp + ((b * ho + oy) * wo + ox) * c : nil
                     }
+                    ix += run
                 }
             }
         }
