@@ -37,7 +37,7 @@ public func erfStageRowFigure(_ result: ERFResult, model: String, colormap: Colo
          title: erfStageLabel(stage))
     }
     let n = result.images.count
-    var row = try StageRowFigure(panels: panels,
+    var row = StageRowFigure(panels: panels,
                                  title: "\(model): effective receptive fields (\(n) image\(n == 1 ? "" : "s"), \(side) px, \(result.settings.resize.rawValue))",
                                  colormap: colormap, valueRange: 0...1)
     row.colorbarLabel = erfScalingLabel(result.settings.scaling)

@@ -417,10 +417,98 @@ static float row_sum(int kern, const float *x, long n, float mean, int squares) 
     return s;
 }
 
+#if STM_X86
+// Four rows at once: the same sixteen-lane sums (sums256/sums512's) for each, their chains side by
+// side (a row's own chain is short and bound by the add's latency), then the normalisation at the
+// vector's width. `mean` NULL: plain sums; else sums of (x - mean[u])^2.
+ATTR256 static long sums4_256(const float *const row[4], long c, const float *mean, float acc[4][16]) {
+    __m256 a0[4], a1[4], mv[4];
+    FOR4 { a0[u] = _mm256_setzero_ps(); a1[u] = _mm256_setzero_ps(); mv[u] = _mm256_set1_ps(mean ? mean[u] : 0.0f); }
+    long j = 0;
+    for (; j + 16 <= c; j += 16) {
+        FOR4 {
+            __m256 v0 = _mm256_loadu_ps(row[u] + j), v1 = _mm256_loadu_ps(row[u] + j + 8);
+            if (mean) {
+                v0 = _mm256_sub_ps(v0, mv[u]); v1 = _mm256_sub_ps(v1, mv[u]);
+                a0[u] = _mm256_add_ps(a0[u], _mm256_mul_ps(v0, v0)); a1[u] = _mm256_add_ps(a1[u], _mm256_mul_ps(v1, v1));
+            } else { a0[u] = _mm256_add_ps(a0[u], v0); a1[u] = _mm256_add_ps(a1[u], v1); }
+        }
+    }
+    FOR4 { _mm256_storeu_ps(acc[u], a0[u]); _mm256_storeu_ps(acc[u] + 8, a1[u]); }
+    return j;
+}
+ATTR512 static long sums4_512(const float *const row[4], long c, const float *mean, float acc[4][16]) {
+    __m512 a[4], mv[4];
+    FOR4 { a[u] = _mm512_setzero_ps(); mv[u] = _mm512_set1_ps(mean ? mean[u] : 0.0f); }
+    long j = 0;
+    for (; j + 16 <= c; j += 16) {
+        FOR4 {
+            __m512 v = _mm512_loadu_ps(row[u] + j);
+            if (mean) { v = _mm512_sub_ps(v, mv[u]); a[u] = _mm512_add_ps(a[u], _mm512_mul_ps(v, v)); }
+            else a[u] = _mm512_add_ps(a[u], v);
+        }
+    }
+    FOR4 _mm512_storeu_ps(acc[u], a[u]);
+    return j;
+}
+/// xhat = (x - mean) * rs, out = xhat * w + b, element by element (xhat may be out, or x).
+ATTR256 static void norm_row256(const float *x, const float *w, const float *b, float mean, float rs, long c,
+                                float *h, float *o) {
+    __m256 mv = _mm256_set1_ps(mean), rv = _mm256_set1_ps(rs);
+    long j = 0;
+    for (; j + 8 <= c; j += 8) {
+        __m256 hv = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv), rv);
+        _mm256_storeu_ps(h + j, hv);
+        _mm256_storeu_ps(o + j, _mm256_add_ps(_mm256_mul_ps(hv, _mm256_loadu_ps(w + j)), _mm256_loadu_ps(b + j)));
+    }
+    for (; j < c; j++) { float hv = (x[j] - mean) * rs; h[j] = hv; o[j] = hv * w[j] + b[j]; }
+}
+ATTR512 static void norm_row512(const float *x, const float *w, const float *b, float mean, float rs, long c,
+                                float *h, float *o) {
+    __m512 mv = _mm512_set1_ps(mean), rv = _mm512_set1_ps(rs);
+    long j = 0;
+    for (; j + 16 <= c; j += 16) {
+        __m512 hv = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), mv), rv);
+        _mm512_storeu_ps(h + j, hv);
+        _mm512_storeu_ps(o + j, _mm512_add_ps(_mm512_mul_ps(hv, _mm512_loadu_ps(w + j)), _mm512_loadu_ps(b + j)));
+    }
+    for (; j < c; j++) { float hv = (x[j] - mean) * rs; h[j] = hv; o[j] = hv * w[j] + b[j]; }
+}
+/// Rows [0, 4 * (m / 4)) of stm_layernorm_forward on a vector path; returns the rows done.
+static long layernorm_rows4(int kern, const float *x, const float *w, const float *b, float eps, long m, long c,
+                            float *xhat, float *out, float *rstd) {
+    long i = 0;
+    for (; i + 4 <= m; i += 4) {
+        const float *row[4];
+        float acc[4][16], s[4], mean[4], rs[4];
+        FOR4 row[u] = x + (i + u) * c;
+        long j = kern == STM_GEMM_AVX512 ? sums4_512(row, c, NULL, acc) : sums4_256(row, c, NULL, acc);
+        FOR4 s[u] = -0.0f;
+        for (int l = 0; l < 16; l++) FOR4 s[u] += acc[u][l];  // lanes_total's order, four rows side by side
+        for (long t = j; t < c; t++) FOR4 s[u] += row[u][t];
+        FOR4 mean[u] = s[u] / (float)c;
+        j = kern == STM_GEMM_AVX512 ? sums4_512(row, c, mean, acc) : sums4_256(row, c, mean, acc);
+        FOR4 s[u] = -0.0f;
+        for (int l = 0; l < 16; l++) FOR4 s[u] += acc[u][l];
+        for (long t = j; t < c; t++) FOR4 { float d = row[u][t] - mean[u]; s[u] += d * d; }
+        FOR4 { rs[u] = 1.0f / sqrtf(s[u] / (float)c + eps); rstd[i + u] = rs[u]; }
+        for (int u = 0; u < 4; u++) {
+            if (kern == STM_GEMM_AVX512) norm_row512(row[u], w, b, mean[u], rs[u], c, xhat + (i + u) * c, out + (i + u) * c);
+            else norm_row256(row[u], w, b, mean[u], rs[u], c, xhat + (i + u) * c, out + (i + u) * c);
+        }
+    }
+    return i;
+}
+#endif
+
 void stm_layernorm_forward(const float *x, const float *w, const float *b, float eps, long m, long c,
                            float *xhat, float *out, float *rstd) {
     int kern = stm_gemm_kernel();
-    for (long i = 0; i < m; i++) {
+    long first = 0;
+#if STM_X86
+    if (kern >= STM_GEMM_AVX2) first = layernorm_rows4(kern, x, w, b, eps, m, c, xhat, out, rstd);
+#endif
+    for (long i = first; i < m; i++) {
         const float *row = x + i * c;
         float mean = row_sum(kern, row, c, 0, 0) / (float)c;
         float variance = row_sum(kern, row, c, mean, 1) / (float)c;

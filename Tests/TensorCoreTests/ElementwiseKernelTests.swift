@@ -92,22 +92,26 @@ final class ElementwiseKernelTests: XCTestCase {
     func testLayerNormMatchesItsDefinitionOnEveryPath() {
         for kernel in GemmKernel.runnable {
             GemmKernel.use(kernel)
-            for c in [1, 5, 16, 17, 31, 48, 96, 100] {
-                let m = 3
+            // m = 9: two groups of four rows (the vector paths' row blocks) and one row after them.
+            for c in [1, 5, 8, 16, 17, 31, 48, 96, 100, 200] { for m in [3, 9] {
                 let x = values(m * c, scale: 3).map { $0 + 0.5 }, w = values(c, scale: 1), b = values(c, scale: 1)
                 let dy = values(m * c, scale: 1)
                 var h1 = [Float](repeating: 0, count: m * c), o1 = h1, r1 = [Float](repeating: 0, count: m)
                 var h2 = h1, o2 = h1, r2 = r1
                 stm_layernorm_forward(x, w, b, 1e-6, m, c, &h1, &o1, &r1)
                 referenceLayerNormForward(x, w, b, eps: 1e-6, m: m, c: c, xhat: &h2, out: &o2, rstd: &r2)
-                XCTAssertEqual(o1.map(\.bitPattern), o2.map(\.bitPattern), "forward \(kernel) c=\(c)")
+                XCTAssertEqual(o1.map(\.bitPattern), o2.map(\.bitPattern), "forward \(kernel) c=\(c) m=\(m)")
                 XCTAssertEqual(h1.map(\.bitPattern), h2.map(\.bitPattern), "xhat \(kernel) c=\(c)")
                 XCTAssertEqual(r1.map(\.bitPattern), r2.map(\.bitPattern), "rstd \(kernel) c=\(c)")
+                // xhat and out in one buffer: it ends with the affine result.
+                var shared = [Float](repeating: 0, count: m * c)
+                shared.withUnsafeMutableBufferPointer { sp in stm_layernorm_forward(x, w, b, 1e-6, m, c, sp.baseAddress, sp.baseAddress, &r1) }
+                XCTAssertEqual(shared.map(\.bitPattern), o2.map(\.bitPattern), "forward into one buffer \(kernel) c=\(c) m=\(m)")
                 var d1 = [Float](repeating: 0, count: m * c), d2 = d1
                 stm_layernorm_backward(h1, dy, w, r1, m, c, &d1)
                 referenceLayerNormBackward(h2, dy, w, rstd: r2, m: m, c: c, dx: &d2)
                 XCTAssertEqual(d1.map(\.bitPattern), d2.map(\.bitPattern), "backward \(kernel) c=\(c)")
-            }
+            } }
         }
     }
 }
