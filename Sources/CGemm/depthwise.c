@@ -113,6 +113,9 @@ void stm_depthwise_taps(float *dst, const float *bias, long c, int ntaps, const 
 void stm_depthwise_taps_run(float *dst, const float *bias, long c, int ntaps, const float *const *src,
                             const float *w, const int *tap, int npix) {
     const float *shifted[ntaps > 0 ? ntaps : 1];
+#if STM_X86
+    int k = stm_gemm_kernel();
+#endif
     for (int p = 0; p < npix;) {
         const float *const *s = src;
         if (p > 0) {
@@ -121,7 +124,6 @@ void stm_depthwise_taps_run(float *dst, const float *bias, long c, int ntaps, co
         }
         float *d = dst + (long)p * c;
 #if STM_X86
-        int k = stm_gemm_kernel();
         if (npix - p >= 4 && k >= STM_GEMM_AVX2) {
             long done = k == STM_GEMM_AVX512 ? run512(d, bias, c, ntaps, s, w, tap) : run256(d, bias, c, ntaps, s, w, tap);
             for (int q = 0; q < 4; q++) taps_scalar(d + q * c, bias, done, c, ntaps, s, w, tap, q * c);

@@ -66,7 +66,7 @@ final class DepthwiseRunTests: XCTestCase {
 
     /// The per-pixel definition of the padded convolution and of its input gradient.
     private func definition(_ x: [Float], n: Int, h: Int, w: Int, c: Int, k: Int, pad: Int, weight: [Float],
-                            bias: [Float]?, dOut: [Float]) -> (y: [Float], dx: [Float]) {
+                            bias: [Float], dOut: [Float]) -> (y: [Float], dx: [Float]) {
         let ho = h + 2 * pad - k + 1, wo = w + 2 * pad - k + 1
         var y = [Float](repeating: 0, count: n * ho * wo * c), dx = [Float](repeating: 0, count: n * h * w * c)
         x.withUnsafeBufferPointer { xp in dOut.withUnsafeBufferPointer { dp in weight.withUnsafeBufferPointer { wp in
@@ -78,13 +78,10 @@ final class DepthwiseRunTests: XCTestCase {
                     src.append(xp.baseAddress! + ((b * h + iy) * w + ix) * c)
                     taps.append(ky * k + kx)
                 } }
-                y.withUnsafeMutableBufferPointer { yp in
-                    bias.map { bs in bs.withUnsafeBufferPointer { bp in
-                        referenceDepthwiseTaps(into: yp.baseAddress! + ((b * ho + oy) * wo + ox) * c, bias: bp.baseAddress, c: c,
-                                               sources: src, taps: taps, weights: wp.baseAddress!)
-                    } } ?? referenceDepthwiseTaps(into: yp.baseAddress! + ((b * ho + oy) * wo + ox) * c, bias: nil, c: c,
-                                                  sources: src, taps: taps, weights: wp.baseAddress!)
-                }
+                y.withUnsafeMutableBufferPointer { yp in bias.withUnsafeBufferPointer { bp in
+                    referenceDepthwiseTaps(into: yp.baseAddress! + ((b * ho + oy) * wo + ox) * c, bias: bp.baseAddress, c: c,
+                                           sources: src, taps: taps, weights: wp.baseAddress!)
+                } }
             } } }
             for b in 0..<n { for iy in 0..<h { for ix in 0..<w {
                 var src: [UnsafePointer<Float>] = [], taps: [Int] = []
