@@ -72,8 +72,9 @@ static inline float lanes_total(const float acc[16]) {
 #define INV_SQRT_2PI 0.39894228040143268f
 
 static inline float gelu_s(float v) { return 0.5f * v * (1.0f + erf_s(v * SQRT_HALF)); }
-static inline float gelu_grad_s(float v, float g) {
-    return g * (0.5f * (1.0f + erf_s(v * SQRT_HALF)) + v * INV_SQRT_2PI * exp_s(-0.5f * v * v));
+/// GELU's slope Phi(v) + v phi(v), in the order its rule multiplies the gradient by it.
+static inline float gelu_slope_s(float v) {
+    return 0.5f * (1.0f + erf_s(v * SQRT_HALF)) + v * INV_SQRT_2PI * exp_s(-0.5f * v * v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,17 +128,18 @@ static inline float gelu_grad_s(float v, float g) {
         erfN_v##W(e, t, n);                                                                        \
         FORN y[u] = MUL(MUL(SET1(0.5f), v[u]), ADD(SET1(1.0f), e[u]));                             \
     }                                                                                              \
-    ATTR __attribute__((always_inline)) static inline void gelu_gradN_v##W(VT *dx, const VT *v, const VT *g, int n) { \
+    ATTR __attribute__((always_inline)) static inline void geluSlopeN_v##W(VT *y, VT *s, const VT *v, int n) { \
         VT t[4], e[4], x[4];                                                                       \
         FORN t[u] = MUL(v[u], SET1(SQRT_HALF));                                                    \
         erfN_v##W(e, t, n);                                                                        \
+        FORN y[u] = MUL(MUL(SET1(0.5f), v[u]), ADD(SET1(1.0f), e[u]));                             \
         FORN t[u] = MUL(MUL(SET1(-0.5f), v[u]), v[u]);                                             \
         expN_v##W(x, t, n);                                                                        \
-        FORN dx[u] = MUL(g[u], ADD(MUL(SET1(0.5f), ADD(SET1(1.0f), e[u])), MUL(MUL(v[u], SET1(INV_SQRT_2PI)), x[u]))); \
+        FORN s[u] = ADD(MUL(SET1(0.5f), ADD(SET1(1.0f), e[u])), MUL(MUL(v[u], SET1(INV_SQRT_2PI)), x[u])); \
     }                                                                                              \
     ATTR static inline VT exp_v##W(VT x) { VT o; expN_v##W(&o, &x, 1); return o; }                  \
     ATTR static inline VT gelu_v##W(VT v) { VT o; geluN_v##W(&o, &v, 1); return o; }                \
-    ATTR static inline VT gelu_grad_v##W(VT v, VT g) { VT o; gelu_gradN_v##W(&o, &v, &g, 1); return o; }
+    ATTR static inline void gelu_slope_v##W(VT *y, VT *s, VT v) { geluSlopeN_v##W(y, s, &v, 1); }
 #define FOR4 _Pragma("clang loop unroll(full)") for (int u = 0; u < 4; u++)
 
 // Note the operand order of MIN/MAX: _mm_min_ps(c, x) is `c < x ? c : x`, Swift's min(x, c).
@@ -172,29 +174,57 @@ ATTR256 static void gelu_fwd256(const float *x, float *y, long n) {
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, gelu_v8(_mm256_loadu_ps(x + i)));
     for (; i < n; i++) y[i] = gelu_s(x[i]);
 }
-ATTR512 static void gelu_bwd512(const float *x, const float *g, float *dx, long n) {
+ATTR512 static void gelu_slope512(const float *x, float *y, float *sl, long n) {
     long i = 0;
     for (; i + 64 <= n; i += 64) {
-        __m512 v[4], d[4], r[4];
+        __m512 v[4], r[4], d[4];
         FOR4 v[u] = _mm512_loadu_ps(x + i + 16 * u);
-        FOR4 d[u] = _mm512_loadu_ps(g + i + 16 * u);
-        gelu_gradN_v16(r, v, d, 4);
-        FOR4 _mm512_storeu_ps(dx + i + 16 * u, r[u]);
+        geluSlopeN_v16(r, d, v, 4);
+        FOR4 _mm512_storeu_ps(y + i + 16 * u, r[u]);
+        FOR4 _mm512_storeu_ps(sl + i + 16 * u, d[u]);
     }
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dx + i, gelu_grad_v16(_mm512_loadu_ps(x + i), _mm512_loadu_ps(g + i)));
-    for (; i < n; i++) dx[i] = gelu_grad_s(x[i], g[i]);
+    for (; i + 16 <= n; i += 16) {
+        __m512 r, d;
+        gelu_slope_v16(&r, &d, _mm512_loadu_ps(x + i));
+        _mm512_storeu_ps(y + i, r);
+        _mm512_storeu_ps(sl + i, d);
+    }
+    for (; i < n; i++) { float v = x[i]; y[i] = gelu_s(v); sl[i] = gelu_slope_s(v); }
 }
-ATTR256 static void gelu_bwd256(const float *x, const float *g, float *dx, long n) {
+ATTR256 static void gelu_slope256(const float *x, float *y, float *sl, long n) {
     long i = 0;
     for (; i + 32 <= n; i += 32) {
-        __m256 v[4], d[4], r[4];
+        __m256 v[4], r[4], d[4];
         FOR4 v[u] = _mm256_loadu_ps(x + i + 8 * u);
-        FOR4 d[u] = _mm256_loadu_ps(g + i + 8 * u);
-        gelu_gradN_v8(r, v, d, 4);
-        FOR4 _mm256_storeu_ps(dx + i + 8 * u, r[u]);
+        geluSlopeN_v8(r, d, v, 4);
+        FOR4 _mm256_storeu_ps(y + i + 8 * u, r[u]);
+        FOR4 _mm256_storeu_ps(sl + i + 8 * u, d[u]);
     }
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, gelu_grad_v8(_mm256_loadu_ps(x + i), _mm256_loadu_ps(g + i)));
-    for (; i < n; i++) dx[i] = gelu_grad_s(x[i], g[i]);
+    for (; i + 8 <= n; i += 8) {
+        __m256 r, d;
+        gelu_slope_v8(&r, &d, _mm256_loadu_ps(x + i));
+        _mm256_storeu_ps(y + i, r);
+        _mm256_storeu_ps(sl + i, d);
+    }
+    for (; i < n; i++) { float v = x[i]; y[i] = gelu_s(v); sl[i] = gelu_slope_s(v); }
+}
+ATTR512 static void multiply512(const float *a, const float *b, float *out, long n) {
+    long i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 r[4];
+        FOR4 r[u] = _mm512_mul_ps(_mm512_loadu_ps(a + i + 16 * u), _mm512_loadu_ps(b + i + 16 * u));
+        FOR4 _mm512_storeu_ps(out + i + 16 * u, r[u]);
+    }
+    for (; i < n; i++) out[i] = a[i] * b[i];
+}
+ATTR256 static void multiply256(const float *a, const float *b, float *out, long n) {
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 r[4];
+        FOR4 r[u] = _mm256_mul_ps(_mm256_loadu_ps(a + i + 8 * u), _mm256_loadu_ps(b + i + 8 * u));
+        FOR4 _mm256_storeu_ps(out + i + 8 * u, r[u]);
+    }
+    for (; i < n; i++) out[i] = a[i] * b[i];
 }
 
 ATTR512 static long softmax_body512(const float *x, float *o, long l, float mx, float acc[16]) {
@@ -307,13 +337,22 @@ void stm_gelu_forward(const float *x, float *y, long n) {
     for (long i = 0; i < n; i++) y[i] = gelu_s(x[i]);
 }
 
-void stm_gelu_backward(const float *x, const float *dy, float *dx, long n) {
+void stm_gelu_forward_slope(const float *x, float *y, float *slope, long n) {
 #if STM_X86
     int k = stm_gemm_kernel();
-    if (k == STM_GEMM_AVX512) { gelu_bwd512(x, dy, dx, n); return; }
-    if (k == STM_GEMM_AVX2) { gelu_bwd256(x, dy, dx, n); return; }
+    if (k == STM_GEMM_AVX512) { gelu_slope512(x, y, slope, n); return; }
+    if (k == STM_GEMM_AVX2) { gelu_slope256(x, y, slope, n); return; }
 #endif
-    for (long i = 0; i < n; i++) dx[i] = gelu_grad_s(x[i], dy[i]);
+    for (long i = 0; i < n; i++) { float v = x[i]; y[i] = gelu_s(v); slope[i] = gelu_slope_s(v); }
+}
+
+void stm_multiply(const float *a, const float *b, float *out, long n) {
+#if STM_X86
+    int k = stm_gemm_kernel();
+    if (k == STM_GEMM_AVX512) { multiply512(a, b, out, n); return; }
+    if (k == STM_GEMM_AVX2) { multiply256(a, b, out, n); return; }
+#endif
+    for (long i = 0; i < n; i++) out[i] = a[i] * b[i];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ public struct MemoryPlan: Sendable, Equatable {
             if let w = number("window_size") { keys = pow(min(w, mapSide) + 1, 2) }
             if let b = number("block_size") { keys = pow(b + 2 * (number("halo_size") ?? 3) + 1, 2) }
             if !srRatios.isEmpty { keys = pow((mapSide / at(srRatios, s, 1)).rounded(.up) + 1, 2) }
-            // Kept per token: the norms' normalised inputs, the MLP's GELU input, attention's q, k, v and
+            // Kept per token: the norms' normalised inputs, GELU's slope in the MLP, attention's q, k, v and
             // scores; products keep no input (their input gradient needs only the weight).
             var perToken = (r + 8) * c + 3 * h * keys
             // Forward alone: a block's MLP hidden layer (once: GELU runs in place in the product), its in-

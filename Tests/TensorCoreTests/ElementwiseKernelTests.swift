@@ -1,4 +1,4 @@
-// TensorCoreTests: the C element-wise kernels (GELU forward/backward, LayerNorm rows forward/backward)
+// TensorCoreTests: the C element-wise kernels (GELU forward, its slope and rule, LayerNorm rows forward/backward)
 // against their Swift definitions, bit for bit, on every kernel path this CPU runs (AVX-512, AVX2,
 // portable), with lengths that leave every kind of tail. Shapes: N elements; M rows of C channels.
 
@@ -26,7 +26,18 @@ final class ElementwiseKernelTests: XCTestCase {
                 stm_gelu_forward(x, &ours, n)
                 referenceGeluForward(x, &want, n)
                 XCTAssertEqual(ours.map(\.bitPattern), want.map(\.bitPattern), "forward \(kernel) n=\(n)")
-                stm_gelu_backward(x, g, &ours, n)
+                // The forward with the slope: the same y, the slope's definition, in place over x too.
+                var y = [Float](repeating: .nan, count: n), slope = y, wantSlope = y
+                stm_gelu_forward_slope(x, &y, &slope, n)
+                referenceGeluSlope(x, &wantSlope, n)
+                XCTAssertEqual(y.map(\.bitPattern), want.map(\.bitPattern), "forward with slope \(kernel) n=\(n)")
+                XCTAssertEqual(slope.map(\.bitPattern), wantSlope.map(\.bitPattern), "slope \(kernel) n=\(n)")
+                var inPlace = x, y2 = y
+                inPlace.withUnsafeMutableBufferPointer { stm_gelu_forward_slope($0.baseAddress!, &y2, $0.baseAddress!, n) }
+                XCTAssertEqual(inPlace.map(\.bitPattern), wantSlope.map(\.bitPattern), "slope in place \(kernel) n=\(n)")
+                XCTAssertEqual(y2.map(\.bitPattern), want.map(\.bitPattern), "forward, slope in place \(kernel) n=\(n)")
+                // The rule: dy * slope gives the definition of GELU's backward.
+                stm_multiply(g, slope, &ours, n)
                 referenceGeluBackward(x, g, &want, n)
                 XCTAssertEqual(ours.map(\.bitPattern), want.map(\.bitPattern), "backward \(kernel) n=\(n)")
             }

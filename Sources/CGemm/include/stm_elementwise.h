@@ -19,8 +19,11 @@ extern "C" {
 
 /// y[i] = x/2 * (1 + erf(x / sqrt 2)) for i < n (the project's erf polynomial).
 void stm_gelu_forward(const float *x, float *y, long n);
-/// dx[i] = dy[i] * (Phi(x) + x * phi(x)) for i < n.
-void stm_gelu_backward(const float *x, const float *dy, float *dx, long n);
+/// stm_gelu_forward's y, and GELU's slope: slope[i] = Phi(x) + x * phi(x) for i < n, which its rule
+/// multiplies the gradient by (dx = dy * slope is the rule's bits). slope may equal x (not y).
+void stm_gelu_forward_slope(const float *x, float *y, float *slope, long n);
+/// out[i] = a[i] * b[i] for i < n. out may equal a or b.
+void stm_multiply(const float *a, const float *b, float *out, long n);
 
 /// Softmax of one row of l values: o = exp(x - max) / sum, the sum over sixteen lanes (lane j takes
 /// elements j, j+16, ...) added in lane order, then the tail in order. o may equal x.

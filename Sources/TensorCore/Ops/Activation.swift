@@ -7,25 +7,34 @@
 import CGemm
 import Foundation
 
-/// Exact GELU: x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)). Keeps x for the backward.
+/// Exact GELU: x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)). With a gradient, the forward also keeps
+/// GELU's slope Phi(x) + x * phi(x) (computed with the same erf), and the rule multiplies by it.
 public func gelu(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitializedShape: x.shape)
     let xp = x.data, op = out.data
     let n = x.count
-    parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 20)) { r in
-        stm_gelu_forward(xp + r.lowerBound, op + r.lowerBound, r.count)  // = referenceGeluForward, bit for bit
+    guard x.requiresGrad else {
+        parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 20)) { r in
+            stm_gelu_forward(xp + r.lowerBound, op + r.lowerBound, r.count)  // = referenceGeluForward, bit for bit
+        }
+        return out
     }
-    return Tape.record(out, inputs: [x]) { dOut in [geluGradient(x, dOut)] }
+    let slope = Tensor(uninitializedShape: x.shape)
+    let sp = slope.data
+    parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 30)) { r in
+        stm_gelu_forward_slope(xp + r.lowerBound, op + r.lowerBound, sp + r.lowerBound, r.count)
+    }
+    return Tape.record(out, inputs: [x]) { dOut in [geluGradient(slope: slope, dOut)] }
 }
 
-/// GELU's rule: dx = dOut * (Phi(x) + x * phi(x)), in one pass (= referenceGeluBackward, bit for
-/// bit). x, dOut [any, same count] -> dx, shaped as x.
-func geluGradient(_ x: Tensor, _ dOut: Tensor) -> Tensor {
-    let dx = Tensor(uninitializedShape: x.shape)
-    let dp = dOut.data, dxp = dx.data, xp = x.data
-    let n = x.count
-    parallelFor(n, grain: grainFor(n, minimum: 4096, cost: 30)) { r in
-        stm_gelu_backward(xp + r.lowerBound, dp + r.lowerBound, dxp + r.lowerBound, r.count)
+/// GELU's rule: dx = dOut * slope, where slope [any] = Phi(x) + x * phi(x) as its forward kept it
+/// (the bits of referenceGeluBackward). dOut has slope's count -> dx, shaped as slope.
+func geluGradient(slope: Tensor, _ dOut: Tensor) -> Tensor {
+    let dx = Tensor(uninitializedShape: slope.shape)
+    let dp = dOut.data, dxp = dx.data, sp = slope.data
+    let n = slope.count
+    parallelFor(n, grain: grainFor(n, minimum: 16384)) { r in
+        stm_multiply(dp + r.lowerBound, sp + r.lowerBound, dxp + r.lowerBound, r.count)
     }
     return dx
 }
@@ -35,10 +44,18 @@ public func referenceGeluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePo
     mapLanes(x, y, n) { v in 0.5 * v * (1 + fastErf(v * 0.70710678118654752)) }
 }
 
-/// The definition of CGemm's stm_gelu_backward: x, dy [N] -> dx [N].
+/// The definition of GELU's rule: x, dy [N] -> dx [N]. The kernels meet it as dy * slope, the slope
+/// from stm_gelu_forward_slope (= referenceGeluSlope).
 public func referenceGeluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
     mapLanes2(x, dy, dx, n) { v, g in
         g * (0.5 * (1 + fastErf(v * 0.70710678118654752)) + v * 0.39894228040143268 * fastExp(-0.5 * v * v))
+    }
+}
+
+/// The definition of GELU's slope, the factor of its rule: x [N] -> slope [N].
+public func referenceGeluSlope(_ x: UnsafePointer<Float>, _ slope: UnsafeMutablePointer<Float>, _ n: Int) {
+    mapLanes(x, slope, n) { v in
+        0.5 * (1 + fastErf(v * 0.70710678118654752)) + v * 0.39894228040143268 * fastExp(-0.5 * v * v)
     }
 }
 

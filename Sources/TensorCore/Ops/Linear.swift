@@ -65,22 +65,25 @@ func broadcastRows(_ row: UnsafePointer<Float>, count: Int, into out: UnsafeMuta
 }
 
 /// `gelu(linear(x, weight, bias))`, the bits of the two ops, in one pass: x [M, K], weight [O, K],
-/// bias [O] -> [M, O]. Without a gradient GELU runs in place on the product; with one the product
-/// (the pre-activation, which GELU's rule needs) and the output are two buffers.
+/// bias [O] -> [M, O]. Without a gradient GELU runs in place on the product; with one, GELU's slope
+/// (which its rule needs) replaces the product in its buffer, and the output is a second buffer.
 public func linearGELU(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     let s = LinearShapes(x, weight: weight, bias: bias, op: "linearGELU")
-    let pre = Tensor(uninitializedShape: s.outShape)  // [M, O] the product (the output too, without a gradient)
+    let pre = Tensor(uninitializedShape: s.outShape)  // [M, O] the product, then GELU's slope (or the output)
     let keep = x.requiresGrad
     let out = keep ? Tensor(uninitializedShape: s.outShape) : pre
     let op = out.data, o = s.o
     let w = weight.gemmOperand(transposed: true)
     gemm(transB: true, m: s.m, n: o, k: s.k, a: x.data, lda: s.k, b: w.b, ldb: s.k, c: pre.data, ldc: o,
          packedB: w.packed, bias: bias.map { UnsafePointer($0.data) }) { c, ldc, i0, j0, rows, cols in
-        for i in i0..<(i0 + rows) { stm_gelu_forward(c + i * ldc + j0, op + i * o + j0, cols) }
+        for i in i0..<(i0 + rows) {
+            let v = c + i * ldc + j0
+            if keep { stm_gelu_forward_slope(v, op + i * o + j0, v, cols) } else { stm_gelu_forward(v, op + i * o + j0, cols) }
+        }
     }
     guard keep else { return out }
-    // dpre = geluGradient(pre, dOut), then dx = dpre · weight: the two ops' rules in their order.
-    return Tape.record(out, inputs: [x]) { dOut in [s.inputGradient(geluGradient(pre, dOut), weight: weight)] }
+    // dpre = dOut * slope (GELU's rule), then dx = dpre · weight: the two ops' rules in their order.
+    return Tape.record(out, inputs: [x]) { dOut in [s.inputGradient(geluGradient(slope: pre, dOut), weight: weight)] }
 }
 
 /// `addScaled(base, linear(x, weight, bias), scale: gamma)`, the bits of the two ops, in one pass:
@@ -113,11 +116,12 @@ public func linearResidual(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, ont
 ///
 /// Forward: when there are enough rows for every thread to take several blocks, blocks of rows run
 /// fc1, GELU and fc2 one after the other on one thread each, so that a block's hidden values (about
-/// 256 KB) are still in cache when fc2 reads them and are never written to memory as a whole; only the
-/// pre-activation is kept, for GELU's rule. Otherwise the two products run over all rows, each split
+/// 256 KB) are still in cache when fc2 reads them and are never written to memory as a whole; only
+/// GELU's slope is kept, for its rule. Otherwise the two products run over all rows, each split
 /// over the threads. A product's bits depend on neither its rows' block nor the thread that runs it.
 /// Backward (x's gradient only; the base's is the output's): dhidden = ((dOut * gamma) · w2), with
-/// GELU's rule applied to each finished block of that product in cache, then dx = dhidden · w1.
+/// GELU's rule (times the slope) applied to each finished block of that product in cache, then
+/// dx = dhidden · w1.
 public func mlpResidual(_ x: Tensor, fc1 w1: Tensor, bias1 b1: Tensor?, fc2 w2: Tensor, bias2 b2: Tensor?,
                         onto base: Tensor, scale gamma: Tensor) -> Tensor {
     let s1 = LinearShapes(x, weight: w1, bias: b1, op: "mlpResidual (fc1)")
@@ -127,18 +131,22 @@ public func mlpResidual(_ x: Tensor, fc1 w1: Tensor, bias1 b1: Tensor?, fc2 w2: 
     if let b2 { precondition(b2.count == o, "mlpResidual (fc2): bias of \(b2.count) for \(o) outputs") }
     precondition(base.count == m * o && gamma.count == o, "mlpResidual: base \(base.shape) and gamma of \(gamma.count) do not fit \(m) x \(o)")
     let keep = x.requiresGrad
-    let pre: Tensor? = keep ? Tensor(uninitializedShape: s1.outShape) : nil  // [M, H] fc1's output, for GELU's rule
+    let slope: Tensor? = keep ? Tensor(uninitializedShape: s1.outShape) : nil  // [M, H] fc1's output, then GELU's slope
     let out = Tensor(uninitializedShape: base.shape)
     let wa = w1.gemmOperand(transposed: true), wb = w2.gemmOperand(transposed: true)
     let b1p = b1.map { UnsafePointer($0.data) }, b2p = b2.map { UnsafePointer($0.data) }
-    let xp = x.data, bp = base.data, gp = gamma.data, op = out.data, prep = pre?.data
+    let xp = x.data, bp = base.data, gp = gamma.data, op = out.data, slp = slope?.data
 
-    // Rows i0..<i0+rows: fc1 (+ b1) into pre's rows (or into hidden), GELU into hidden [rows, H], then
-    // fc2 (+ b2) into out's rows with the residual update: linearGELU's and linearResidual's epilogues.
+    // Rows i0..<i0+rows: fc1 (+ b1) into slope's rows (or into hidden), GELU into hidden [rows, H] (and
+    // its slope over fc1's output), then fc2 (+ b2) into out's rows with the residual update:
+    // linearGELU's and linearResidual's epilogues.
     func rowsPass(_ i0: Int, _ rows: Int, _ hidden: UnsafeMutablePointer<Float>) {
-        let fc1Out = prep.map { $0 + i0 * h } ?? hidden
+        let fc1Out = slp.map { $0 + i0 * h } ?? hidden
         gemmUncounted(false, true, rows, h, c, 1, xp + i0 * c, c, wa.b, c, 0, fc1Out, h, wa.packed, b1p) { cc, ldc, r0, j0, rr, cols in
-            for i in r0..<(r0 + rr) { stm_gelu_forward(cc + i * ldc + j0, hidden + i * h + j0, cols) }
+            for i in r0..<(r0 + rr) {
+                let v = cc + i * ldc + j0
+                if keep { stm_gelu_forward_slope(v, hidden + i * h + j0, v, cols) } else { stm_gelu_forward(v, hidden + i * h + j0, cols) }
+            }
         }
         gemmUncounted(false, true, rows, o, h, 1, hidden, h, wb.b, h, 0, op + i0 * o, o, wb.packed, b2p) { cc, ldc, r0, j0, rr, cols in
             for i in r0..<(r0 + rr) {
@@ -171,17 +179,17 @@ public func mlpResidual(_ x: Tensor, fc1 w1: Tensor, bias1 b1: Tensor?, fc2 w2: 
     var dsShape = s1.outShape
     dsShape[dsShape.count - 1] = o
     return Tape.record(out, inputs: [base, x]) { d in
-        guard let pre else { return [d, nil] }
+        guard let slope else { return [d, nil] }
         // linearResidual's rule (d for the base, d * gamma into fc2's input gradient), then
         // linearGELU's (GELU's rule on that gradient, then fc1's input gradient), GELU's in cache.
         let ds = scaledByChannel(d, gamma, shape: dsShape)
         let dHidden = Tensor(uninitializedShape: s1.outShape)
         let w = w2.gemmOperand(transposed: false)
-        let pp = pre.data
+        let sp = slope.data
         gemm(m: m, n: h, k: o, a: ds.data, lda: o, b: w.b, ldb: h, c: dHidden.data, ldc: h, packedB: w.packed) { cc, ldc, r0, j0, rr, cols in
-            for i in r0..<(r0 + rr) { stm_gelu_backward(pp + i * h + j0, cc + i * ldc + j0, cc + i * ldc + j0, cols) }
+            for i in r0..<(r0 + rr) { stm_multiply(cc + i * ldc + j0, sp + i * h + j0, cc + i * ldc + j0, cols) }
         }
-        withExtendedLifetime((pre, ds)) {}
+        withExtendedLifetime((slope, ds)) {}
         return [d, s1.inputGradient(dHidden, weight: w1)]
     }
 }
