@@ -6,7 +6,9 @@
 // of NR columns (boundaries from M, N and K only), one pool chunk each; a chunk packs its rows of
 // op(A) into MR-row slivers, KC values of k at a time, and runs the register-tiled micro-kernel on
 // every MR x NR tile, continuing each tile's chains through C from one KC block to the next.
-// Edge tiles run the same micro-kernel on a zero-padded copy.
+// Edge tiles run the same micro-kernel on a zero-padded copy. A B that is the transpose of a packed
+// weight (a backward product) is repacked whole before the blocks run, or, when C has at most
+// SMALL_M_REPACK rows, by blocks of columns that each repack their own slivers into cache.
 //
 // Shape key: M, N, K as in the header; MR x NR the register tile; KC the k-block; MC the rows of a
 // chunk. Leaves out: weight gradients' special forms (callers transpose), complex and double types.
@@ -211,6 +213,9 @@ static const kernel_t kernels[3] = {
 #endif
 };
 #define MAX_MR 8
+#ifndef SMALL_M_REPACK
+#define SMALL_M_REPACK 256
+#endif
 #define MAX_NR 32
 
 // ---------------------------------------------------------------------------------------------
@@ -422,16 +427,13 @@ typedef struct {
 } repack_job;
 
 /// One sliver s of the transpose of src (op(B) = src's op(B)ᵀ, K = src->n, N = src->k), from src's
-/// slivers: dst[q][j] = src[q / nr][s * nr + j][q % nr], zero for columns past N. Each NR x NR
-/// block is one transposed copy of a contiguous block of src.
-static void repack_chunk(void *ctx, long s) {
-    repack_job *J = (repack_job *)ctx;
-    const stm_gemm_packed *S = J->src;
+/// slivers, into dst [K][nr]: dst[q][j] = src[q / nr][s * nr + j][q % nr], zero for columns past N.
+/// Each NR x NR block is one transposed copy of a contiguous block of src.
+static void repack_sliver(const stm_gemm_packed *S, long s, float *dst) {
     const int nr = S->nr;
     const long kt = S->n, nt = S->k;  // the transpose's K and N
     const long c0 = s * nr;
     const long cols = nt - c0 < nr ? nt - c0 : nr;
-    float *dst = J->dst + s * kt * nr;
     for (long t = 0; t * nr < kt; t++) {
         const float *blk = S->data + t * S->k * nr + c0 * nr;  // src sliver t, rows c0..c0+cols
         const long qs = kt - t * nr < nr ? kt - t * nr : nr;
@@ -440,6 +442,11 @@ static void repack_chunk(void *ctx, long s) {
         for (long qq = 0; qq < qs; qq++)
             for (long j = cols; j < nr; j++) d[qq * nr + j] = 0.0f;
     }
+}
+
+static void repack_chunk(void *ctx, long s) {
+    repack_job *J = (repack_job *)ctx;
+    repack_sliver(J->src, s, J->dst + s * J->src->n * J->src->nr);
 }
 
 static void repack_transposed(const stm_gemm_packed *src, float *dst, int threads) {
@@ -483,6 +490,8 @@ static _Thread_local float *tl_pa = NULL;
 static _Thread_local long tl_pa_cap = 0;
 static _Thread_local float *tl_b = NULL;
 static _Thread_local long tl_b_cap = 0;
+static _Thread_local float *tl_bb = NULL;
+static _Thread_local long tl_bb_cap = 0;
 
 static float *scratch(float **buf, long *cap, long count) {
     if (count > *cap) {
@@ -528,7 +537,8 @@ typedef struct {
     long lda;
     float *c;
     long ldc;
-    const float *bp;  // packed op(B), all of K per sliver
+    const float *bp;  // packed op(B), all of K per sliver, or NULL: each block repacks its slivers from tsrc
+    const stm_gemm_packed *tsrc;
     const float *ap;  // packed op(A), all of it (k-block by k-block), or NULL: each block packs its rows
     long mpad;        // rows of the packed A (a multiple of MR)
     const float *bias;
@@ -559,6 +569,18 @@ static void run_block(void *ctx, long u) {
     }
     float tile[MAX_MR * MAX_NR] __attribute__((aligned(64)));
     float bpad[MAX_NR] __attribute__((aligned(64)));
+    // B from a transposed view, block by block: this block's slivers, repacked here (the block has
+    // all rows, so each sliver is repacked once per product) while they fit in this core's cache.
+    const float *bcols = J->bp;
+    long bs0 = 0;  // first sliver of bcols
+    if (!bcols) {
+        long ns = (cols + nr - 1) / nr;
+        float *bb = scratch(&tl_bb, &tl_bb_cap, ns * J->k * nr);
+        if (!bb) { J->failed = 1; return; }
+        for (long sl = 0; sl < ns; sl++) repack_sliver(J->tsrc, j0 / nr + sl, bb + sl * J->k * nr);
+        bcols = bb;
+        bs0 = j0 / nr;
+    }
     for (long pc = 0; pc < J->k; pc += K->kc) {
         long kc = J->k - pc < K->kc ? J->k - pc : K->kc;
         int load = pc > 0, last = pc + kc == J->k;
@@ -572,7 +594,7 @@ static void run_block(void *ctx, long u) {
         }
         for (long js = 0; js < cols; js += nr) {
             long nrem = cols - js < nr ? cols - js : nr;
-            const float *bsl = J->bp + ((j0 + js) / nr) * J->k * nr + pc * nr;
+            const float *bsl = bcols + ((j0 + js) / nr - bs0) * J->k * nr + pc * nr;
             const float *bias = (J->bias && last) ? J->bias + j0 + js : NULL;
             if (bias && nrem < nr) {
                 for (long j = 0; j < nr; j++) bpad[j] = j < nrem ? bias[j] : 0.0f;
@@ -643,8 +665,13 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     // B packed once (a weight) is read in place; a view of a packed transpose, or a B of its own,
     // is packed here into per-thread scratch.
     const int fits = packed_b && packed_b->kernel == kid && packed_b->k == k && packed_b->n == n;
-    const float *bp;
-    if (fits && !packed_b->tsrc) {
+    // A transposed view with few rows of C (a backward product at the ERF's last stages): blocks of
+    // columns over all rows, each repacking its own slivers, instead of the whole transpose at once
+    // (written out, then read again by every row block).
+    const int per_block = fits && packed_b->tsrc && m <= SMALL_M_REPACK;
+    const float *bp = NULL;
+    if (per_block) {
+    } else if (fits && !packed_b->tsrc) {
         bp = packed_b->data;
     } else {
         float *buf = scratch(&tl_b, &tl_b_cap, slivers * k * nr);
@@ -667,6 +694,14 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
         if (want > slivers) want = slivers;
         cbw = (slivers + want - 1) / want;
     }
+    if (per_block) {
+        // One row block; columns in blocks whose slivers take about 256 KB, at least four blocks.
+        mc = (m + K->mr - 1) / K->mr * K->mr;
+        rb = 1;
+        cbw = 65536 / (nr * k);
+        if (cbw > slivers / 4) cbw = slivers / 4;
+        if (cbw < 1) cbw = 1;
+    }
     long ncols = cbw * nr;
     long cb = (n + ncols - 1) / ncols;
     // When C's columns are split, op(A) would be packed once per column block: pack it once for all.
@@ -678,7 +713,8 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
         pack_a_all(transA, a, lda, m, k, K, abuf, threads);
         apk = abuf;
     }
-    gemm_job J = {K, transA, m, n, k, alpha, beta, a, lda, c, ldc, bp, apk, mpad, bias, post, post_ctx, cb, mc, ncols, 0};
+    gemm_job J = {K, transA, m, n, k, alpha, beta, a, lda, c, ldc, bp, per_block ? packed_b->tsrc : NULL,
+                  apk, mpad, bias, post, post_ctx, cb, mc, ncols, 0};
     long blocks = rb * cb;
     if (threads > 1 && blocks > 1 && flops >= 4e6) stm_pool_run(blocks, threads, run_block, &J);
     else for (long u = 0; u < blocks; u++) run_block(&J, u);

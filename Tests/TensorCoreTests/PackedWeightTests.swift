@@ -27,12 +27,15 @@ final class PackedWeightTests: XCTestCase {
         let before = Threads.count
         defer { Threads.set(before) }
         // O and K not multiples of any NR; O x K x 4 bytes over 1 MiB, so the pages are released.
-        let (m, k, o) = (37, 515, 601)
-        let x = rng.tensor([m, k]), seed = rng.tensor([m, o]), bias = rng.tensor([o])
-        let plainW = rng.tensor([o, k])
+        // Up to 256 rows the backward's blocks repack their own slivers of the transposed view; more
+        // rows repack it whole first: 1 and 37 rows take the first path, 300 the second.
+        let (k, o) = (515, 601)
+        let plainW = rng.tensor([o, k]), bias = rng.tensor([o])
         let original = bits(plainW)
+        for m in [1, 37, 300] {
         let frozenW = Tensor(shape: plainW.shape, values: plainW.values).frozen()
         XCTAssertFalse(frozenW.storage.isUnpackedReleased)
+        let x = rng.tensor([m, k]), seed = rng.tensor([m, o])
         for kernel in GemmKernel.runnable {
             XCTAssertTrue(GemmKernel.use(kernel))
             for threads in [1, 2] {
@@ -40,8 +43,8 @@ final class PackedWeightTests: XCTestCase {
                 let plain = forwardBackward(x, seed) { linear($0, weight: plainW, bias: bias) }
                 let packed = forwardBackward(x, seed) { linear($0, weight: frozenW, bias: bias) }
                 XCTAssertTrue(frozenW.storage.isUnpackedReleased, "\(kernel): the unpacked pages are released after a product")
-                XCTAssertEqual(packed[0], plain[0], "forward, \(kernel), \(threads) threads")
-                XCTAssertEqual(packed[1], plain[1], "input gradient from the transposed view, \(kernel), \(threads) threads")
+                XCTAssertEqual(packed[0], plain[0], "forward, \(kernel), \(threads) threads, m=\(m)")
+                XCTAssertEqual(packed[1], plain[1], "input gradient from the transposed view, \(kernel), \(threads) threads, m=\(m)")
                 // The fused products read the same packing.
                 let gelu1 = forwardBackward(x, seed) { linearGELU($0, weight: frozenW, bias: bias) }
                 let gelu0 = forwardBackward(x, seed) { gelu(linear($0, weight: plainW, bias: bias)) }
@@ -51,6 +54,7 @@ final class PackedWeightTests: XCTestCase {
             // Reading the values writes them back from the packing, bit for bit.
             XCTAssertEqual(bits(frozenW), original, "values restored from the \(kernel) packing")
             XCTAssertFalse(frozenW.storage.isUnpackedReleased)
+        }
         }
     }
 
