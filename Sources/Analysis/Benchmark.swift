@@ -26,6 +26,8 @@ public struct BenchResult: Sendable {
     /// Wall seconds of that pass spent inside matrix products (one counted pass, batch `erfBatch`,
     /// per image).
     public var erfGemmSeconds: Double
+    /// Multiply-add flops (x2) of one image's forward to the logits, counted the same way.
+    public var forwardFlops: Double
     /// Peak bytes of tensor storage during the ERF pass.
     public var peakTensorBytes: Int
     /// Peak resident set size of the process after the ERF passes (weights included), before the
@@ -79,6 +81,8 @@ public struct BenchRow: Codable, Sendable {
     /// GEMM flops of one image's stage-4 ERF pass, and the wall time spent in GEMM calls.
     public var erfGflopPerImage: Double
     public var erfGemmMsPerImage: Double
+    /// GEMM flops of one image's forward to the logits.
+    public var forwardGflopPerImage: Double
     public var peakTensorMB: Double
     public var peakRSSMB: Double
     public var peakRSSAllMB: Double
@@ -108,6 +112,7 @@ public struct BenchRow: Codable, Sendable {
         self.erfBatch = erfBatch
         erfGflopPerImage = r.erfFlops / 1e9
         erfGemmMsPerImage = 1000 * r.erfGemmSeconds
+        forwardGflopPerImage = r.forwardFlops / 1e9
         peakTensorMB = Double(r.peakTensorBytes) / 1e6
         peakRSSMB = Double(r.erfPeakRSSBytes) / 1e6
         peakRSSAllMB = Double(peakRSSBytes()) / 1e6
@@ -149,7 +154,7 @@ public struct BenchRow: Codable, Sendable {
         case preset, params, erfStage4MsPerImage = "erf_stage4_ms_per_image", erfAllStagesMsPerImage = "erf_all_stages_ms_per_image"
         case forwardBatch1ImagesPerS = "forward_batch1_images_per_s", forwardLargeBatchImagesPerS = "forward_large_batch_images_per_s"
         case largeBatch = "large_batch", erfBatch = "erf_batch", erfGflopPerImage = "erf_gflop_per_image"
-        case erfGemmMsPerImage = "erf_gemm_ms_per_image", peakTensorMB = "peak_tensor_mb", peakRSSMB = "peak_rss_mb"
+        case erfGemmMsPerImage = "erf_gemm_ms_per_image", forwardGflopPerImage = "forward_gflop_per_image", peakTensorMB = "peak_tensor_mb", peakRSSMB = "peak_rss_mb"
         case peakRSSAllMB = "peak_rss_all_mb", sgemmGflops = "sgemm_gflops", fmaPeakGflops = "fma_peak_gflops"
         case gemmKernel = "gemm_kernel", gemmShapes = "gemm_shapes", pytorch, ratios, rounds
     }
@@ -260,15 +265,24 @@ public func benchmarkPreset(_ name: String, size: Int = 224, erfBatch: Int = 4, 
     FlopCounter.enabled = true
     _ = centreContributions(model: model, input: xErf, stages: [4])
     FlopCounter.enabled = false
+    let erfFlops = FlopCounter.flops, erfGemmSeconds = FlopCounter.seconds
     if ProcessInfo.processInfo.environment["STM_GEMM_PROFILE"] != nil {
         FileHandle.standardError.write(Data("\(name): matrix products of one stage-4 ERF pass\n\(GemmProfile.report(limit: 400))\n".utf8))
     }
-    let shapes = GemmProfile.shapes(limit: shapeClasses).map { s -> GemmShapeRate in
+    let shapes = GemmProfile.shapes(limit: shapeClasses)
+    // One image's forward, counted (the flops of every product are linear in the batch).
+    FlopCounter.reset()
+    FlopCounter.enabled = true
+    _ = model.logits(x1)
+    FlopCounter.enabled = false
+    let forwardFlops = FlopCounter.flops
+    let shapeRates = shapes.map { s -> GemmShapeRate in
         let r = measureGemmShape(transA: s.shape.transA, transB: s.shape.transB, m: s.shape.m, n: s.shape.n, k: s.shape.k)
         return GemmShapeRate(shape: s.shape, calls: s.calls, flopShare: s.flopShare, oursGflops: r.ours, openblasGflops: r.openblas)
     }
     return BenchResult(preset: name, params: model.parameterCount, erfStage4: stage4, erfAllStages: all,
                        forwardBatch1: 1 / f1, forwardBatchLarge: Double(largeBatch) / fl, largeBatch: largeBatch,
-                       erfFlops: FlopCounter.flops / Double(erfBatch), erfGemmSeconds: FlopCounter.seconds / Double(erfBatch), peakTensorBytes: peak, erfPeakRSSBytes: erfRSS,
-                       gemmShapes: shapes)
+                       erfFlops: erfFlops / Double(erfBatch), erfGemmSeconds: erfGemmSeconds / Double(erfBatch),
+                       forwardFlops: forwardFlops, peakTensorBytes: peak, erfPeakRSSBytes: erfRSS,
+                       gemmShapes: shapeRates)
 }

@@ -162,7 +162,8 @@ struct Bench: ParsableCommand {
     /// The second table: stm-analyze against each PyTorch mode, as ratios taken in this run
     /// (speed-up = PyTorch's time / ours; RSS ratio = ours / PyTorch's). The last columns bound what any
     /// float32 implementation could reach here: the ERF's matrix-product flops alone, at this run's
-    /// sgemm rate and at the FMA peak, both measured by the preset's own process, as a speed-up over PyTorch.
+    /// sgemm rate and at the FMA peak, both measured by the preset's own process, as a speed-up over
+    /// PyTorch; then the same bound at the peak for the forward at the large batch.
     private func printComparison(_ rows: [BenchRow]) {
         if rounds > 1 {
             print("\nspeed-ups pair by pair over \(rounds) rounds (PyTorch time / stm-analyze time in the same round): median (min-max); the tables below show each preset's median pair")
@@ -179,15 +180,17 @@ struct Bench: ParsableCommand {
         }
         for mode in pytorchModes {
             print("\nagainst PyTorch \(mode), same run, \(Threads.count) threads (speed-up = PyTorch time / stm-analyze time)")
-            print("preset                    ERF s4 ms: torch   ours  speed-up  ERF all  fwd b1  fwd b\(largeBatch): torch img/s  speed-up  ERF RSS MB: torch  ours  ours/torch  bound at sgemm  at peak")
+            print("preset                    ERF s4 ms: torch   ours  speed-up  ERF all  fwd b1  fwd b\(largeBatch): torch img/s  speed-up  ERF RSS MB: torch  ours  ours/torch  bound at sgemm  at peak  fwd bound at peak")
             for row in rows {
                 guard let t = row.pytorch[mode] else { continue }
                 let x = SpeedUps(row, t), gflop = row.erfGflopPerImage
-                print(String(format: "%-25@ %16.1f %6.1f  %7.2fx %7.2fx %6.2fx %19.2f  %8.2fx %17.0f %5.0f  %10.2f  %13.2fx %7.2fx",
+                let peak = max(row.fmaPeakGflops, row.sgemmGflops)
+                print(String(format: "%-25@ %16.1f %6.1f  %7.2fx %7.2fx %6.2fx %19.2f  %8.2fx %17.0f %5.0f  %10.2f  %13.2fx %7.2fx %17.2fx",
                              row.preset as NSString, t.erfStage4Ms, row.erfStage4MsPerImage, x.erfStage4, x.erfAllStages,
                              x.forwardBatch1, t.forwardLargeIps, x.forwardLarge,
                              t.erfPeakRSSBytes / 1e6, row.peakRSSMB, x.rss,
-                             t.erfStage4Ms / (1000 * gflop / row.sgemmGflops), t.erfStage4Ms / (1000 * gflop / max(row.fmaPeakGflops, row.sgemmGflops))))
+                             t.erfStage4Ms / (1000 * gflop / row.sgemmGflops), t.erfStage4Ms / (1000 * gflop / peak),
+                             peak / (row.forwardGflopPerImage * t.forwardLargeIps)))
             }
         }
     }

@@ -41,9 +41,18 @@ final class BenchCommandTests: XCTestCase {
         let line = try XCTUnwrap(run.stdout.split(separator: "\n").last { $0.hasPrefix("unified_convnext_micro") && $0.contains("1000.0") })
         XCTAssertTrue(line.contains(String(format: "%.2fx", 1000 / ours)), "no speed-up \(1000 / ours) in: \(line)")
         XCTAssertTrue(line.contains(String(format: "%.0f", 2000.0)), "no PyTorch RSS in: \(line)")
-        for key in ["sgemm_gflops", "fma_peak_gflops", "erf_gflop_per_image", "erf_gemm_ms_per_image"] {
+        for key in ["sgemm_gflops", "fma_peak_gflops", "erf_gflop_per_image", "erf_gemm_ms_per_image", "forward_gflop_per_image"] {
             XCTAssertGreaterThan(row[key] as? Double ?? 0, 0, key)
         }
+        // A forward has the products of the ERF's forward half and more (the later stages and the head),
+        // but fewer than forward and backward together.
+        let forward = try XCTUnwrap(row["forward_gflop_per_image"] as? Double), erf = try XCTUnwrap(row["erf_gflop_per_image"] as? Double)
+        XCTAssertLessThan(forward, erf)
+        XCTAssertGreaterThan(forward, erf / 4)
+        // The last column bounds the forward: PyTorch's large-batch time over the forward's products at the peak.
+        let peak = max(try XCTUnwrap(row["fma_peak_gflops"] as? Double), try XCTUnwrap(row["sgemm_gflops"] as? Double))
+        let torchLarge = try XCTUnwrap(torch["forward_large_ips"] as? Double)
+        XCTAssertTrue(line.hasSuffix(String(format: "%.2fx", peak / (forward * torchLarge))), "no forward bound in: \(line)")
         // Each of the ERF's longest GEMM shapes is timed alone, ours beside OpenBLAS's.
         let shapes = try XCTUnwrap(row["gemm_shapes"] as? [[String: Any]])
         XCTAssertFalse(shapes.isEmpty)
