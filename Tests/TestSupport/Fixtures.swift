@@ -94,11 +94,35 @@ public func runTool(_ arguments: [String], environment: [String: String] = [:]) 
     return ToolRun(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }
 
-/// A fresh empty temporary folder.
+/// A fresh empty temporary folder, removed with everything in it when the test process exits
+/// (`STM_KEEP_TEST_DIRS=1` keeps them, to look at a failing test's files).
 public func temporaryDirectory(_ name: String = "stm-analyze-test") -> String {
     let dir = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString)"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    TemporaryDirectories.add(dir)
     return dir
+}
+
+/// The folders `temporaryDirectory` made, removed at exit.
+private enum TemporaryDirectories {
+    nonisolated(unsafe) static var paths: [String] = []
+    nonisolated(unsafe) static var registered = false
+    static let lock = NSLock()
+
+    static func add(_ dir: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        paths.append(dir)
+        if !registered {
+            registered = true
+            atexit {
+                guard ProcessInfo.processInfo.environment["STM_KEEP_TEST_DIRS"] != "1" else { return }
+                TemporaryDirectories.lock.lock()
+                for dir in TemporaryDirectories.paths { try? FileManager.default.removeItem(atPath: dir) }
+                TemporaryDirectories.lock.unlock()
+            }
+        }
+    }
 }
 
 /// A smooth, deterministic [1,S,S,3] network input of roughly unit scale (no image file needed).
