@@ -317,7 +317,12 @@ static inline float elem(const float *x, long ld, int trans, long r, long col) {
 /// op(B) columns [j0, j0+nr) (zero beyond n), all of k, into dst[k][nr].
 static void pack_b_sliver(int transB, const float *b, long ldb, long k, long n, long j0, int nr, float *dst) {
     long cols = n - j0 < nr ? n - j0 : nr;
-    if (!transB) {
+    if (!transB && cols == nr && (nr == 8 || nr == 16 || nr == 32)) {
+        // Whole slivers: NR contiguous values per k (copies of a constant size, one per kernel).
+        if (nr == 16) for (long p = 0; p < k; p++) memcpy(dst + p * 16, b + p * ldb + j0, 16 * sizeof(float));
+        else if (nr == 32) for (long p = 0; p < k; p++) memcpy(dst + p * 32, b + p * ldb + j0, 32 * sizeof(float));
+        else for (long p = 0; p < k; p++) memcpy(dst + p * 8, b + p * ldb + j0, 8 * sizeof(float));
+    } else if (!transB) {
         for (long p = 0; p < k; p++) {
             const float *src = b + p * ldb + j0;
             float *d = dst + p * nr;
@@ -348,6 +353,12 @@ static void pack_a_block(int transA, const float *a, long lda, long i0, long row
                     for (long p = 0; p < kc; p++) d[p * mr + ii] = 0.0f;
                 }
             }
+        } else if (valid == mr && (mr == 4 || mr == 6 || mr == 8)) {
+            // A whole sliver: MR contiguous values per k (copies of a constant size, one per kernel).
+            const float *src = a + p0 * lda + i0 + r0;
+            if (mr == 6) for (long p = 0; p < kc; p++) memcpy(d + p * 6, src + p * lda, 6 * sizeof(float));
+            else if (mr == 8) for (long p = 0; p < kc; p++) memcpy(d + p * 8, src + p * lda, 8 * sizeof(float));
+            else for (long p = 0; p < kc; p++) memcpy(d + p * 4, src + p * lda, 4 * sizeof(float));
         } else {
             for (long p = 0; p < kc; p++) {
                 const float *src = a + (p0 + p) * lda + i0 + r0;
@@ -610,14 +621,16 @@ static void run_block(void *ctx, long u) {
                     if (in_place) K->direct(kc, arow, J->lda, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
                     else K->micro(kc, ap, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
                 } else {
+                    // An edge tile runs in `tile`: C's values are copied in only where the kernel reads
+                    // them (a continued chain, or beta's C_old); a tile that starts from +0 only writes it.
                     int need = load || (last && J->beta != 0.0f);
-                    for (long i = 0; i < mr; i++)
-                        for (long j = 0; j < nr; j++)
-                            tile[i * nr + j] = (need && i < mrem && j < nrem) ? cp[i * J->ldc + j] : 0.0f;
+                    if (need)
+                        for (long i = 0; i < mr; i++)
+                            for (long j = 0; j < nr; j++)
+                                tile[i * nr + j] = (i < mrem && j < nrem) ? cp[i * J->ldc + j] : 0.0f;
                     if (in_place) K->direct(kc, arow, J->lda, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
                     else K->micro(kc, ap, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
-                    for (long i = 0; i < mrem; i++)
-                        for (long j = 0; j < nrem; j++) cp[i * J->ldc + j] = tile[i * nr + j];
+                    for (long i = 0; i < mrem; i++) memcpy(cp + i * J->ldc, tile + i * nr, (size_t)nrem * sizeof(float));
                 }
             }
         }
