@@ -294,7 +294,7 @@ ATTR256 static void tail_exp256(const float *x, float *o, long n, float mx) {
     for (long i = 0; i < 16; i++) t[i] = i < n ? x[i] : mx;
     __m256 m = _mm256_set1_ps(mx);
     _mm256_storeu_ps(t, exp_v8(_mm256_sub_ps(_mm256_loadu_ps(t), m)));
-    _mm256_storeu_ps(t + 8, exp_v8(_mm256_sub_ps(_mm256_loadu_ps(t + 8), m)));
+    if (n > 8) _mm256_storeu_ps(t + 8, exp_v8(_mm256_sub_ps(_mm256_loadu_ps(t + 8), m)));  // (lanes past n unused)
     for (long i = 0; i < n; i++) o[i] = t[i];
 }
 #endif
