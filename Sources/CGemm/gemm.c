@@ -213,6 +213,9 @@ static const kernel_t kernels[3] = {
 #endif
 };
 #define MAX_MR 8
+#ifndef KC_SLACK_DIV
+#define KC_SLACK_DIV 4
+#endif
 #ifndef SMALL_M_REPACK
 #define SMALL_M_REPACK 256
 #endif
@@ -662,7 +665,17 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
         return;
     }
     int kid = stm_gemm_kernel();
-    const kernel_t *K = &kernels[kid];
+    // K in blocks of equal size, at most the kernel's kc plus a quarter (a B sliver then still fits
+    // the L1 cache beside an A sliver): 320 runs as one block, not 256 + 64, whose short second block
+    // pays a full pass over C. Each value's chain of multiply-adds runs in the same order whatever
+    // the blocks, so the split does not change a bit.
+    kernel_t Kb = kernels[kid];
+    {
+        long cap = Kb.kc + Kb.kc / KC_SLACK_DIV;
+        long nb = (k + cap - 1) / cap;
+        Kb.kc = (k + nb - 1) / nb;
+    }
+    const kernel_t *K = &Kb;
     if (beta != 0.0f && k > K->kc) {
         // C_old is overwritten by the first k-block's partial sums: run into a scratch matrix first.
         float *t = aligned_floats(m * n);

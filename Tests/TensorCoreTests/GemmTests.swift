@@ -62,8 +62,9 @@ final class GemmTests: XCTestCase {
                 let alpha: Float = trial % 3 == 0 ? 1 : 0.7, beta: Float = trial % 5 == 0 ? 0.3 : 0
                 if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, alpha: alpha, beta: beta, bias: trial % 4 == 0) { failures.append(e) }
             }
-            // Larger: several k-blocks (K past the k-block), row blocks and column blocks, threads.
-            for (m, n, k) in [(130, 100, 700), (300, 70, 257), (49, 768, 300), (7, 33, 1000)] {
+            // Larger: several k-blocks (K past the k-block; K is split into equal blocks, 321 and 641 just
+            // past one and two), row blocks and column blocks, threads.
+            for (m, n, k) in [(130, 100, 700), (300, 70, 257), (49, 768, 300), (7, 33, 1000), (40, 50, 321), (20, 40, 641)] {
                 for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                     if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, bias: true) { failures.append(e) }
                     if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, alpha: 0.5, beta: 1) { failures.append(e) }
