@@ -665,13 +665,15 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
         return;
     }
     int kid = stm_gemm_kernel();
-    // K in blocks of equal size, at most the kernel's kc plus a quarter (a B sliver then still fits
-    // the L1 cache beside an A sliver): 320 runs as one block, not 256 + 64, whose short second block
-    // pays a full pass over C. Each value's chain of multiply-adds runs in the same order whatever
-    // the blocks, so the split does not change a bit.
+    // K in blocks of equal size, at most the kernel's kc plus a quarter where a B sliver of that
+    // depth still takes at most 20 KB of the L1 cache (AVX2's 320 x 16; AVX-512's slivers are already
+    // 24 KB at 192): 320 runs as one block, not 256 + 64, whose short second block pays a full pass
+    // over C. Each value's chain of multiply-adds runs in the same order whatever the blocks, so the
+    // split does not change a bit.
     kernel_t Kb = kernels[kid];
     {
         long cap = Kb.kc + Kb.kc / KC_SLACK_DIV;
+        if (cap * Kb.nr * (long)sizeof(float) > 20480) cap = Kb.kc;
         long nb = (k + cap - 1) / cap;
         Kb.kc = (k + nb - 1) / nb;
     }
