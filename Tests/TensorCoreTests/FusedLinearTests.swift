@@ -1,7 +1,7 @@
 // TensorCoreTests: the fused channel-MLP products (`linearGELU`, `linearResidual`) give the bits of
 // the ops they fuse (gelu after linear; addScaled of linear's output), forward and backward, with
 // and without a gradient, frozen (packed) and plain weights, on every kernel path and several
-// thread counts; so does the whole MLP as one node (`mlpResidual`), in row blocks and whole; and
+// thread counts; so does the whole MLP as one node (`mlpResidual`), at many rows and few; and
 // their gradients meet finite differences.
 // Shapes: x [M, K], weight [O, K], bias and gamma [O], base [M, O].
 
@@ -78,11 +78,11 @@ final class FusedLinearTests: XCTestCase {
         XCTAssertEqual(fused, bits(Tape.gradient(of: lx2)))
     }
 
-    func testMLPNodeGivesTheBitsOfTheFusedProductsInRowBlocksAndWhole() {
+    func testMLPNodeGivesTheBitsOfTheFusedProducts() {
         let before = Threads.count
         defer { Threads.set(before) }
-        // (1201, 40, 2048, 40): enough rows for row blocks at 1 and 3 threads (blocks of 96-101 rows,
-        // the last one shorter); (37, 45, 70, 33): too few, the products run whole.
+        // (1201, 40, 2048, 40): products split into row and column blocks over 1 and 3 threads;
+        // (37, 45, 70, 33): one row block.
         for (m, c, h, o) in [(1201, 40, 2048, 40), (37, 45, 70, 33)] {
             let x = rng.tensor([m, c]), base = rng.tensor([m, o]), seed = rng.tensor([m, o])
             let b1 = rng.tensor([h]), b2 = rng.tensor([o]), gamma = rng.tensor([o], scale: 0.5)

@@ -4,9 +4,8 @@
 // of the product while it is in cache) and `linearResidual` (the layer-scaled residual update done
 // the same way). They give the bits of the unfused ops, forward and backward, and save a pass over
 // memory each (and, without a gradient, a tensor). `mlpResidual` is the whole channel MLP with its
-// residual update as one node: its forward runs fc1, GELU and fc2 on blocks of rows whose hidden
-// values stay in cache, and its backward applies GELU's rule to each finished block of the first
-// product. Leaves out: weight gradients.
+// residual update as one node: its forward is the two fused products (GELU's slope kept in fc1's
+// output buffer), and its backward applies GELU's rule to each finished block of the first product. Leaves out: weight gradients.
 //
 // Shape key: M rows (all leading dimensions flattened), K input features, O output features.
 
@@ -114,11 +113,10 @@ public func linearResidual(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, ont
 /// (and so of the unfused ones), forward and backward.
 /// x [M, C], w1 [H, C], b1 [H], w2 [O, H], b2 [O], base [M, O], gamma [O] -> [M, O].
 ///
-/// Forward: when there are enough rows for every thread to take several blocks, blocks of rows run
-/// fc1, GELU and fc2 one after the other on one thread each, so that a block's hidden values (about
-/// 256 KB) are still in cache when fc2 reads them and are never written to memory as a whole; only
-/// GELU's slope is kept, for its rule. Otherwise the two products run over all rows, each split
-/// over the threads. A product's bits depend on neither its rows' block nor the thread that runs it.
+/// Forward: fc1 with GELU (and, where a gradient follows, its slope) applied to each finished block
+/// of the product in cache, then fc2 with the residual update likewise; each product split over the
+/// threads. (Blocks of rows running fc1, GELU and fc2 on one thread each, their hidden values never
+/// written whole, were 5-15 % slower on Zen 2 than the two whole products: see the README.)
 /// Backward (x's gradient only; the base's is the output's): dhidden = ((dOut * gamma) · w2), with
 /// GELU's rule (times the slope) applied to each finished block of that product in cache, then
 /// dx = dhidden · w1.
@@ -137,43 +135,26 @@ public func mlpResidual(_ x: Tensor, fc1 w1: Tensor, bias1 b1: Tensor?, fc2 w2: 
     let b1p = b1.map { UnsafePointer($0.data) }, b2p = b2.map { UnsafePointer($0.data) }
     let xp = x.data, bp = base.data, gp = gamma.data, op = out.data, slp = slope?.data
 
-    // Rows i0..<i0+rows: fc1 (+ b1) into slope's rows (or into hidden), GELU into hidden [rows, H] (and
-    // its slope over fc1's output), then fc2 (+ b2) into out's rows with the residual update:
-    // linearGELU's and linearResidual's epilogues.
-    func rowsPass(_ i0: Int, _ rows: Int, _ hidden: UnsafeMutablePointer<Float>) {
-        let fc1Out = slp.map { $0 + i0 * h } ?? hidden
-        gemmUncounted(false, true, rows, h, c, 1, xp + i0 * c, c, wa.b, c, 0, fc1Out, h, wa.packed, b1p) { cc, ldc, r0, j0, rr, cols in
-            for i in r0..<(r0 + rr) {
-                let v = cc + i * ldc + j0
-                if keep { stm_gelu_forward_slope(v, hidden + i * h + j0, v, cols) } else { stm_gelu_forward(v, hidden + i * h + j0, cols) }
-            }
-        }
-        gemmUncounted(false, true, rows, o, h, 1, hidden, h, wb.b, h, 0, op + i0 * o, o, wb.packed, b2p) { cc, ldc, r0, j0, rr, cols in
-            for i in r0..<(r0 + rr) {
-                let a = bp + (i0 + i) * o, y = cc + i * ldc
-                for j in j0..<(j0 + cols) { y[j] = a[j] + gp[j] * y[j] }  // addScaled's expression
-            }
+    // fc1 (+ b1) into slope (or into hidden), GELU into hidden [M, H] (and its slope over fc1's
+    // output), then fc2 (+ b2) into out with the residual update: linearGELU's and linearResidual's
+    // epilogues, each on a finished block of its product while it is in cache.
+    let hidden = Tensor(uninitializedShape: s1.outShape)
+    let hp = hidden.data
+    gemm(transB: true, m: m, n: h, k: c, a: xp, lda: c, b: wa.b, ldb: c, c: slp ?? hp, ldc: h,
+         packedB: wa.packed, bias: b1p) { cc, ldc, r0, j0, rr, cols in
+        for i in r0..<(r0 + rr) {
+            let v = cc + i * ldc + j0
+            if keep { stm_gelu_forward_slope(v, hp + i * h + j0, v, cols) } else { stm_gelu_forward(v, hp + i * h + j0, cols) }
         }
     }
-
-    withGemmAccounting(products: [GemmShape(transA: false, transB: true, m: m, n: h, k: c),
-                                  GemmShape(transA: false, transB: true, m: m, n: o, k: h)]) {
-        // Blocks of rows: hidden values of about 256 KB, at least 96 rows (each block reads both weights).
-        let target = max(96, 65_536 / max(h, 1) / 24 * 24)
-        if !Threads.insideParallelRegion && m >= 4 * Threads.count * target {
-            let chunks = m / target
-            let per = (m + chunks - 1) / chunks
-            parallelFor(chunks, grain: 1) { r in
-                let hidden = Tensor(uninitializedShape: [per, h])
-                withExtendedLifetime(hidden) {
-                    for ci in r where ci * per < m { rowsPass(ci * per, min(per, m - ci * per), hidden.data) }
-                }
-            }
-        } else {
-            let hidden = Tensor(uninitializedShape: s1.outShape)
-            withExtendedLifetime(hidden) { rowsPass(0, m, hidden.data) }
+    gemm(transB: true, m: m, n: o, k: h, a: hp, lda: h, b: wb.b, ldb: h, c: op, ldc: o,
+         packedB: wb.packed, bias: b2p) { cc, ldc, r0, j0, rr, cols in
+        for i in r0..<(r0 + rr) {
+            let a = bp + i * o, y = cc + i * ldc
+            for j in j0..<(j0 + cols) { y[j] = a[j] + gp[j] * y[j] }  // addScaled's expression
         }
     }
+    withExtendedLifetime(hidden) {}
     withExtendedLifetime((x, base, gamma, w1, w2, b1, b2)) {}
 
     var dsShape = s1.outShape
