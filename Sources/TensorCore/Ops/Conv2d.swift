@@ -74,51 +74,63 @@ func im2col(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, 
 /// The adjoint of `im2col`: dx[N,H,W,C] = sum of every col entry that copied that input element.
 /// Written as a gather over input rows, so each output element is summed by one thread in a fixed order:
 /// from +0, the taps (ky, kx) in row-major order that reach it. Which taps reach a column depends only
-/// on its x, so the column's list is made once per call (the divisions by the stride left the loop);
-/// a row's taps once per row.
+/// on its x, and which reach a row only on its y, so both lists are made once per call (the
+/// divisions by the stride left the loops).
 func col2im(_ dcol: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, kw: Int,
             stride: Int, pad: Int, ho: Int, wo: Int, dx: UnsafeMutablePointer<Float>) {
     let kdim = kh * kw * c
-    // Per input column ix: (ox, kx) of every tap that reaches it, kx ascending; in one flat list.
-    var columnTaps: [(ox: Int, kx: Int)] = [], columnStart = [0]
-    columnTaps.reserveCapacity(w * ((kw + stride - 1) / stride))
+    // Per input column ix: the offset in a dcol row block (ox * kdim + kx * c) of every tap that
+    // reaches it, kx ascending; in one flat list. Per input row iy, likewise (oy * wo * kdim +
+    // ky * kw * c), ky ascending. Made once per call: the stem's input has C = 3, where the per-pixel
+    // work is a few adds and any bookkeeping per pixel or row dominated.
+    var columnOffsets: [Int] = [], columnStart = [0]
     for ix in 0..<w {
         for kx in 0..<kw {
             let tx = ix + pad - kx
             if tx < 0 || tx % stride != 0 { continue }
             let ox = tx / stride
-            if ox < wo { columnTaps.append((ox, kx)) }
+            if ox < wo { columnOffsets.append(ox * kdim + kx * c) }
         }
-        columnStart.append(columnTaps.count)
+        columnStart.append(columnOffsets.count)
     }
-    columnTaps.withUnsafeBufferPointer { taps in
-        columnStart.withUnsafeBufferPointer { start in
-            parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
-                var rowTaps: [(oy: Int, ky: Int)] = []
-                rowTaps.reserveCapacity(kh)
-                for row in r {
-                    let b = row / h, iy = row % h
-                    rowTaps.removeAll(keepingCapacity: true)
-                    for ky in 0..<kh {
-                        let ty = iy + pad - ky
-                        if ty < 0 || ty % stride != 0 { continue }
-                        let oy = ty / stride
-                        if oy < ho { rowTaps.append((oy, ky)) }
-                    }
-                    for ix in 0..<w {
-                        let dst = dx + ((b * h + iy) * w + ix) * c
-                        dst.update(repeating: 0, count: c)
-                        for (oy, ky) in rowTaps {
-                            let base = dcol + (b * ho + oy) * wo * kdim + ky * kw * c
-                            for t in start[ix]..<start[ix + 1] {
-                                let src = base + taps[t].ox * kdim + taps[t].kx * c
-                                for ch in 0..<c { dst[ch] += src[ch] }
-                            }
+    var rowOffsets: [Int] = [], rowStart = [0]
+    for iy in 0..<h {
+        for ky in 0..<kh {
+            let ty = iy + pad - ky
+            if ty < 0 || ty % stride != 0 { continue }
+            let oy = ty / stride
+            if oy < ho { rowOffsets.append(oy * wo * kdim + ky * kw * c) }
+        }
+        rowStart.append(rowOffsets.count)
+    }
+    columnOffsets.withUnsafeBufferPointer { cols in
+    columnStart.withUnsafeBufferPointer { cs in
+    rowOffsets.withUnsafeBufferPointer { rows in
+    rowStart.withUnsafeBufferPointer { rs in
+        let cols = cols.baseAddress!, cs = cs.baseAddress!, rows = rows.baseAddress!, rs = rs.baseAddress!
+        parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
+            for row in r {
+                let b = row / h, iy = row % h
+                let image = dcol + b * ho * wo * kdim
+                let r0 = rs[iy], r1 = rs[iy + 1]
+                for ix in 0..<w {
+                    let dst = dx + ((b * h + iy) * w + ix) * c
+                    let c0 = cs[ix], c1 = cs[ix + 1]
+                    for ch in 0..<c { dst[ch] = 0 }
+                    // From +0, the taps (ky, kx) in row-major order: ky outer, kx inner.
+                    for t in r0..<r1 {
+                        let base = image + rows[t]
+                        for u in c0..<c1 {
+                            let src = base + cols[u]
+                            for ch in 0..<c { dst[ch] += src[ch] }
                         }
                     }
                 }
             }
         }
+    }
+    }
+    }
     }
 }
 
