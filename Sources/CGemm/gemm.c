@@ -213,9 +213,6 @@ static const kernel_t kernels[3] = {
 #endif
 };
 #define MAX_MR 8
-#ifndef KC_SLACK_DIV
-#define KC_SLACK_DIV 4
-#endif
 #ifndef SMALL_M_REPACK
 #define SMALL_M_REPACK 256
 #endif
@@ -317,14 +314,28 @@ static inline float elem(const float *x, long ld, int trans, long r, long col) {
     return trans ? x[col * ld + r] : x[r * ld + col];
 }
 
+/// Whether `copy_fixed_rows` takes rows of width w: the kernels' MR (4, 6, 8) and NR (8, 16, 32).
+static inline int fixed_width(int w) { return w == 4 || w == 6 || w == 8 || w == 16 || w == 32; }
+
+/// dst[p][0..<w] = src[p * ld ..< + w] for p < k, w a `fixed_width`: copies of a constant size, so
+/// each row is a few vector moves instead of a loop over its values.
+static inline void copy_fixed_rows(float *dst, const float *src, long ld, long k, int w) {
+#define COPY_ROWS(W) for (long p = 0; p < k; p++) memcpy(dst + p * (W), src + p * ld, (W) * sizeof(float))
+    switch (w) {
+    case 4: COPY_ROWS(4); break;
+    case 6: COPY_ROWS(6); break;
+    case 8: COPY_ROWS(8); break;
+    case 16: COPY_ROWS(16); break;
+    default: COPY_ROWS(32); break;
+    }
+#undef COPY_ROWS
+}
+
 /// op(B) columns [j0, j0+nr) (zero beyond n), all of k, into dst[k][nr].
 static void pack_b_sliver(int transB, const float *b, long ldb, long k, long n, long j0, int nr, float *dst) {
     long cols = n - j0 < nr ? n - j0 : nr;
-    if (!transB && cols == nr && (nr == 8 || nr == 16 || nr == 32)) {
-        // Whole slivers: NR contiguous values per k (copies of a constant size, one per kernel).
-        if (nr == 16) for (long p = 0; p < k; p++) memcpy(dst + p * 16, b + p * ldb + j0, 16 * sizeof(float));
-        else if (nr == 32) for (long p = 0; p < k; p++) memcpy(dst + p * 32, b + p * ldb + j0, 32 * sizeof(float));
-        else for (long p = 0; p < k; p++) memcpy(dst + p * 8, b + p * ldb + j0, 8 * sizeof(float));
+    if (!transB && cols == nr && fixed_width(nr)) {
+        copy_fixed_rows(dst, b + j0, ldb, k, nr);  // a whole sliver: NR contiguous values per k
     } else if (!transB) {
         for (long p = 0; p < k; p++) {
             const float *src = b + p * ldb + j0;
@@ -356,12 +367,8 @@ static void pack_a_block(int transA, const float *a, long lda, long i0, long row
                     for (long p = 0; p < kc; p++) d[p * mr + ii] = 0.0f;
                 }
             }
-        } else if (valid == mr && (mr == 4 || mr == 6 || mr == 8)) {
-            // A whole sliver: MR contiguous values per k (copies of a constant size, one per kernel).
-            const float *src = a + p0 * lda + i0 + r0;
-            if (mr == 6) for (long p = 0; p < kc; p++) memcpy(d + p * 6, src + p * lda, 6 * sizeof(float));
-            else if (mr == 8) for (long p = 0; p < kc; p++) memcpy(d + p * 8, src + p * lda, 8 * sizeof(float));
-            else for (long p = 0; p < kc; p++) memcpy(d + p * 4, src + p * lda, 4 * sizeof(float));
+        } else if (valid == mr && fixed_width(mr)) {
+            copy_fixed_rows(d, a + p0 * lda + i0 + r0, lda, kc, mr);  // a whole sliver: MR contiguous values per k
         } else {
             for (long p = 0; p < kc; p++) {
                 const float *src = a + (p0 + p) * lda + i0 + r0;
@@ -672,7 +679,7 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     // split does not change a bit.
     kernel_t Kb = kernels[kid];
     {
-        long cap = Kb.kc + Kb.kc / KC_SLACK_DIV;
+        long cap = Kb.kc + Kb.kc / 4;
         if (cap * Kb.nr * (long)sizeof(float) > 20480) cap = Kb.kc;
         long nb = (k + cap - 1) / cap;
         Kb.kc = (k + nb - 1) / nb;

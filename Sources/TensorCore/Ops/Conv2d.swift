@@ -79,59 +79,46 @@ func im2col(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, 
 func col2im(_ dcol: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, kw: Int,
             stride: Int, pad: Int, ho: Int, wo: Int, dx: UnsafeMutablePointer<Float>) {
     let kdim = kh * kw * c
-    // Per input column ix: the offset in a dcol row block (ox * kdim + kx * c) of every tap that
-    // reaches it, kx ascending; in one flat list. Per input row iy, likewise (oy * wo * kdim +
-    // ky * kw * c), ky ascending. Made once per call: the stem's input has C = 3, where the per-pixel
-    // work is a few adds and any bookkeeping per pixel or row dominated.
-    var columnOffsets: [Int] = [], columnStart = [0]
-    for ix in 0..<w {
-        for kx in 0..<kw {
-            let tx = ix + pad - kx
-            if tx < 0 || tx % stride != 0 { continue }
-            let ox = tx / stride
-            if ox < wo { columnOffsets.append(ox * kdim + kx * c) }
-        }
-        columnStart.append(columnOffsets.count)
-    }
-    var rowOffsets: [Int] = [], rowStart = [0]
-    for iy in 0..<h {
-        for ky in 0..<kh {
-            let ty = iy + pad - ky
-            if ty < 0 || ty % stride != 0 { continue }
-            let oy = ty / stride
-            if oy < ho { rowOffsets.append(oy * wo * kdim + ky * kw * c) }
-        }
-        rowStart.append(rowOffsets.count)
-    }
-    columnOffsets.withUnsafeBufferPointer { cols in
-    columnStart.withUnsafeBufferPointer { cs in
-    rowOffsets.withUnsafeBufferPointer { rows in
-    rowStart.withUnsafeBufferPointer { rs in
-        let cols = cols.baseAddress!, cs = cs.baseAddress!, rows = rows.baseAddress!, rs = rs.baseAddress!
-        parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
-            for row in r {
-                let b = row / h, iy = row % h
-                let image = dcol + b * ho * wo * kdim
-                let r0 = rs[iy], r1 = rs[iy + 1]
-                for ix in 0..<w {
-                    let dst = dx + ((b * h + iy) * w + ix) * c
-                    let c0 = cs[ix], c1 = cs[ix + 1]
-                    for ch in 0..<c { dst[ch] = 0 }
-                    // From +0, the taps (ky, kx) in row-major order: ky outer, kx inner.
-                    for t in r0..<r1 {
-                        let base = image + rows[t]
-                        for u in c0..<c1 {
-                            let src = base + cols[u]
-                            for ch in 0..<c { dst[ch] += src[ch] }
-                        }
+    // Made once per call: the stem's input has C = 3, where the per-pixel work is a few adds and any
+    // bookkeeping per pixel or row dominated.
+    let columns = foldTaps(size: w, kernel: kw, stride: stride, pad: pad, outSize: wo, outStep: kdim, tapStep: c)
+    let rows = foldTaps(size: h, kernel: kh, stride: stride, pad: pad, outSize: ho, outStep: wo * kdim, tapStep: kw * c)
+    parallelFor(n * h, grain: grainFor(n * h, cost: w * kh * kw * c)) { r in
+        for row in r {
+            let b = row / h, iy = row % h
+            let image = dcol + b * ho * wo * kdim
+            for ix in 0..<w {
+                let dst = dx + ((b * h + iy) * w + ix) * c
+                for ch in 0..<c { dst[ch] = 0 }
+                // From +0, the taps (ky, kx) in row-major order: ky outer, kx inner.
+                for t in rows.start[iy]..<rows.start[iy + 1] {
+                    let base = image + rows.offsets[t]
+                    for u in columns.start[ix]..<columns.start[ix + 1] {
+                        let src = base + columns.offsets[u]
+                        for ch in 0..<c { dst[ch] += src[ch] }
                     }
                 }
             }
         }
     }
+}
+
+/// Along one axis of a convolution (input `size`, `kernel` taps, `stride`, `pad`, output `outSize`):
+/// for each input position i, the taps k whose window reaches it, k ascending, each as the offset
+/// `outStep * o + tapStep * k` (o the output position it feeds). One flat list: position i's taps are
+/// offsets[start[i] ..< start[i + 1]].
+func foldTaps(size: Int, kernel: Int, stride: Int, pad: Int, outSize: Int, outStep: Int, tapStep: Int) -> (offsets: [Int], start: [Int]) {
+    var offsets: [Int] = [], start = [0]
+    for i in 0..<size {
+        for k in 0..<kernel {
+            let t = i + pad - k
+            if t < 0 || t % stride != 0 { continue }
+            let o = t / stride
+            if o < outSize { offsets.append(o * outStep + k * tapStep) }
+        }
+        start.append(offsets.count)
     }
-    }
-    }
+    return (offsets, start)
 }
 
 /// `col2im` as first written (tap tests inside the loops), kept as the definition for tests.

@@ -5,7 +5,8 @@
 // the same way). They give the bits of the unfused ops, forward and backward, and save a pass over
 // memory each (and, without a gradient, a tensor). `mlpResidual` is the whole channel MLP with its
 // residual update as one node: its forward is the two fused products (GELU's slope kept in fc1's
-// output buffer), and its backward applies GELU's rule to each finished block of the first product. Leaves out: weight gradients.
+// output buffer), and its backward applies GELU's rule to each finished block of the first
+// product. Leaves out: weight gradients.
 //
 // Shape key: M rows (all leading dimensions flattened), K input features, O output features.
 
@@ -71,15 +72,7 @@ public func linearGELU(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tens
     let pre = Tensor(uninitializedShape: s.outShape)  // [M, O] the product, then GELU's slope (or the output)
     let keep = x.requiresGrad
     let out = keep ? Tensor(uninitializedShape: s.outShape) : pre
-    let op = out.data, o = s.o
-    let w = weight.gemmOperand(transposed: true)
-    gemm(transB: true, m: s.m, n: o, k: s.k, a: x.data, lda: s.k, b: w.b, ldb: s.k, c: pre.data, ldc: o,
-         packedB: w.packed, bias: bias.map { UnsafePointer($0.data) }) { c, ldc, i0, j0, rows, cols in
-        for i in i0..<(i0 + rows) {
-            let v = c + i * ldc + j0
-            if keep { stm_gelu_forward_slope(v, op + i * o + j0, v, cols) } else { stm_gelu_forward(v, op + i * o + j0, cols) }
-        }
-    }
+    productGELU(x.data, s, weight: weight, bias: bias, pre: pre.data, out: out.data, keepSlope: keep)
     guard keep else { return out }
     // dpre = dOut * slope (GELU's rule), then dx = dpre · weight: the two ops' rules in their order.
     return Tape.record(out, inputs: [x]) { dOut in [s.inputGradient(geluGradient(slope: pre, dOut), weight: weight)] }
@@ -92,19 +85,42 @@ public func linearResidual(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, ont
     let o = s.o
     precondition(base.count == s.m * o && gamma.count == o, "linearResidual: base \(base.shape) and gamma of \(gamma.count) do not fit \(s.m) x \(o)")
     let out = Tensor(uninitializedShape: base.shape)
-    let bp = base.data, gp = gamma.data
-    let w = weight.gemmOperand(transposed: true)
-    gemm(transB: true, m: s.m, n: o, k: s.k, a: x.data, lda: s.k, b: w.b, ldb: s.k, c: out.data, ldc: o,
-         packedB: w.packed, bias: bias.map { UnsafePointer($0.data) }) { c, ldc, i0, j0, rows, cols in
-        for i in i0..<(i0 + rows) {
-            let a = bp + i * o, y = c + i * ldc
-            for j in j0..<(j0 + cols) { y[j] = a[j] + gp[j] * y[j] }  // addScaled's expression
-        }
-    }
+    productResidual(x.data, s, weight: weight, bias: bias, base: base.data, gamma: gamma.data, out: out.data)
     let xNeedsGrad = x.requiresGrad
     return Tape.record(out, inputs: [base, x]) { d in
         // addScaled's rule (d for the base, d * gamma for the product), then the product's.
         [d, xNeedsGrad ? s.inputGradient(scaledByChannel(d, gamma, shape: s.outShape), weight: weight) : nil]
+    }
+}
+
+/// linearGELU's forward on raw buffers: pre [M, O] = x [M, K] · weightᵀ + bias, then GELU applied to
+/// each finished block of the product while it is in cache: out = gelu(pre). With `keepSlope`, GELU's
+/// slope replaces pre in its buffer (out is another buffer); without, out may be pre (GELU in place).
+func productGELU(_ x: UnsafePointer<Float>, _ s: LinearShapes, weight: Tensor, bias: Tensor?,
+                 pre: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, keepSlope: Bool) {
+    let o = s.o
+    let w = weight.gemmOperand(transposed: true)
+    gemm(transB: true, m: s.m, n: o, k: s.k, a: x, lda: s.k, b: w.b, ldb: s.k, c: pre, ldc: o,
+         packedB: w.packed, bias: bias.map { UnsafePointer($0.data) }) { c, ldc, i0, j0, rows, cols in
+        for i in i0..<(i0 + rows) {
+            let v = c + i * ldc + j0
+            if keepSlope { stm_gelu_forward_slope(v, out + i * o + j0, v, cols) } else { stm_gelu_forward(v, out + i * o + j0, cols) }
+        }
+    }
+}
+
+/// linearResidual's forward on raw buffers: out [M, O] = base [M, O] + gamma [O] * (x [M, K] · weightᵀ
+/// + bias), the update applied to each finished block of the product while it is in cache.
+func productResidual(_ x: UnsafePointer<Float>, _ s: LinearShapes, weight: Tensor, bias: Tensor?,
+                     base: UnsafePointer<Float>, gamma: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+    let o = s.o
+    let w = weight.gemmOperand(transposed: true)
+    gemm(transB: true, m: s.m, n: o, k: s.k, a: x, lda: s.k, b: w.b, ldb: s.k, c: out, ldc: o,
+         packedB: w.packed, bias: bias.map { UnsafePointer($0.data) }) { c, ldc, i0, j0, rows, cols in
+        for i in i0..<(i0 + rows) {
+            let a = base + i * o, y = c + i * ldc
+            for j in j0..<(j0 + cols) { y[j] = a[j] + gamma[j] * y[j] }  // addScaled's expression
+        }
     }
 }
 
@@ -123,39 +139,18 @@ public func linearResidual(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, ont
 public func mlpResidual(_ x: Tensor, fc1 w1: Tensor, bias1 b1: Tensor?, fc2 w2: Tensor, bias2 b2: Tensor?,
                         onto base: Tensor, scale gamma: Tensor) -> Tensor {
     let s1 = LinearShapes(x, weight: w1, bias: b1, op: "mlpResidual (fc1)")
-    let (m, c, h) = (s1.m, s1.k, s1.o)
-    precondition(w2.rank == 2 && w2.shape[1] == h, "mlpResidual (fc2): weight \(w2.shape) does not take \(h) features")
-    let o = w2.shape[0]
-    if let b2 { precondition(b2.count == o, "mlpResidual (fc2): bias of \(b2.count) for \(o) outputs") }
+    let hidden = Tensor(uninitializedShape: s1.outShape)  // [M, H]
+    let s2 = LinearShapes(hidden, weight: w2, bias: b2, op: "mlpResidual (fc2)")
+    let (m, h, o) = (s1.m, s1.o, s2.o)
     precondition(base.count == m * o && gamma.count == o, "mlpResidual: base \(base.shape) and gamma of \(gamma.count) do not fit \(m) x \(o)")
     let keep = x.requiresGrad
     let slope: Tensor? = keep ? Tensor(uninitializedShape: s1.outShape) : nil  // [M, H] fc1's output, then GELU's slope
     let out = Tensor(uninitializedShape: base.shape)
-    let wa = w1.gemmOperand(transposed: true), wb = w2.gemmOperand(transposed: true)
-    let b1p = b1.map { UnsafePointer($0.data) }, b2p = b2.map { UnsafePointer($0.data) }
-    let xp = x.data, bp = base.data, gp = gamma.data, op = out.data, slp = slope?.data
-
-    // fc1 (+ b1) into slope (or into hidden), GELU into hidden [M, H] (and its slope over fc1's
-    // output), then fc2 (+ b2) into out with the residual update: linearGELU's and linearResidual's
-    // epilogues, each on a finished block of its product while it is in cache.
-    let hidden = Tensor(uninitializedShape: s1.outShape)
-    let hp = hidden.data
-    gemm(transB: true, m: m, n: h, k: c, a: xp, lda: c, b: wa.b, ldb: c, c: slp ?? hp, ldc: h,
-         packedB: wa.packed, bias: b1p) { cc, ldc, r0, j0, rr, cols in
-        for i in r0..<(r0 + rr) {
-            let v = cc + i * ldc + j0
-            if keep { stm_gelu_forward_slope(v, hp + i * h + j0, v, cols) } else { stm_gelu_forward(v, hp + i * h + j0, cols) }
-        }
-    }
-    gemm(transB: true, m: m, n: o, k: h, a: hp, lda: h, b: wb.b, ldb: h, c: op, ldc: o,
-         packedB: wb.packed, bias: b2p) { cc, ldc, r0, j0, rr, cols in
-        for i in r0..<(r0 + rr) {
-            let a = bp + i * o, y = cc + i * ldc
-            for j in j0..<(j0 + cols) { y[j] = a[j] + gp[j] * y[j] }  // addScaled's expression
-        }
-    }
-    withExtendedLifetime(hidden) {}
-    withExtendedLifetime((x, base, gamma, w1, w2, b1, b2)) {}
+    // fc1 with GELU (its slope into slope's buffer, or GELU in place), then fc2 with the residual
+    // update: linearGELU's and linearResidual's forwards.
+    productGELU(x.data, s1, weight: w1, bias: b1, pre: slope?.data ?? hidden.data, out: hidden.data, keepSlope: keep)
+    productResidual(hidden.data, s2, weight: w2, bias: b2, base: base.data, gamma: gamma.data, out: out.data)
+    withExtendedLifetime((x, base, gamma, hidden)) {}
 
     var dsShape = s1.outShape
     dsShape[dsShape.count - 1] = o
