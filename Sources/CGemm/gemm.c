@@ -5,7 +5,8 @@
 // into NR-wide column slivers that run the whole of K; C is cut into blocks of MC rows x a multiple
 // of NR columns (boundaries from M, N and K only), one pool chunk each; a chunk packs its rows of
 // op(A) into MR-row slivers, KC values of k at a time, and runs the register-tiled micro-kernel on
-// every MR x NR tile, continuing each tile's chains through C from one KC block to the next.
+// every MR x NR tile (sliver by sliver; row by row when K is short), continuing each tile's chains
+// through C from one KC block to the next.
 // Edge tiles run the same micro-kernel on a zero-padded copy. A B that is the transpose of a packed
 // weight (a backward product) is repacked whole before the blocks run, or, when C has at most
 // SMALL_M_REPACK rows, by blocks of columns that each repack their own slivers into cache.
@@ -217,6 +218,9 @@ static const kernel_t kernels[3] = {
 #define SMALL_M_REPACK 256
 #endif
 #define MAX_NR 32
+// Products of K at most this (one k-block) take a block's tiles row by row (run_block).
+#define ROW_ORDER_K 96
+#define ROW_ORDER_BYTES (256 * 1024)
 
 // ---------------------------------------------------------------------------------------------
 // Kernel choice.
@@ -570,6 +574,41 @@ typedef struct {
     int failed;
 } gemm_job;
 
+/// One MR x NR tile of a block: C rows i0 + is..., columns j0 + js..., k-block [pc, pc + kc), from
+/// A in place (direct), the block's packed rows (ablk), or the packed partial sliver (abuf).
+static inline __attribute__((always_inline)) void run_tile(const gemm_job *J, const kernel_t *K, long i0, long j0,
+        long rows, long cols, long is, long js, long pc, long kc, int load, int last, int direct,
+        const float *ablk, const float *abuf, const float *bcols, long bs0, float *tile, float *bpad) {
+    const int mr = K->mr, nr = K->nr;
+    long nrem = cols - js < nr ? cols - js : nr;
+    long mrem = rows - is < mr ? rows - is : mr;
+    const float *bsl = bcols + ((j0 + js) / nr - bs0) * J->k * nr + pc * nr;
+    const float *bias = (J->bias && last) ? J->bias + j0 + js : NULL;
+    if (bias && nrem < nr) {
+        for (long j = 0; j < nr; j++) bpad[j] = j < nrem ? bias[j] : 0.0f;
+        bias = bpad;
+    }
+    float *cp = J->c + (i0 + is) * J->ldc + j0 + js;
+    const float *ap = (direct && !J->ap) ? abuf : ablk + (is / mr) * kc * mr;
+    const float *arow = J->a + (i0 + is) * J->lda + pc;
+    int in_place = direct && !J->ap && mrem == mr;
+    if (mrem == mr && nrem == nr) {
+        if (in_place) K->direct(kc, arow, J->lda, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
+        else K->micro(kc, ap, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
+        return;
+    }
+    // An edge tile runs in `tile`: C's values are copied in only where the kernel reads them (a
+    // continued chain, or beta's C_old); a tile that starts from +0 only writes it.
+    int need = load || (last && J->beta != 0.0f);
+    if (need)
+        for (long i = 0; i < mr; i++)
+            for (long j = 0; j < nr; j++)
+                tile[i * nr + j] = (i < mrem && j < nrem) ? cp[i * J->ldc + j] : 0.0f;
+    if (in_place) K->direct(kc, arow, J->lda, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
+    else K->micro(kc, ap, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
+    for (long i = 0; i < mrem; i++) memcpy(cp + i * J->ldc, tile + i * nr, (size_t)nrem * sizeof(float));
+}
+
 static void run_block(void *ctx, long u) {
     gemm_job *J = (gemm_job *)ctx;
     const kernel_t *K = J->kern;
@@ -613,36 +652,19 @@ static void run_block(void *ctx, long u) {
             if (!direct) pack_a_block(J->transA, J->a, J->lda, i0, rows, pc, kc, mr, abuf);
             else if (full < rows) pack_a_block(0, J->a, J->lda, i0 + full, rows - full, pc, kc, mr, abuf);
         }
-        for (long js = 0; js < cols; js += nr) {
-            long nrem = cols - js < nr ? cols - js : nr;
-            const float *bsl = bcols + ((j0 + js) / nr - bs0) * J->k * nr + pc * nr;
-            const float *bias = (J->bias && last) ? J->bias + j0 + js : NULL;
-            if (bias && nrem < nr) {
-                for (long j = 0; j < nr; j++) bpad[j] = j < nrem ? bias[j] : 0.0f;
-                bias = bpad;
-            }
-            for (long is = 0; is < rows; is += mr) {
-                long mrem = rows - is < mr ? rows - is : mr;
-                float *cp = J->c + (i0 + is) * J->ldc + j0 + js;
-                const float *ap = (direct && !J->ap) ? abuf : ablk + (is / mr) * kc * mr;
-                const float *arow = J->a + (i0 + is) * J->lda + pc;
-                int in_place = direct && !J->ap && mrem == mr;
-                if (mrem == mr && nrem == nr) {
-                    if (in_place) K->direct(kc, arow, J->lda, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
-                    else K->micro(kc, ap, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
-                } else {
-                    // An edge tile runs in `tile`: C's values are copied in only where the kernel reads
-                    // them (a continued chain, or beta's C_old); a tile that starts from +0 only writes it.
-                    int need = load || (last && J->beta != 0.0f);
-                    if (need)
-                        for (long i = 0; i < mr; i++)
-                            for (long j = 0; j < nr; j++)
-                                tile[i * nr + j] = (i < mrem && j < nrem) ? cp[i * J->ldc + j] : 0.0f;
-                    if (in_place) K->direct(kc, arow, J->lda, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
-                    else K->micro(kc, ap, bsl, tile, nr, load, last, J->alpha, J->beta, bias);
-                    for (long i = 0; i < mrem; i++) memcpy(cp + i * J->ldc, tile + i * nr, (size_t)nrem * sizeof(float));
-                }
-            }
+        // Tiles sliver by sliver (each B sliver stays in L1 while the block's rows pass it), or, for
+        // a short K, row by row: a tile of K <= ROW_ORDER_K has few multiply-adds per value of C it
+        // writes, and taking the tiles along C's rows makes those writes sequential streams and keeps
+        // the A tile in L1, while the block's B (at most ROW_ORDER_BYTES) stays in L2. The order
+        // changes no value: every tile is computed alone.
+        if (J->k <= ROW_ORDER_K && cols * J->k * (long)sizeof(float) <= ROW_ORDER_BYTES) {
+            for (long is = 0; is < rows; is += mr)
+                for (long js = 0; js < cols; js += nr)
+                    run_tile(J, K, i0, j0, rows, cols, is, js, pc, kc, load, last, direct, ablk, abuf, bcols, bs0, tile, bpad);
+        } else {
+            for (long js = 0; js < cols; js += nr)
+                for (long is = 0; is < rows; is += mr)
+                    run_tile(J, K, i0, j0, rows, cols, is, js, pc, kc, load, last, direct, ablk, abuf, bcols, bs0, tile, bpad);
         }
     }
     if (J->post) J->post(J->post_ctx, J->c, J->ldc, i0, j0, rows, cols);

@@ -63,8 +63,10 @@ final class GemmTests: XCTestCase {
                 if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, alpha: alpha, beta: beta, bias: trial % 4 == 0) { failures.append(e) }
             }
             // Larger: several k-blocks (K past the k-block; K is split into equal blocks, 321 and 641 just
-            // past one and two), row blocks and column blocks, threads.
-            for (m, n, k) in [(130, 100, 700), (300, 70, 257), (49, 768, 300), (7, 33, 1000), (40, 50, 321), (20, 40, 641)] {
+            // past one and two), row blocks and column blocks, threads; a short K whose blocks take
+            // their tiles row by row (300 x 200 x 96), and one whose block's B is too large for that.
+            for (m, n, k) in [(130, 100, 700), (300, 70, 257), (49, 768, 300), (7, 33, 1000), (40, 50, 321), (20, 40, 641),
+                              (300, 200, 96), (200, 800, 90)] {
                 for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                     if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, bias: true) { failures.append(e) }
                     if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, alpha: 0.5, beta: 1) { failures.append(e) }
