@@ -536,6 +536,20 @@ ATTR256 static long dots256(const float *d, const float *w, const float *h, long
 }
 #endif
 
+/// o[j] = rs * (d[j] * w[j] - mean1 - h[j] * mean2) for j < n, eight lanes at a time (the scalar
+/// expression's operations in its order, no contraction); returns the j it stopped at.
+ATTR256 static long ln_dx256(const float *d, const float *w, const float *h, long n, float rs, float mean1,
+                             float mean2, float *o) {
+    __m256 vr = _mm256_set1_ps(rs), m1 = _mm256_set1_ps(mean1), m2 = _mm256_set1_ps(mean2);
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 g = _mm256_mul_ps(_mm256_loadu_ps(d + j), _mm256_loadu_ps(w + j));
+        __m256 t = _mm256_sub_ps(_mm256_sub_ps(g, m1), _mm256_mul_ps(_mm256_loadu_ps(h + j), m2));
+        _mm256_storeu_ps(o + j, _mm256_mul_ps(vr, t));
+    }
+    return j;
+}
+
 void stm_layernorm_backward(const float *xhat, const float *dy, const float *w, const float *rstd,
                             long m, long c, float *dx) {
     int kern = stm_gemm_kernel();
@@ -560,6 +574,10 @@ void stm_layernorm_backward(const float *xhat, const float *dy, const float *w, 
         float s1 = lanes_total(a1), s2 = lanes_total(a2);
         for (; j < c; j++) { float g = d[j] * w[j]; s1 += g; s2 += g * h[j]; }
         float mean1 = s1 / (float)c, mean2 = s2 / (float)c, rs = rstd[i];
-        for (j = 0; j < c; j++) o[j] = rs * (d[j] * w[j] - mean1 - h[j] * mean2);
+        j = 0;
+#if STM_X86
+        if (kern == STM_GEMM_AVX512 || kern == STM_GEMM_AVX2) j = ln_dx256(d, w, h, c, rs, mean1, mean2, o);
+#endif
+        for (; j < c; j++) o[j] = rs * (d[j] * w[j] - mean1 - h[j] * mean2);
     }
 }
