@@ -48,13 +48,19 @@ public func centreContributions(model: any Backbone, input: Tensor, stages: [Int
         let map = Tensor(uninitializedShape: [n, hIn, wIn])
         withExtendedLifetime(g) {  // g is read through its pointer below
             let gp = g.data, mp = map.data
-            for p in 0..<(n * hIn * wIn) {
-                var acc: Float = 0
-                for ch in 0..<3 {
-                    let v = gp[p * 3 + ch]
-                    acc += reduction == .relu ? max(v, 0) : Swift.abs(v)
+            // One loop per reduction (the choice out of the pixel loop); channels added in order from 0.
+            func reduce(_ f: (Float) -> Float) {
+                for p in 0..<(n * hIn * wIn) {
+                    var acc: Float = 0
+                    acc += f(gp[p * 3])
+                    acc += f(gp[p * 3 + 1])
+                    acc += f(gp[p * 3 + 2])
+                    mp[p] = acc
                 }
-                mp[p] = acc
+            }
+            switch reduction {
+            case .relu: reduce { max($0, 0) }
+            case .abs: reduce { Swift.abs($0) }
             }
         }
         result[s] = map

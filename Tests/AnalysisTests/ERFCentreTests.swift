@@ -41,4 +41,29 @@ final class ERFCentreTests: XCTestCase {
             XCTAssertEqual(bitsOf(centre[1]), bitsOf(whole[1]), "\(family): stage 2 whole")
         }
     }
+
+    /// Both reductions against their definitions on the input gradient, taken here through the tape:
+    /// relu sums max(g, 0) over the three channels in order, abs sums |g|.
+    func testReductionsAreTheirDefinitionsOnTheInputGradient() throws {
+        let model = try ModelLoader.load(model: referencePath("convnext_nano.pth"), arch: referencePath("convnext_nano.json")).model
+        let x = input(2, 64, seed: 11)
+        let relu = try XCTUnwrap(centreContributions(model: model, input: x, stages: [4], reduction: .relu)[4])
+        let abs = try XCTUnwrap(centreContributions(model: model, input: x, stages: [4], reduction: .abs)[4])
+        let xg = x.detached().requiringGrad()
+        let y = model.forwardToCentre(xg, through: 4)[3]  // [2,1,1,C]
+        let seed = Tensor.zeros(y.shape)
+        for i in 0..<y.shape.reduce(1, *) where y.data[i] > 0 { seed.data[i] = 1 }
+        Tape.backward(y, seed: seed, retainGraph: false)
+        let g = Tape.gradient(of: xg).values  // [2,64,64,3]
+        var wantRelu = [Float](repeating: 0, count: 2 * 64 * 64), wantAbs = wantRelu
+        for p in 0..<wantRelu.count {
+            var r: Float = 0, a: Float = 0
+            for ch in 0..<3 { r += max(g[p * 3 + ch], 0); a += Swift.abs(g[p * 3 + ch]) }
+            wantRelu[p] = r
+            wantAbs[p] = a
+        }
+        XCTAssertEqual(bitsOf(relu), wantRelu.map(\.bitPattern))
+        XCTAssertEqual(bitsOf(abs), wantAbs.map(\.bitPattern))
+        XCTAssertNotEqual(bitsOf(relu), bitsOf(abs), "the gradient has negative values, so the reductions differ")
+    }
 }
