@@ -314,10 +314,6 @@ static void transpose_block(const float *src, long ss, long rows, long cols, flo
         for (long c = (r < r8 ? c8 : 0); c < cols; c++) dst[c * ds + r] = src[r * ss + c];
 }
 
-static inline float elem(const float *x, long ld, int trans, long r, long col) {
-    return trans ? x[col * ld + r] : x[r * ld + col];
-}
-
 /// Whether `copy_fixed_rows` takes rows of width w: the kernels' MR (4, 6, 8) and NR (8, 16, 32).
 static inline int fixed_width(int w) { return w == 4 || w == 6 || w == 8 || w == 16 || w == 32; }
 
@@ -574,22 +570,40 @@ typedef struct {
     int failed;
 } gemm_job;
 
-/// One MR x NR tile of a block: C rows i0 + is..., columns j0 + js..., k-block [pc, pc + kc), from
-/// A in place (direct), the block's packed rows (ablk), or the packed partial sliver (abuf).
-static inline __attribute__((always_inline)) void run_tile(const gemm_job *J, const kernel_t *K, long i0, long j0,
-        long rows, long cols, long is, long js, long pc, long kc, int load, int last, int direct,
-        const float *ablk, const float *abuf, const float *bcols, long bs0, float *tile, float *bpad) {
+/// One block's state for its tiles: where it sits in C, where its A rows and B slivers are, and the
+/// k-block being run.
+typedef struct {
+    const gemm_job *J;
+    const kernel_t *K;
+    long i0, j0, rows, cols;   // the block in C
+    int direct;                // A's rows read in place (a partial last sliver packed into abuf)
+    const float *abuf;         // packed rows of A (this block's, or its partial sliver)
+    const float *bcols;        // B slivers, all of K each, the first being sliver bs0
+    long bs0;
+    float *tile, *bpad;        // an edge tile's C, and a padded bias
+    long pc, kc;               // the k-block [pc, pc + kc)
+    int load, last;
+    const float *ablk;         // this k-block's packed rows of A (from J->ap, or abuf)
+} block_t;
+
+/// One MR x NR tile of a block: C rows i0 + is..., columns j0 + js..., the block's current k-block.
+static inline __attribute__((always_inline)) void run_tile(const block_t *B, long is, long js) {
+    const gemm_job *J = B->J;
+    const kernel_t *K = B->K;
+    const long i0 = B->i0, j0 = B->j0, pc = B->pc, kc = B->kc;
+    const int load = B->load, last = B->last, direct = B->direct;
+    float *tile = B->tile;
     const int mr = K->mr, nr = K->nr;
-    long nrem = cols - js < nr ? cols - js : nr;
-    long mrem = rows - is < mr ? rows - is : mr;
-    const float *bsl = bcols + ((j0 + js) / nr - bs0) * J->k * nr + pc * nr;
+    long nrem = B->cols - js < nr ? B->cols - js : nr;
+    long mrem = B->rows - is < mr ? B->rows - is : mr;
+    const float *bsl = B->bcols + ((j0 + js) / nr - B->bs0) * J->k * nr + pc * nr;
     const float *bias = (J->bias && last) ? J->bias + j0 + js : NULL;
     if (bias && nrem < nr) {
-        for (long j = 0; j < nr; j++) bpad[j] = j < nrem ? bias[j] : 0.0f;
-        bias = bpad;
+        for (long j = 0; j < nr; j++) B->bpad[j] = j < nrem ? bias[j] : 0.0f;
+        bias = B->bpad;
     }
     float *cp = J->c + (i0 + is) * J->ldc + j0 + js;
-    const float *ap = (direct && !J->ap) ? abuf : ablk + (is / mr) * kc * mr;
+    const float *ap = (direct && !J->ap) ? B->abuf : B->ablk + (is / mr) * kc * mr;
     const float *arow = J->a + (i0 + is) * J->lda + pc;
     int in_place = direct && !J->ap && mrem == mr;
     if (mrem == mr && nrem == nr) {
@@ -641,30 +655,33 @@ static void run_block(void *ctx, long u) {
         bcols = bb;
         bs0 = j0 / nr;
     }
+    // Tiles sliver by sliver (each B sliver stays in L1 while the block's rows pass it), or, for a
+    // short K, row by row: a tile of K <= ROW_ORDER_K has few multiply-adds per value of C it writes,
+    // and taking the tiles along C's rows makes those writes sequential streams and keeps the A tile
+    // in L1, while the block's B (at most ROW_ORDER_BYTES) stays in L2. The order changes no value:
+    // every tile is computed alone.
+    const int by_rows = J->k <= ROW_ORDER_K && cols * J->k * (long)sizeof(float) <= ROW_ORDER_BYTES;
+    block_t B = {J, K, i0, j0, rows, cols, direct, abuf, bcols, bs0, tile, bpad, 0, 0, 0, 0, NULL};
     for (long pc = 0; pc < J->k; pc += K->kc) {
         long kc = J->k - pc < K->kc ? J->k - pc : K->kc;
-        int load = pc > 0, last = pc + kc == J->k;
+        B.pc = pc;
+        B.kc = kc;
+        B.load = pc > 0;
+        B.last = pc + kc == J->k;
         // This block's rows of op(A) for k in [pc, pc+kc): packed here, or taken from the whole packed A
         // (k-block pc starts at pc * mpad; the block's first sliver at i0 * kc).
-        const float *ablk = J->ap ? J->ap + pc * J->mpad + i0 * kc : abuf;
+        B.ablk = J->ap ? J->ap + pc * J->mpad + i0 * kc : abuf;
         long full = rows / mr * mr;  // rows of whole slivers
         if (!J->ap) {
             if (!direct) pack_a_block(J->transA, J->a, J->lda, i0, rows, pc, kc, mr, abuf);
             else if (full < rows) pack_a_block(0, J->a, J->lda, i0 + full, rows - full, pc, kc, mr, abuf);
         }
-        // Tiles sliver by sliver (each B sliver stays in L1 while the block's rows pass it), or, for
-        // a short K, row by row: a tile of K <= ROW_ORDER_K has few multiply-adds per value of C it
-        // writes, and taking the tiles along C's rows makes those writes sequential streams and keeps
-        // the A tile in L1, while the block's B (at most ROW_ORDER_BYTES) stays in L2. The order
-        // changes no value: every tile is computed alone.
-        if (J->k <= ROW_ORDER_K && cols * J->k * (long)sizeof(float) <= ROW_ORDER_BYTES) {
+        if (by_rows) {
             for (long is = 0; is < rows; is += mr)
-                for (long js = 0; js < cols; js += nr)
-                    run_tile(J, K, i0, j0, rows, cols, is, js, pc, kc, load, last, direct, ablk, abuf, bcols, bs0, tile, bpad);
+                for (long js = 0; js < cols; js += nr) run_tile(&B, is, js);
         } else {
             for (long js = 0; js < cols; js += nr)
-                for (long is = 0; is < rows; is += mr)
-                    run_tile(J, K, i0, j0, rows, cols, is, js, pc, kc, load, last, direct, ablk, abuf, bcols, bs0, tile, bpad);
+                for (long is = 0; is < rows; is += mr) run_tile(&B, is, js);
         }
     }
     if (J->post) J->post(J->post_ctx, J->c, J->ldc, i0, j0, rows, cols);
