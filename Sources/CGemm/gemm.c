@@ -213,11 +213,18 @@ static const kernel_t kernels[3] = {
     {P_MR, P_NR, 256, 64, micro_portable, NULL},
 #endif
 };
+// The largest register tile of the kernels above: the size of run_tile's edge-tile buffer, so a
+// kernel with a larger tile must raise it (a 12 x 32 AVX-512 tile tried without doing so overran it).
 #define MAX_MR 8
+#define MAX_NR 32
+_Static_assert(P_MR <= MAX_MR && P_NR <= MAX_NR, "portable tile larger than MAX_MR x MAX_NR");
+#if STM_X86
+_Static_assert(A2_MR <= MAX_MR && A2_NR <= MAX_NR && A5_MR <= MAX_MR && A5_NR <= MAX_NR,
+               "x86 tile larger than MAX_MR x MAX_NR");
+#endif
 #ifndef SMALL_M_REPACK
 #define SMALL_M_REPACK 256
 #endif
-#define MAX_NR 32
 // Products of K at most this (one k-block) take a block's tiles row by row (run_block).
 #define ROW_ORDER_K 96
 #define ROW_ORDER_BYTES (256 * 1024)
