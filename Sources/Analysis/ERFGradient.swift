@@ -1,8 +1,9 @@
 // Analysis: the gradient at the heart of the ERF. For each requested stage S, the scalar
 // `sum_n sum_c relu(y_S[n, c, H/2, W/2])` of the stage output (after its stage norm) is
 // differentiated with respect to the input images; the gradient is passed through `relu` (or `abs`)
-// and summed over channels, per image. One forward serves every stage: the graph is kept for the
-// lower stages and released as the highest stage's backward runs. Only the centre of the highest
+// and summed over channels, per image. One forward serves every stage: the passes run stage by
+// stage from the highest down, each stage's part of the graph released after its last pass
+// (`Tape.backwardEach`), so the peak memory is that of the highest stage's pass. Only the centre of the highest
 // stage is differentiated, so its last block runs its token-wise channel MLP on the centre alone
 // (`Backbone.forwardToCentre`; the same bits). Averaging over images, log scaling and ERF@t are elsewhere.
 //
@@ -34,8 +35,11 @@ public func centreContributions(model: any Backbone, input: Tensor, stages: [Int
     let outputs = centreOnly ? model.forwardToCentre(x, through: last) : model.forward(x, through: last, logits: false).stages
     let (n, hIn, wIn) = (input.shape[0], input.shape[1], input.shape[2])
     var result: [Int: Tensor] = [:]
-    for s in wanted {
-        let y = outputs[s - 1]  // [N,h,w,C], or [N,1,1,C] for the highest stage with centreOnly
+    // One pass per stage, from one forward; the stages are a chain, so the passes go stage by stage
+    // from the last down and hold no more memory than the last stage's pass alone (Tape.backwardEach).
+    let roots = wanted.map { outputs[$0 - 1] }
+    Tape.backwardEach(roots, seed: { i in
+        let y = roots[i]  // [N,h,w,C], or [N,1,1,C] for the highest stage with centreOnly
         let (h, w, c) = (y.shape[1], y.shape[2], y.shape[3])
         // d/dy of sum_c relu(y[n, c, h/2, w/2]) is 1 where that centre value is positive.
         let seed = Tensor.zeros(y.shape)
@@ -43,8 +47,8 @@ public func centreContributions(model: any Backbone, input: Tensor, stages: [Int
             let base = ((b * h + h / 2) * w + w / 2) * c
             for ch in 0..<c where y.data[base + ch] > 0 { seed.data[base + ch] = 1 }
         }
-        Tape.backward(y, seed: seed, retainGraph: s != last)
-        let g = Tape.gradient(of: x)  // [N,H,W,3]
+        return seed
+    }, leaf: x) { i, g in  // g [N,H,W,3]
         let map = Tensor(uninitializedShape: [n, hIn, wIn])
         withExtendedLifetime(g) {  // g is read through its pointer below
             let gp = g.data, mp = map.data
@@ -63,7 +67,7 @@ public func centreContributions(model: any Backbone, input: Tensor, stages: [Int
             case .abs: reduce { Swift.abs($0) }
             }
         }
-        result[s] = map
+        result[wanted[i]] = map
     }
     return result
 }

@@ -82,11 +82,89 @@ public enum Tape {
     public static func backward(_ output: Tensor, seed: Tensor, retainGraph: Bool = false) {
         guard let root = output.node else { return }
         precondition(seed.shape == output.shape, "backward: seed shape \(seed.shape) differs from output \(output.shape)")
-        let order = topologicalOrder(from: root)
+        _ = run(topologicalOrder(from: root).reversed(), seed: seed.detached(), stop: nil, retainGraph: retainGraph)
+    }
+
+    /// Backward passes from several outputs of one forward, to one leaf: for each output i, in turn,
+    /// `body(i, g)` receives the leaf's gradient g, the bits that `backward(outputs[i], seed: seed(i))`
+    /// and `gradient(of: leaf)` give alone. `seed(i)` has the shape of `outputs[i]`; it is asked for
+    /// when the pass reaches that output.
+    ///
+    /// When every path from each output to the leaf passes through the output before it (outputs[i]
+    /// a cut of outputs[i + 1]'s graph, as the stage outputs of stages that run one after another),
+    /// the passes go part by part, from the last output down: the graph between two cuts is run once
+    /// for each gradient that reaches it, released after the last, and the gradients wait at the next
+    /// cut (each is one tensor of that output's size). The memory held is then never more than one
+    /// pass from the last output holds, instead of the whole graph for every pass but the last. Each
+    /// pass visits its nodes in the same order as alone, so every gradient is accumulated in the same
+    /// order. Otherwise (not a chain) the passes run one after another over a retained graph.
+    public static func backwardEach(_ outputs: [Tensor], seed: (Int) -> Tensor, leaf: Tensor,
+                                    body: (Int, Tensor) -> Void) {
+        let k = outputs.count
+        func checkedSeed(_ i: Int) -> Tensor {
+            let s = seed(i)
+            precondition(s.shape == outputs[i].shape, "backwardEach: seed shape \(s.shape) differs from output \(outputs[i].shape)")
+            return s.detached()
+        }
+        let roots = outputs.compactMap(\.node)
+        guard roots.count == k, var parts = chainParts(roots) else {
+            for i in 0..<k {
+                backward(outputs[i], seed: checkedSeed(i), retainGraph: i != k - 1)
+                body(i, gradient(of: leaf))
+            }
+            return
+        }
+        // Gradients waiting at the cut above part i: (which output's pass, the gradient there).
+        var waiting: [(pass: Int, gradient: Tensor)] = []
+        for i in stride(from: k - 1, through: 0, by: -1) {
+            waiting.append((i, checkedSeed(i)))
+            let stop = i > 0 ? roots[i - 1] : nil
+            var next: [(pass: Int, gradient: Tensor)] = []
+            for (j, w) in waiting.enumerated() {
+                let g = run(parts[i], seed: w.gradient, stop: stop, retainGraph: j != waiting.count - 1)
+                if stop == nil {
+                    body(w.pass, gradient(of: leaf))
+                } else if let g {
+                    next.append((w.pass, g))
+                } else {
+                    body(w.pass, Tensor.zeros(leaf.shape))  // nothing reached the cut, so nothing the leaf
+                }
+            }
+            parts[i] = []
+            waiting = next
+        }
+    }
+
+    /// The parts of a chain of roots, each in the order a backward visits it (root first), or nil when
+    /// the roots are not a chain. Part i holds what roots[i] reaches without passing roots[i - 1], and
+    /// roots[i - 1] itself (where that part's passes stop); part 0 all that roots[0] reaches. They are
+    /// a chain when every part i > 0 reaches roots[i - 1] and no two parts share another node: then
+    /// roots[i - 1] is on every path from roots[i] to a node below it.
+    private static func chainParts(_ roots: [Node]) -> [[Node]]? {
+        var seen = Set<ObjectIdentifier>()
+        var parts: [[Node]] = []
+        for (i, root) in roots.enumerated() {
+            let stop = i > 0 ? roots[i - 1] : nil
+            let order = topologicalOrder(from: root, stop: stop)
+            if let stop, !order.contains(where: { $0 === stop }) { return nil }
+            for n in order where n !== stop {
+                guard seen.insert(ObjectIdentifier(n)).inserted else { return nil }
+            }
+            parts.append(order.reversed())
+        }
+        return parts
+    }
+
+    /// One backward pass over `order` (reverse topological, its root first), seeded at the root.
+    /// A `stop` node's rule is not run: its gradient is collected, cleared and returned (nil when
+    /// none reached it). Without `retainGraph` every other node's rule and inputs are released.
+    private static func run<S: Sequence>(_ order: S, seed: Tensor, stop: Node?, retainGraph: Bool) -> Tensor? where S.Element == Node {
         // Clear gradients left by an earlier pass over shared nodes (leaves keep theirs until read).
         for n in order where !n.isLeaf { n.grad = nil }
-        root.grad = seed.detached()
-        for n in order.reversed() {
+        var first = true
+        for n in order {
+            if first { n.grad = seed; first = false }
+            if n === stop { continue }
             guard let rule = n.rule, let d = n.grad else { continue }
             let grads = rule(d)
             precondition(grads.count == n.inputs.count, "backward: a rule returned \(grads.count) gradients for \(n.inputs.count) inputs")
@@ -102,6 +180,9 @@ public enum Tape {
                 n.inputs = []
             }
         }
+        guard let stop else { return nil }
+        defer { stop.grad = nil }
+        return stop.grad
     }
 
     /// The gradient collected by a leaf made with `requiringGrad()`, or zeros if none reached it.
@@ -132,13 +213,15 @@ public enum Tape {
         }
     }
 
-    private static func topologicalOrder(from root: Node) -> [Node] {
+    /// Nodes `root` reaches, each after all its inputs (depth first, inputs in order); a `stop` node
+    /// is listed but its inputs are not followed.
+    private static func topologicalOrder(from root: Node, stop: Node? = nil) -> [Node] {
         var order: [Node] = []
         var visited = Set<ObjectIdentifier>()
         var stack: [(Node, Int)] = [(root, 0)]
         visited.insert(ObjectIdentifier(root))
         while let (node, i) = stack.popLast() {
-            if i < node.inputs.count {
+            if i < node.inputs.count && node !== stop {
                 let child = node.inputs[i]
                 stack.append((node, i + 1))
                 if visited.insert(ObjectIdentifier(child)).inserted {
