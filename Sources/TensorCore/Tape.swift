@@ -77,7 +77,7 @@ public enum Tape {
     /// Nodes are visited in reverse topological order. With `retainGraph == false` each node's rule
     /// and saved activations are released as soon as it has run, so memory falls as the pass goes.
     /// With `retainGraph == true` the graph stays usable for another backward from another output
-    /// (used to take several stages' gradients from one forward).
+    /// (`backwardEach` takes several outputs' gradients from one forward with less memory).
     /// Read leaf gradients afterwards with `gradient(of:)`.
     public static func backward(_ output: Tensor, seed: Tensor, retainGraph: Bool = false) {
         guard let root = output.node else { return }
