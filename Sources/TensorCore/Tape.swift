@@ -127,7 +127,7 @@ public enum Tape {
                 } else if let g {
                     next.append((w.pass, g))
                 } else {
-                    body(w.pass, Tensor.zeros(leaf.shape))  // nothing reached the cut, so nothing the leaf
+                    body(w.pass, Tensor.zeros(leaf.shape))  // nothing reached the cut, so nothing reaches the leaf
                 }
             }
             parts[i] = []
