@@ -3,8 +3,8 @@
 // differentiated with respect to the input images; the gradient is passed through `relu` (or `abs`)
 // and summed over channels, per image. One forward serves every stage: the passes run stage by
 // stage from the highest down, each stage's part of the graph released after its last pass
-// (`Tape.backwardEach`), so the peak memory is that of the highest stage's pass (the detection
-// form's side-branch outputs take passes over the retained graph). Only the centre of the highest
+// (`Tape.backwardEach`, cutting the graph where each stage hands on to the next), so the peak memory
+// is that of the highest stage's pass. Only the centre of the highest
 // stage is differentiated, so its last block runs its token-wise channel MLP on the centre alone
 // (`Backbone.forwardToCentre`; the same bits). Averaging over images, log scaling and ERF@t are elsewhere.
 //
@@ -33,14 +33,15 @@ public func centreContributions(model: any Backbone, input: Tensor, stages: [Int
     let wanted = Array(Set(stages)).sorted()
     guard let last = wanted.last else { return [:] }
     let x = input.detached().requiringGrad()
-    let outputs = centreOnly ? model.forwardToCentre(x, through: last) : model.forward(x, through: last, logits: false).stages
+    // The stage outputs, and what each stage hands on to the next (the backward passes cut there).
+    let (outputs, trunk) = centreOnly ? model.forwardToCentreWithTrunk(x, through: last)
+                                      : { let o = model.forward(x, through: last, logits: false).stages; return (o, o) }()
     let (n, hIn, wIn) = (input.shape[0], input.shape[1], input.shape[2])
     var result: [Int: Tensor] = [:]
-    // One pass per stage, from one forward. Where each stage output feeds the next stage (not the
-    // detection form, whose outputs are side branches), the passes go stage by stage from the last
-    // down and hold no more memory than the last stage's pass alone (Tape.backwardEach).
+    // One pass per stage, from one forward: stage by stage from the last down, holding no more memory
+    // than the last stage's pass alone (Tape.backwardEach).
     let roots = wanted.map { outputs[$0 - 1] }
-    Tape.backwardEach(roots, seed: { i in
+    Tape.backwardEach(roots, cuts: wanted.map { trunk[$0 - 1] }, seed: { i in
         let y = roots[i]  // [N,h,w,C], or [N,1,1,C] for the highest stage with centreOnly
         let (h, w, c) = (y.shape[1], y.shape[2], y.shape[3])
         // d/dy of sum_c relu(y[n, c, h/2, w/2]) is 1 where that centre value is positive.

@@ -86,6 +86,11 @@ public protocol Backbone: AnyObject {
     /// only its centre token (h/2, w/2), [N,1,1,C], with the bits it has in the whole map: what the ERF
     /// of that stage differentiates. A backbone computes less where it can; the default crops.
     func forwardToCentre(_ x: Tensor, through lastStage: Int) -> [Tensor]
+    /// `forwardToCentre`'s outputs, with what each stage hands on (`trunk`, one per output): the
+    /// tensor the next stage reads, which is the output itself unless the outputs are side branches
+    /// (the detection form's `out_norm_i`). Several stages' backward passes cut the graph there
+    /// (`Tape.backwardEach`). The default hands on the outputs.
+    func forwardToCentreWithTrunk(_ x: Tensor, through lastStage: Int) -> (outputs: [Tensor], trunk: [Tensor])
 }
 
 extension Backbone {
@@ -93,6 +98,11 @@ extension Backbone {
         var stages = forward(x, through: lastStage, logits: false).stages
         stages[stages.count - 1] = centreToken(stages[stages.count - 1])
         return stages
+    }
+
+    public func forwardToCentreWithTrunk(_ x: Tensor, through lastStage: Int) -> (outputs: [Tensor], trunk: [Tensor]) {
+        let outputs = forwardToCentre(x, through: lastStage)
+        return (outputs, outputs)
     }
 }
 

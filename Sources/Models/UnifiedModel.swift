@@ -172,7 +172,7 @@ public final class UnifiedModel: Module, Backbone {
     ///   - logits: whether to run the head.
     public func forward(_ x: Tensor, through lastStage: Int = 4, logits: Bool = true) -> ForwardOutput {
         let count = max(1, min(lastStage, stages.count))
-        let (outputs, h) = runStages(x, count: count, centreOfLast: false)
+        let (outputs, _, h) = runStages(x, count: count, centreOfLast: false)
         var out = ForwardOutput(stages: outputs, strides: Array(stageStrides.prefix(count)), logits: nil)
         if logits && count == stages.count, let classifier {
             out.logits = classifier(h)
@@ -186,12 +186,19 @@ public final class UnifiedModel: Module, Backbone {
         runStages(x, count: max(1, min(lastStage, stages.count)), centreOfLast: true).outputs
     }
 
-    /// Stages 1...count on x [N,H,W,3]: each stage's normed output, and what the next stage (or the
-    /// head) would take. With `centreOfLast` the last stage's last block runs `centre`: [N,1,1,C] on.
-    private func runStages(_ x: Tensor, count: Int, centreOfLast: Bool) -> (outputs: [Tensor], last: Tensor) {
+    public func forwardToCentreWithTrunk(_ x: Tensor, through lastStage: Int) -> (outputs: [Tensor], trunk: [Tensor]) {
+        let r = runStages(x, count: max(1, min(lastStage, stages.count)), centreOfLast: true)
+        return (r.outputs, r.trunk)
+    }
+
+    /// Stages 1...count on x [N,H,W,3]: each stage's normed output, what each stage hands on (the
+    /// normed output, or in the detection form the stage's output before its side-branch norm), and
+    /// what the next stage (or the head) would take. With `centreOfLast` the last stage's last block
+    /// runs `centre`: [N,1,1,C] on.
+    private func runStages(_ x: Tensor, count: Int, centreOfLast: Bool) -> (outputs: [Tensor], trunk: [Tensor], last: Tensor) {
         precondition(x.rank == 4 && x.shape[3] == 3, "forward: input must be [N,H,W,3], got \(x.shape)")
         var h = x
-        var outputs: [Tensor] = []
+        var outputs: [Tensor] = [], trunk: [Tensor] = []
         for s in 0..<count {
             h = runTransition(s, on: h)
             if centreOfLast && s == count - 1, let lastBlock = stages[s].last {
@@ -202,7 +209,8 @@ public final class UnifiedModel: Module, Backbone {
             let normed = stageNorms[s](h)
             outputs.append(normed)
             if form != .detection { h = normed }
+            trunk.append(h)
         }
-        return (outputs, h)
+        return (outputs, trunk, h)
     }
 }

@@ -90,15 +90,17 @@ public enum Tape {
     /// and `gradient(of: leaf)` give alone. `seed(i)` has the shape of `outputs[i]`; it is asked for
     /// when the pass reaches that output.
     ///
-    /// When every path from each output to the leaf passes through the output before it (outputs[i]
-    /// a cut of outputs[i + 1]'s graph, as the stage outputs of stages that run one after another),
-    /// the passes go part by part, from the last output down: the graph between two cuts is run once
-    /// for each gradient that reaches it, released after the last, and the gradients wait at the next
-    /// cut (each is one tensor of that output's size). The memory held is then never more than one
-    /// pass from the last output holds, instead of the whole graph for every pass but the last. Each
-    /// pass visits its nodes in the same order as alone, so every gradient is accumulated in the same
-    /// order. Otherwise (not a chain) the passes run one after another over a retained graph.
-    public static func backwardEach(_ outputs: [Tensor], seed: (Int) -> Tensor, leaf: Tensor,
+    /// `cuts` (default: the outputs themselves) names, per output, a tensor its pass goes through:
+    /// the stage's output that the next stage reads, where the outputs are side branches of it. When
+    /// every path from outputs[i] to the leaf passes through cuts[i], and every path from cuts[i] to
+    /// the leaf through cuts[i - 1] (a chain, as in stages that run one after another), the passes go
+    /// part by part, from the last output down: the graph between two cuts is run once for each
+    /// gradient that reaches it, released after the last, and the gradients wait at the next cut (one
+    /// tensor of that cut's size each). The memory held is then never more than one pass from the
+    /// last output holds, instead of the whole graph for every pass but the last. Each pass visits its
+    /// nodes in the same order as alone, so every gradient is accumulated in the same order.
+    /// Otherwise (not a chain) the passes run one after another over a retained graph.
+    public static func backwardEach(_ outputs: [Tensor], cuts: [Tensor]? = nil, seed: (Int) -> Tensor, leaf: Tensor,
                                     body: (Int, Tensor) -> Void) {
         let k = outputs.count
         func checkedSeed(_ i: Int) -> Tensor {
@@ -107,7 +109,8 @@ public enum Tape {
             return s.detached()
         }
         let roots = outputs.compactMap(\.node)
-        guard roots.count == k, var parts = chainParts(roots) else {
+        let cutNodes = (cuts ?? outputs).compactMap(\.node)
+        guard roots.count == k, cutNodes.count == k, var parts = chainParts(roots: roots, cuts: cutNodes) else {
             for i in 0..<k {
                 backward(outputs[i], seed: checkedSeed(i), retainGraph: i != k - 1)
                 body(i, gradient(of: leaf))
@@ -117,42 +120,56 @@ public enum Tape {
         // Gradients waiting at the cut above part i: (which output's pass, the gradient there).
         var waiting: [(pass: Int, gradient: Tensor)] = []
         for i in stride(from: k - 1, through: 0, by: -1) {
-            waiting.append((i, checkedSeed(i)))
-            let stop = i > 0 ? roots[i - 1] : nil
+            // Output i's pass joins at its cut, through its branch (nothing when the output is the cut).
+            if let g = run(parts.branches[i], seed: checkedSeed(i), stop: cutNodes[i], retainGraph: false) {
+                waiting.append((i, g))
+            } else {
+                body(i, Tensor.zeros(leaf.shape))  // nothing reached the cut, so nothing reaches the leaf
+            }
+            parts.branches[i] = []
+            let stop = i > 0 ? cutNodes[i - 1] : nil
             var next: [(pass: Int, gradient: Tensor)] = []
             for (j, w) in waiting.enumerated() {
-                let g = run(parts[i], seed: w.gradient, stop: stop, retainGraph: j != waiting.count - 1)
+                let g = run(parts.trunk[i], seed: w.gradient, stop: stop, retainGraph: j != waiting.count - 1)
                 if stop == nil {
                     body(w.pass, gradient(of: leaf))
                 } else if let g {
                     next.append((w.pass, g))
                 } else {
-                    body(w.pass, Tensor.zeros(leaf.shape))  // nothing reached the cut, so nothing reaches the leaf
+                    body(w.pass, Tensor.zeros(leaf.shape))
                 }
             }
-            parts[i] = []
+            parts.trunk[i] = []
             waiting = next
         }
     }
 
-    /// The parts of a chain of roots, each in the order a backward visits it (root first), or nil when
-    /// the roots are not a chain. Part i holds what roots[i] reaches without passing roots[i - 1], and
-    /// roots[i - 1] itself (where that part's passes stop); part 0 all that roots[0] reaches. They are
-    /// a chain when every part i > 0 reaches roots[i - 1] and no two parts share another node: then
-    /// roots[i - 1] is on every path from roots[i] to a node below it.
-    private static func chainParts(_ roots: [Node]) -> [[Node]]? {
+    /// The parts of a chain, each in the order a backward visits it (its first node first), or nil
+    /// when the outputs and cuts are not a chain. Branch i holds what roots[i] reaches without passing
+    /// cuts[i], and cuts[i] (just cuts[i] when the root is the cut); trunk part i what cuts[i] reaches
+    /// without passing cuts[i - 1], and cuts[i - 1]; trunk part 0 all that cuts[0] reaches. They are a
+    /// chain when every part reaches the cut it stops at and no two parts share another node: then
+    /// each cut is on every path from what lies above it to what lies below.
+    private static func chainParts(roots: [Node], cuts: [Node]) -> (branches: [[Node]], trunk: [[Node]])? {
         var seen = Set<ObjectIdentifier>()
-        var parts: [[Node]] = []
-        for (i, root) in roots.enumerated() {
-            let stop = i > 0 ? roots[i - 1] : nil
+        func part(from root: Node, stop: Node?) -> [Node]? {
             let order = topologicalOrder(from: root, stop: stop)
             if let stop, !order.contains(where: { $0 === stop }) { return nil }
             for n in order where n !== stop {
                 guard seen.insert(ObjectIdentifier(n)).inserted else { return nil }
             }
-            parts.append(order.reversed())
+            return order.reversed()
         }
-        return parts
+        var branches: [[Node]] = [], trunk: [[Node]] = []
+        for i in roots.indices {
+            guard let t = part(from: cuts[i], stop: i > 0 ? cuts[i - 1] : nil) else { return nil }
+            trunk.append(t)
+        }
+        for i in roots.indices {
+            guard let b = part(from: roots[i], stop: cuts[i]) else { return nil }
+            branches.append(b)
+        }
+        return (branches, trunk)
     }
 
     /// One backward pass over `order` (reverse topological, its root first), seeded at the root.

@@ -1,7 +1,8 @@
 // Tape.backwardEach: several outputs' backward passes from one forward. Each gradient must be the
 // bits of that output's pass alone on a fresh graph, whether the outputs form a chain (run part by
-// part) or not (run over a retained graph), and a chain's passes must hold less memory at their
-// peak than passes over the retained graph.
+// part; the outputs themselves or side branches of the cuts given) or not (run over a retained
+// graph), and a chain's passes must hold less memory at their peak than passes over the retained
+// graph.
 
 import XCTest
 @testable import TensorCore
@@ -79,6 +80,42 @@ final class TapeBackwardEachTests: XCTestCase {
         let last = alone(x) { l in add(self.stage(self.stage(self.stage(l, w1), w2), w3), linear(l, weight: wx)) }
         XCTAssertEqual(notChain.grads[2], last, "output 2, not a chain")
         XCTAssertNotEqual(last, expected[2])
+    }
+
+    func testSideBranchOutputsCutAtTheirStagesGiveEachPassesBitsAndLessMemory() {
+        // Each output is a side branch of its stage (a product and GELU, as an output norm would be);
+        // the next stage reads the stage's own output, the cut.
+        let x = rng.tensor([64, 48])
+        let w1 = (up: rng.tensor([1024, 48]), down: rng.tensor([32, 1024]))
+        let w2 = (up: rng.tensor([512, 32]), down: rng.tensor([32, 512]))
+        let w3 = (up: rng.tensor([512, 32]), down: rng.tensor([16, 512]))
+        let b1 = rng.tensor([24, 32]), b2 = rng.tensor([24, 32]), b3 = rng.tensor([24, 16])
+        let branch = [b1, b2, b3]
+        func trunk(_ l: Tensor) -> [Tensor] {
+            let h1 = stage(l, w1), h2 = stage(h1, w2)
+            return [h1, h2, stage(h2, w3)]
+        }
+        let expected = (0..<3).map { i in alone(x) { gelu(linear(trunk($0)[i], weight: branch[i])) } }
+
+        func run(cut: Bool) -> (grads: [Int: [Float]], peak: Int) {
+            let leaf = x.detached().requiringGrad()
+            MemoryStats.resetPeak()
+            let before = MemoryStats.liveBytes
+            let h = trunk(leaf)
+            let outputs = (0..<3).map { gelu(linear(h[$0], weight: branch[$0])) }
+            var grads: [Int: [Float]] = [:]
+            Tape.backwardEach(outputs, cuts: cut ? h : nil, seed: { Tensor(shape: outputs[$0].shape, repeating: 1) }, leaf: leaf) { i, g in
+                XCTAssertNil(grads[i], "output \(i) reported twice")
+                grads[i] = g.values
+            }
+            return (grads, MemoryStats.peakBytes - before)
+        }
+        let withCuts = run(cut: true), without = run(cut: false)  // without: not a chain, the retained graph
+        for i in 0..<3 {
+            XCTAssertEqual(withCuts.grads[i], expected[i], "output \(i), cut at the stages")
+            XCTAssertEqual(without.grads[i], expected[i], "output \(i), retained graph")
+        }
+        XCTAssertLessThan(withCuts.peak, without.peak, "cut at the stages, the passes should free each part after its last pass")
     }
 
     func testSingleOutputIsThePlainPass() {
