@@ -33,9 +33,15 @@ public func centreContributions(model: any Backbone, input: Tensor, stages: [Int
     let wanted = Array(Set(stages)).sorted()
     guard let last = wanted.last else { return [:] }
     let x = input.detached().requiringGrad()
-    // The stage outputs, and what each stage hands on to the next (the backward passes cut there).
-    let (outputs, trunk) = centreOnly ? model.forwardToCentreWithTrunk(x, through: last)
-                                      : { let o = model.forward(x, through: last, logits: false).stages; return (o, o) }()
+    // The stage outputs, and what each stage hands on to the next (the backward passes cut there;
+    // the whole-map definition hands on its outputs).
+    let outputs: [Tensor], trunk: [Tensor]
+    if centreOnly {
+        (outputs, trunk) = model.forwardToCentreWithTrunk(x, through: last)
+    } else {
+        outputs = model.forward(x, through: last, logits: false).stages
+        trunk = outputs
+    }
     let (n, hIn, wIn) = (input.shape[0], input.shape[1], input.shape[2])
     var result: [Int: Tensor] = [:]
     // One pass per stage, from one forward: stage by stage from the last down, holding no more memory

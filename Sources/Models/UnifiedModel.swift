@@ -183,7 +183,7 @@ public final class UnifiedModel: Module, Backbone {
     /// As `forward`, but the last stage's last block gives only its centre token (`Block.centre`: its
     /// channel MLP runs on that token alone), which its stage norm then normalises: [N,1,1,C].
     public func forwardToCentre(_ x: Tensor, through lastStage: Int) -> [Tensor] {
-        runStages(x, count: max(1, min(lastStage, stages.count)), centreOfLast: true).outputs
+        forwardToCentreWithTrunk(x, through: lastStage).outputs
     }
 
     public func forwardToCentreWithTrunk(_ x: Tensor, through lastStage: Int) -> (outputs: [Tensor], trunk: [Tensor]) {

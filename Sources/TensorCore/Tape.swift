@@ -119,25 +119,19 @@ public enum Tape {
         }
         // Gradients waiting at the cut above part i: (which output's pass, the gradient there).
         var waiting: [(pass: Int, gradient: Tensor)] = []
+        // A pass's gradient at a cut waits there; one that reached no cut reaches no leaf either.
+        func wait(_ pass: Int, _ g: Tensor?, in list: inout [(pass: Int, gradient: Tensor)]) {
+            if let g { list.append((pass, g)) } else { body(pass, Tensor.zeros(leaf.shape)) }
+        }
         for i in stride(from: k - 1, through: 0, by: -1) {
             // Output i's pass joins at its cut, through its branch (nothing when the output is the cut).
-            if let g = run(parts.branches[i], seed: checkedSeed(i), stop: cutNodes[i], retainGraph: false) {
-                waiting.append((i, g))
-            } else {
-                body(i, Tensor.zeros(leaf.shape))  // nothing reached the cut, so nothing reaches the leaf
-            }
+            wait(i, run(parts.branches[i], seed: checkedSeed(i), stop: cutNodes[i], retainGraph: false), in: &waiting)
             parts.branches[i] = []
             let stop = i > 0 ? cutNodes[i - 1] : nil
             var next: [(pass: Int, gradient: Tensor)] = []
             for (j, w) in waiting.enumerated() {
                 let g = run(parts.trunk[i], seed: w.gradient, stop: stop, retainGraph: j != waiting.count - 1)
-                if stop == nil {
-                    body(w.pass, gradient(of: leaf))
-                } else if let g {
-                    next.append((w.pass, g))
-                } else {
-                    body(w.pass, Tensor.zeros(leaf.shape))
-                }
+                if stop == nil { body(w.pass, gradient(of: leaf)) } else { wait(w.pass, g, in: &next) }
             }
             parts.trunk[i] = []
             waiting = next
@@ -175,12 +169,11 @@ public enum Tape {
     /// One backward pass over `order` (reverse topological, its root first), seeded at the root.
     /// A `stop` node's rule is not run: its gradient is collected, cleared and returned (nil when
     /// none reached it). Without `retainGraph` every other node's rule and inputs are released.
-    private static func run<S: Sequence>(_ order: S, seed: Tensor, stop: Node?, retainGraph: Bool) -> Tensor? where S.Element == Node {
+    private static func run(_ order: [Node], seed: Tensor, stop: Node?, retainGraph: Bool) -> Tensor? {
         // Clear gradients left by an earlier pass over shared nodes (leaves keep theirs until read).
         for n in order where !n.isLeaf { n.grad = nil }
-        var first = true
+        order.first?.grad = seed
         for n in order {
-            if first { n.grad = seed; first = false }
             if n === stop { continue }
             guard let rule = n.rule, let d = n.grad else { continue }
             let grads = rule(d)
