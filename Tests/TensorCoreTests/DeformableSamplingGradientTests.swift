@@ -165,4 +165,105 @@ final class DeformableSamplingGradientTests: XCTestCase {
         }
         XCTAssertEqual(got.values.map(\.bitPattern), want.map(\.bitPattern))
     }
+
+    /// Locations that exercise every branch of `BilinearTaps`: integer and half coordinates, the
+    /// borders (-1, 0, W - 1, W and just inside them), -0.0, far outside, and non-finite values.
+    func edgeLocations(w: Int, h: Int, count: Int) -> [Float] {
+        let special: [Float] = [0, -0.0, -1, -0.999, -1.001, 0.5, -0.5, 1e-7, -1e-7, Float(w - 1), Float(w), Float(w) - 1e-4,
+                                Float(h - 1), Float(h), 7.25, -3.5, 1e9, -1e9, .nan, .infinity, -.infinity]
+        return (0..<count).map { i in i % 3 == 0 ? special[Int(rng.next() % UInt64(special.count))] : 3 * rng.uniform() }
+    }
+
+    func testTapBatchHasTheScalarTapsBits() {
+        // 37 points: two whole 16-lane chunks and a partial one (the staging path), each lane against
+        // BilinearTaps made one location at a time.
+        let (w, h, count) = (5, 4, 37)
+        let batch = TapBatch(points: count)
+        defer { batch.deallocate() }
+        for (x, y) in [(0, 0), (2, 1), (4, 3)] {
+            let offsets = edgeLocations(w: w, h: h, count: 2 * count)
+            let weights = (0..<count).map { _ in rng.uniform() }
+            batch.fill(x: x, y: y, w: w, h: h, offsets: offsets, weights: weights, count: count)
+            for l in 0..<count {
+                let t = BilinearTaps(sx: Float(x) + offsets[2 * l], sy: Float(y) + offsets[2 * l + 1], w: w, h: h)
+                XCTAssertEqual(batch.valid[l] != 0, t != nil, "point \(l) at (\(x), \(y))")
+                guard let t else { continue }
+                let a = weights[l]
+                let (i00, i01, i10, i11) = batch.indices(l, w: w)
+                XCTAssertEqual([i00, i01, i10, i11], [t.i00, t.i01, t.i10, t.i11], "point \(l)")
+                let got = [batch.fx[l], batch.fy[l], batch.m00[l], batch.m01[l], batch.m10[l], batch.m11[l], batch.a[l],
+                           batch.a00[l], batch.a01[l], batch.a10[l], batch.a11[l]]
+                let want = [t.fx, t.fy, t.m00, t.m01, t.m10, t.m11, a, a * t.w00, a * t.w01, a * t.w10, a * t.w11]
+                XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "point \(l) at (\(x), \(y)): \(offsets[2 * l]), \(offsets[2 * l + 1])")
+            }
+        }
+    }
+
+    func testPointGradientsAndForwardAreTheScalarDefinitionBitForBit() {
+        // D = 37 (chunks of 16, 4 and 1 channels) and G*P = 21 points per pixel (a whole 16-lane
+        // chunk and a partial one), with locations on and beyond the borders: each gradient must have
+        // the bits of the point-by-point definition (BilinearTaps, 4-lane partial dot products in
+        // channel order), and the forward those of its taps accumulated point by point.
+        let (n, h, w, g, d, p) = (2, 4, 5, 3, 37, 7)
+        let gp = g * p, c = g * d
+        let value = rng.tensor([n, h, w, c]), dOut = rng.tensor([n, h, w, c])
+        let offsets = Tensor(shape: [n, h, w, gp * 2], values: edgeLocations(w: w, h: h, count: n * h * w * gp * 2))
+        let weights = rng.tensor([n, h, w, gp])
+        let (dOff, dWt) = deformableSamplingPointGradients(value, offsets: offsets, weights: weights, dOut: dOut, groups: g)
+        let out = deformableSampling(value, offsets: offsets, weights: weights, groups: g)
+        var wantOff = [Float](repeating: 0, count: dOff.count), wantWt = [Float](repeating: 0, count: dWt.count)
+        var wantOut = [Float](repeating: 0, count: out.count)
+        let vp = value.data, gr = dOut.data
+        for b in 0..<n { for y in 0..<h { for x in 0..<w {
+            let pixel = (b * h + y) * w + x
+            for gi in 0..<g {
+                var taps: [(BilinearTaps, Float)] = []
+                for k in 0..<p {
+                    let q = pixel * gp + gi * p + k
+                    guard let t = BilinearTaps(sx: Float(x) + offsets.data[2 * q], sy: Float(y) + offsets.data[2 * q + 1], w: w, h: h) else { continue }
+                    taps.append((t, weights.data[q]))
+                    func at(_ i: Int, _ j: Int) -> Float { vp[(b * h * w + i) * c + gi * d + j] }
+                    var lanes = [[Float]](repeating: [0, 0, 0, 0], count: 4)
+                    var j = 0
+                    while j + 4 <= d {
+                        for l in 0..<4 {
+                            let gj = gr[pixel * c + gi * d + j + l]
+                            for (m, i) in [t.i00, t.i01, t.i10, t.i11].enumerated() { lanes[m][l] = lanes[m][l] + gj * at(i, j + l) }
+                        }
+                        j += 4
+                    }
+                    var e = lanes.map { SIMD4<Float>($0[0], $0[1], $0[2], $0[3]).sum() }
+                    while j < d {
+                        let gj = gr[pixel * c + gi * d + j]
+                        for (m, i) in [t.i00, t.i01, t.i10, t.i11].enumerated() { e[m] += gj * at(i, j) }
+                        j += 1
+                    }
+                    let (e00, e01, e10, e11) = (e[0] * t.m00, e[1] * t.m01, e[2] * t.m10, e[3] * t.m11)
+                    let (fx, fy, a) = (t.fx, t.fy, weights.data[q])
+                    wantWt[q] = (1 - fy) * ((1 - fx) * e00 + fx * e01) + fy * ((1 - fx) * e10 + fx * e11)
+                    wantOff[2 * q] = a * ((1 - fy) * (e01 - e00) + fy * (e11 - e10))
+                    wantOff[2 * q + 1] = a * ((1 - fx) * (e10 - e00) + fx * (e11 - e01))
+                }
+                for j in 0..<d {
+                    // Channels in vector chunks add the taps in pairs; the last D % 4 in one chain.
+                    var acc: Float = 0
+                    for (t, a) in taps {
+                        func v(_ i: Int) -> Float { vp[(b * h * w + i) * c + gi * d + j] }
+                        if j < d / 4 * 4 {
+                            acc += (a * t.w00) * v(t.i00) + (a * t.w01) * v(t.i01)
+                            acc += (a * t.w10) * v(t.i10) + (a * t.w11) * v(t.i11)
+                        } else {
+                            acc += (a * t.w00) * v(t.i00) + (a * t.w01) * v(t.i01) + (a * t.w10) * v(t.i10) + (a * t.w11) * v(t.i11)
+                        }
+                    }
+                    wantOut[pixel * c + gi * d + j] = acc
+                }
+            }
+        } } }
+        func differing(_ got: Tensor, _ want: [Float]) -> Int { zip(got.values, want).filter { $0.bitPattern != $1.bitPattern }.count }
+        XCTAssertEqual(differing(dWt, wantWt), 0, "weight gradients whose bits differ")
+        XCTAssertEqual(differing(dOff, wantOff), 0, "offset gradients whose bits differ")
+        XCTAssertEqual(differing(out, wantOut), 0, "outputs whose bits differ")
+        XCTAssertGreaterThan(wantOff.filter { $0 != 0 }.count, wantOff.count / 3, "most points have a gradient")
+    }
 }

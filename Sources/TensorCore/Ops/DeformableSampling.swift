@@ -13,9 +13,11 @@
 // and offsets relative to anything but the output pixel are not provided.
 //
 // Speed: channels-last makes each bilinear tap a contiguous run of D floats, so the kernels work on
-// SIMD chunks of channels (16 and 4 wide in the forward, whose accumulator stays in registers over
-// all points of a pixel, and in the value gradient; 4 wide in the point gradients, whose dot
-// products' order is part of their bits), with a scalar tail for other D.
+// SIMD chunks of channels (16 and 4 wide, the forward's accumulator in registers over all points of
+// a pixel; the point gradients' 16-wide products folded into 4-lane sums, whose order is part of
+// their bits), with a scalar tail for other D. The taps themselves (floors, fractions, masks, tap
+// weights) are made 16 points at a time (`TapBatch`), as are the point gradients' final formulas:
+// made point by point in scalar code they took most of these kernels' time at D = 16.
 //
 // Determinism: the forward and the offset/weight gradients are independent per output pixel; the
 // value gradient is a scatter, done per (image, group) pair, each of which owns a disjoint channel
@@ -26,9 +28,10 @@
 
 import Foundation
 
-/// The four bilinear taps of one sampling location. Tap 00 is (y0, x0), 01 is (y0, x0+1), 10 is
-/// (y0+1, x0), 11 is (y0+1, x0+1). A tap outside the map has weight 0, mask 0 and pixel index 0
-/// (a valid address, so loops need no branches).
+/// The four bilinear taps of one sampling location, one location at a time: the definition the
+/// kernels' `TapBatch` computes 16 locations at a time, bit for bit (the tests compare the two).
+/// Tap 00 is (y0, x0), 01 is (y0, x0+1), 10 is (y0+1, x0), 11 is (y0+1, x0+1). A tap outside the
+/// map has weight 0, mask 0 and pixel index 0 (a valid address, so loops need no branches).
 struct BilinearTaps {
     /// Pixel indices `y * W + x` within the image.
     var i00: Int, i01: Int, i10: Int, i11: Int
@@ -64,12 +67,6 @@ struct BilinearTaps {
     }
 }
 
-/// One sample's taps as element offsets into the image, weights multiplied by the point's weight.
-private struct WeightedTaps {
-    var o00 = 0, o01 = 0, o10 = 0, o11 = 0
-    var a00: Float = 0, a01: Float = 0, a10: Float = 0, a11: Float = 0
-}
-
 // Channel chunks use concrete SIMD types: generic SIMD code is many times slower in debug builds.
 private typealias F16 = SIMD16<Float>
 private typealias F4 = SIMD4<Float>
@@ -78,6 +75,114 @@ private typealias F4 = SIMD4<Float>
 @inline(__always) private func load4(_ p: UnsafePointer<Float>) -> F4 { UnsafeRawPointer(p).loadUnaligned(as: F4.self) }
 @inline(__always) private func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self) }
 @inline(__always) private func store4(_ v: F4, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F4.self) }
+
+/// The bilinear taps of consecutive sampling points of one output pixel, made 16 points at a time in
+/// SIMD lanes and kept as a structure of arrays (one scratch per task). Each lane goes through the
+/// operations of `BilinearTaps.init` (the floor as `rounded(.down)`, equal to the truncation's for
+/// locations above -1; x + dx with x >= 0 is never -0), so every value has the bits of the scalar
+/// definition; lanes of
+/// points wholly outside the map (or not finite) have `valid` 0 and values the kernels never read.
+/// Before, each kernel made the taps point by point in scalar code, which took most of its time at
+/// the study's D = 16 channels per group.
+struct TapBatch {
+    /// Lanes per field: the points asked for, rounded up to 16.
+    let capacity: Int
+    private let base: UnsafeMutablePointer<Float>
+    /// Fields: valid (1 or 0), the floor of x and y, fx, fy, the four masks, the point's weight and
+    /// the four tap weights times it.
+    private static let fields = 14
+
+    init(points: Int) {
+        capacity = max(16, (points + 15) / 16 * 16)
+        // The fields, then 48 staging lanes for a partial chunk's offsets and weights.
+        base = .allocate(capacity: TapBatch.fields * capacity + 48)
+        base.initialize(repeating: 0, count: TapBatch.fields * capacity + 48)
+    }
+
+    func deallocate() { base.deallocate() }
+
+    @inline(__always) private func field(_ f: Int) -> UnsafeMutablePointer<Float> { base + f * capacity }
+    var valid: UnsafeMutablePointer<Float> { field(0) }
+    var x0: UnsafeMutablePointer<Float> { field(1) }
+    var y0: UnsafeMutablePointer<Float> { field(2) }
+    var fx: UnsafeMutablePointer<Float> { field(3) }
+    var fy: UnsafeMutablePointer<Float> { field(4) }
+    var m00: UnsafeMutablePointer<Float> { field(5) }
+    var m01: UnsafeMutablePointer<Float> { field(6) }
+    var m10: UnsafeMutablePointer<Float> { field(7) }
+    var m11: UnsafeMutablePointer<Float> { field(8) }
+    /// The point's weight (`weights[q]`).
+    var a: UnsafeMutablePointer<Float> { field(9) }
+    /// a * w00, a * w01, a * w10, a * w11: what each tap's value is multiplied by.
+    var a00: UnsafeMutablePointer<Float> { field(10) }
+    var a01: UnsafeMutablePointer<Float> { field(11) }
+    var a10: UnsafeMutablePointer<Float> { field(12) }
+    var a11: UnsafeMutablePointer<Float> { field(13) }
+
+    /// The taps of points [0, count) at output pixel (x, y) of an h x w map.
+    /// - Parameters:
+    ///   - offsets: the points' (dx, dy) pairs, [count, 2].
+    ///   - weights: the points' weights, [count].
+    @inline(__always)
+    func fill(x: Int, y: Int, w: Int, h: Int, offsets: UnsafePointer<Float>, weights: UnsafePointer<Float>, count: Int) {
+        let fw = Float(w), fh = Float(h)
+        let zero = F16(), one = F16(repeating: 1)
+        var i = 0
+        while i < count {
+            let n = min(16, count - i)
+            let dx: F16, dy: F16, a: F16
+            if n == 16 {
+                let pairs = UnsafeRawPointer(offsets + 2 * i).loadUnaligned(as: SIMD32<Float>.self)
+                dx = pairs.evenHalf
+                dy = pairs.oddHalf
+                a = load16(weights + i)
+            } else {
+                // A last, partial chunk goes through the staging lanes (inserting lanes one by one
+                // into a vector is a chain of dependent moves); lanes past n keep stale values.
+                let stage = field(TapBatch.fields)
+                stage.update(from: offsets + 2 * i, count: 2 * n)
+                (stage + 32).update(from: weights + i, count: n)
+                let pairs = UnsafeRawPointer(stage).loadUnaligned(as: SIMD32<Float>.self)
+                dx = pairs.evenHalf
+                dy = pairs.oddHalf
+                a = load16(stage + 32)
+            }
+            let sx = F16(repeating: Float(x)) + dx, sy = F16(repeating: Float(y)) + dy
+            let ok = (sx .> -1) .& (sx .< fw) .& (sy .> -1) .& (sy .< fh)
+            // Lanes outside take location 0, so the rest stays finite; they are never read.
+            let cx = zero.replacing(with: sx, where: ok), cy = zero.replacing(with: sy, where: ok)
+            let x0 = cx.rounded(.down), y0 = cy.rounded(.down)
+            let fx = cx - x0, fy = cy - y0
+            let inX0 = zero.replacing(with: one, where: x0 .>= 0), inX1 = zero.replacing(with: one, where: x0 + 1 .< fw)
+            let inY0 = zero.replacing(with: one, where: y0 .>= 0), inY1 = zero.replacing(with: one, where: y0 + 1 .< fh)
+            let m00 = inY0 * inX0, m01 = inY0 * inX1, m10 = inY1 * inX0, m11 = inY1 * inX1
+            let w00 = (1 - fy) * (1 - fx) * m00
+            let w01 = (1 - fy) * fx * m01
+            let w10 = fy * (1 - fx) * m10
+            let w11 = fy * fx * m11
+            store16(zero.replacing(with: one, where: ok), valid + i)
+            store16(x0, self.x0 + i); store16(y0, self.y0 + i)
+            store16(fx, self.fx + i); store16(fy, self.fy + i)
+            store16(m00, self.m00 + i); store16(m01, self.m01 + i); store16(m10, self.m10 + i); store16(m11, self.m11 + i)
+            store16(a, self.a + i)
+            store16(a * w00, a00 + i); store16(a * w01, a01 + i); store16(a * w10, a10 + i); store16(a * w11, a11 + i)
+            i += 16
+        }
+    }
+
+    /// Point l's tap pixel indices `y * W + x` (0 for a tap outside, as `BilinearTaps`).
+    @inline(__always)
+    func indices(_ l: Int, w: Int) -> (Int, Int, Int, Int) {
+        let b = Int(y0[l]) * w + Int(x0[l])
+        return (m00[l] != 0 ? b : 0, m01[l] != 0 ? b + 1 : 0, m10[l] != 0 ? b + w : 0, m11[l] != 0 ? b + w + 1 : 0)
+    }
+}
+
+/// One sample's taps as element offsets into the image, weights multiplied by the point's weight.
+private struct WeightedTaps {
+    var o00 = 0, o01 = 0, o10 = 0, o11 = 0
+    var a00: Float = 0, a01: Float = 0, a10: Float = 0, a11: Float = 0
+}
 
 /// Deformable sampling: out[n, y, x, g*D + d] = sum_p weights[n, y, x, g*P + p] *
 /// bilinear(value[n, :, :, g*D + d], x + offsets[n, y, x, 2(g*P + p)], y + offsets[n, y, x, 2(g*P + p) + 1]).
@@ -105,21 +210,23 @@ public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor
     let rows = n * h
     parallelFor(rows, grain: grainFor(rows, cost: w * gp * (8 * d + 24))) { r in
         let taps = UnsafeMutablePointer<WeightedTaps>.allocate(capacity: max(p, 1))
-        defer { taps.deallocate() }
+        let batch = TapBatch(points: gp)
+        defer { taps.deallocate(); batch.deallocate() }
         for row in r {
             let b = row / h, y = row % h
             let image = vp + b * h * w * c
             for x in 0..<w {
                 let pixel = row * w + x
+                batch.fill(x: x, y: y, w: w, h: h, offsets: offp + pixel * gp * 2, weights: wtp + pixel * gp, count: gp)
                 for g in 0..<groups {
                     // The taps of this pixel's points in group g; points wholly outside are dropped.
                     var count = 0
                     for k in 0..<p {
-                        let q = pixel * gp + g * p + k
-                        guard let t = BilinearTaps(sx: Float(x) + offp[2 * q], sy: Float(y) + offp[2 * q + 1], w: w, h: h) else { continue }
-                        let a = wtp[q]
-                        taps[count] = WeightedTaps(o00: t.i00 * c, o01: t.i01 * c, o10: t.i10 * c, o11: t.i11 * c,
-                                                   a00: a * t.w00, a01: a * t.w01, a10: a * t.w10, a11: a * t.w11)
+                        let l = g * p + k
+                        guard batch.valid[l] != 0 else { continue }
+                        let (i00, i01, i10, i11) = batch.indices(l, w: w)
+                        taps[count] = WeightedTaps(o00: i00 * c, o01: i01 * c, o10: i10 * c, o11: i11 * c,
+                                                   a00: batch.a00[l], a01: batch.a01[l], a10: batch.a10[l], a11: batch.a11[l])
                         count += 1
                     }
                     let src = image + g * d, dst = op + pixel * c + g * d
@@ -170,9 +277,44 @@ public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor
     }
 }
 
+/// <dOut, tap> for a point's four taps over D channels: 4-lane partial sums taken in channel order
+/// (a 16-channel chunk adds its four quarters in turn, as four 4-channel steps would), summed, then
+/// the channels past the last multiple of 4 one by one. This order is part of the point gradients' bits.
+/// - Parameters: go, v00 ... v11: D channels each.
+@inline(__always)
+private func tapDots(_ go: UnsafePointer<Float>, _ v00: UnsafePointer<Float>, _ v01: UnsafePointer<Float>,
+                     _ v10: UnsafePointer<Float>, _ v11: UnsafePointer<Float>, _ d: Int) -> (Float, Float, Float, Float) {
+    var c00 = F4(), c01 = F4(), c10 = F4(), c11 = F4()
+    var j = 0
+    while j + 16 <= d {
+        let gj = load16(go + j)
+        let p00 = gj * load16(v00 + j), p01 = gj * load16(v01 + j)
+        let p10 = gj * load16(v10 + j), p11 = gj * load16(v11 + j)
+        c00 += p00.lowHalf.lowHalf; c00 += p00.lowHalf.highHalf; c00 += p00.highHalf.lowHalf; c00 += p00.highHalf.highHalf
+        c01 += p01.lowHalf.lowHalf; c01 += p01.lowHalf.highHalf; c01 += p01.highHalf.lowHalf; c01 += p01.highHalf.highHalf
+        c10 += p10.lowHalf.lowHalf; c10 += p10.lowHalf.highHalf; c10 += p10.highHalf.lowHalf; c10 += p10.highHalf.highHalf
+        c11 += p11.lowHalf.lowHalf; c11 += p11.lowHalf.highHalf; c11 += p11.highHalf.lowHalf; c11 += p11.highHalf.highHalf
+        j += 16
+    }
+    while j + 4 <= d {
+        let gj = load4(go + j)
+        c00 += gj * load4(v00 + j); c01 += gj * load4(v01 + j)
+        c10 += gj * load4(v10 + j); c11 += gj * load4(v11 + j)
+        j += 4
+    }
+    var e00 = c00.sum(), e01 = c01.sum(), e10 = c10.sum(), e11 = c11.sum()
+    while j < d {
+        let gj = go[j]
+        e00 += gj * v00[j]; e01 += gj * v01[j]; e10 += gj * v10[j]; e11 += gj * v11[j]
+        j += 1
+    }
+    return (e00, e01, e10, e11)
+}
+
 /// Gradients with respect to the offsets [N,H,W,G*P*2] and weights [N,H,W,G*P], one output pixel at a time.
 /// With s the bilinear sample and a the point's weight: dweight = <dOut, s>,
-/// doffset = a * <dOut, ds/dx>, a * <dOut, ds/dy>.
+/// doffset = a * <dOut, ds/dx>, a * <dOut, ds/dy>. The four dot products run point by point; the
+/// rest, 16 points at a time.
 func deformableSamplingPointGradients(_ value: Tensor, offsets: Tensor, weights: Tensor, dOut: Tensor,
                                       groups: Int) -> (Tensor, Tensor) {
     let (n, h, w, c) = (value.shape[0], value.shape[1], value.shape[2], value.shape[3])
@@ -183,44 +325,60 @@ func deformableSamplingPointGradients(_ value: Tensor, offsets: Tensor, weights:
     let doffp = dOff.data, dwtp = dWt.data
     let rows = n * h
     parallelFor(rows, grain: grainFor(rows, cost: w * gp * (8 * d + 32))) { r in
+        let batch = TapBatch(points: gp)
+        // <dOut, tap> of each point's four taps (0 for points wholly outside). [4, capacity]
+        let dots = UnsafeMutablePointer<Float>.allocate(capacity: 4 * batch.capacity)
+        defer { batch.deallocate(); dots.deallocate() }
+        let e00p = dots, e01p = dots + batch.capacity, e10p = dots + 2 * batch.capacity, e11p = dots + 3 * batch.capacity
         for row in r {
             let b = row / h, y = row % h
             let image = vp + b * h * w * c
             for x in 0..<w {
                 let pixel = row * w + x
+                batch.fill(x: x, y: y, w: w, h: h, offsets: offp + pixel * gp * 2, weights: wtp + pixel * gp, count: gp)
                 for g in 0..<groups {
                     let go = gradp + pixel * c + g * d
                     let src = image + g * d
                     for k in 0..<p {
-                        let q = pixel * gp + g * p + k
-                        guard let t = BilinearTaps(sx: Float(x) + offp[2 * q], sy: Float(y) + offp[2 * q + 1], w: w, h: h) else {
-                            dwtp[q] = 0; doffp[2 * q] = 0; doffp[2 * q + 1] = 0
+                        let l = g * p + k
+                        guard batch.valid[l] != 0 else {
+                            e00p[l] = 0; e01p[l] = 0; e10p[l] = 0; e11p[l] = 0
                             continue
                         }
-                        // <dOut, tap value> for the four taps.
-                        let v00 = src + t.i00 * c, v01 = src + t.i01 * c, v10 = src + t.i10 * c, v11 = src + t.i11 * c
-                        var c00 = F4(), c01 = F4(), c10 = F4(), c11 = F4()
-                        var j = 0
-                        while j + 4 <= d {
-                            let gj = load4(go + j)
-                            c00 += gj * load4(v00 + j); c01 += gj * load4(v01 + j)
-                            c10 += gj * load4(v10 + j); c11 += gj * load4(v11 + j)
-                            j += 4
-                        }
-                        var e00 = c00.sum(), e01 = c01.sum(), e10 = c10.sum(), e11 = c11.sum()
-                        while j < d {
-                            let gj = go[j]
-                            e00 += gj * v00[j]; e01 += gj * v01[j]; e10 += gj * v10[j]; e11 += gj * v11[j]
-                            j += 1
-                        }
-                        // Taps outside the map read zero.
-                        e00 *= t.m00; e01 *= t.m01; e10 *= t.m10; e11 *= t.m11
-                        let (fx, fy) = (t.fx, t.fy)
-                        dwtp[q] = (1 - fy) * ((1 - fx) * e00 + fx * e01) + fy * ((1 - fx) * e10 + fx * e11)
-                        let a = wtp[q]
-                        doffp[2 * q] = a * ((1 - fy) * (e01 - e00) + fy * (e11 - e10))
-                        doffp[2 * q + 1] = a * ((1 - fx) * (e10 - e00) + fx * (e11 - e01))
+                        let (i00, i01, i10, i11) = batch.indices(l, w: w)
+                        (e00p[l], e01p[l], e10p[l], e11p[l]) = tapDots(go, src + i00 * c, src + i01 * c, src + i10 * c, src + i11 * c, d)
                     }
+                }
+                // Taps outside the map read zero; points wholly outside get zero gradients.
+                let dw = dwtp + pixel * gp, doff = doffp + pixel * gp * 2
+                var i = 0
+                while i < gp {
+                    let e00 = load16(e00p + i) * load16(batch.m00 + i), e01 = load16(e01p + i) * load16(batch.m01 + i)
+                    let e10 = load16(e10p + i) * load16(batch.m10 + i), e11 = load16(e11p + i) * load16(batch.m11 + i)
+                    let fx = load16(batch.fx + i), fy = load16(batch.fy + i), a = load16(batch.a + i)
+                    let outside = load16(batch.valid + i) .== 0
+                    // The scalar definition's expressions, split only for the type checker.
+                    let gx: F16 = 1 - fx, gy: F16 = 1 - fy
+                    let top: F16 = gx * e00 + fx * e01, bottom: F16 = gx * e10 + fx * e11
+                    let vw: F16 = (gy * top + fy * bottom).replacing(with: 0, where: outside)
+                    let sx: F16 = gy * (e01 - e00) + fy * (e11 - e10), sy: F16 = gx * (e10 - e00) + fx * (e11 - e01)
+                    let vx: F16 = (a * sx).replacing(with: 0, where: outside)
+                    let vy: F16 = (a * sy).replacing(with: 0, where: outside)
+                    let m = min(16, gp - i)
+                    if m == 16 {
+                        store16(vw, dw + i)
+                        var pairs = SIMD32<Float>()
+                        pairs.evenHalf = vx
+                        pairs.oddHalf = vy
+                        UnsafeMutableRawPointer(doff + 2 * i).storeBytes(of: pairs, as: SIMD32<Float>.self)
+                    } else {
+                        for l in 0..<m {
+                            dw[i + l] = vw[l]
+                            doff[2 * (i + l)] = vx[l]
+                            doff[2 * (i + l) + 1] = vy[l]
+                        }
+                    }
+                    i += 16
                 }
             }
         }
@@ -238,6 +396,8 @@ func deformableSamplingValueGradient(_ shape: [Int], offsets: Tensor, weights: T
     let offp = offsets.data, wtp = weights.data, gradp = dOut.data, dvp = dValue.data
     let hw = h * w
     parallelFor(n * groups) { r in
+        let batch = TapBatch(points: p)
+        defer { batch.deallocate() }
         for task in r {
             let b = task / groups, g = task % groups
             let dst = dvp + b * hw * c + g * d
@@ -246,13 +406,14 @@ func deformableSamplingValueGradient(_ shape: [Int], offsets: Tensor, weights: T
                 for x in 0..<w {
                     let pixel = (b * h + y) * w + x
                     let go = gradp + pixel * c + g * d
+                    let q0 = pixel * gp + g * p
+                    batch.fill(x: x, y: y, w: w, h: h, offsets: offp + 2 * q0, weights: wtp + q0, count: p)
                     for k in 0..<p {
-                        let q = pixel * gp + g * p + k
-                        guard let t = BilinearTaps(sx: Float(x) + offp[2 * q], sy: Float(y) + offp[2 * q + 1], w: w, h: h) else { continue }
+                        guard batch.valid[k] != 0 else { continue }
                         // Taps outside the map have weight 0 and point at pixel 0, where they add nothing.
-                        let a = wtp[q]
-                        let a00 = a * t.w00, a01 = a * t.w01, a10 = a * t.w10, a11 = a * t.w11
-                        let d00 = dst + t.i00 * c, d01 = dst + t.i01 * c, d10 = dst + t.i10 * c, d11 = dst + t.i11 * c
+                        let a00 = batch.a00[k], a01 = batch.a01[k], a10 = batch.a10[k], a11 = batch.a11[k]
+                        let (i00, i01, i10, i11) = batch.indices(k, w: w)
+                        let d00 = dst + i00 * c, d01 = dst + i01 * c, d10 = dst + i10 * c, d11 = dst + i11 * c
                         var j = 0
                         while j + 16 <= d {  // the same per-element operations as the 4-wide and scalar loops
                             let gj = load16(go + j)
