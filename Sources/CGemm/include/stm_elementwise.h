@@ -25,6 +25,9 @@ void stm_gelu_forward_slope(const float *x, float *y, float *slope, long n);
 /// out[i] = a[i] * b[i] for i < n. out may equal a or b.
 void stm_multiply(const float *a, const float *b, float *out, long n);
 
+/// Asks for the cache line holding p ahead of its use (a hint: never faults, changes no value).
+static inline void stm_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 /// Softmax of one row of l values: o = exp(x - max) / sum, the sum over sixteen lanes (lane j takes
 /// elements j, j+16, ...) added in lane order, then the tail in order. o may equal x.
 void stm_softmax_row(const float *x, float *o, long l);

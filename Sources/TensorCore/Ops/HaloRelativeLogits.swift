@@ -15,6 +15,8 @@
 // Shape key: B blocks (images x blocks), S block side, L = S*S queries per block, Wn window side,
 // K = Wn*Wn keys per window, Hd heads, Dk query width per head, R = 2*Wn - 1 table rows, G groups.
 
+import CGemm
+
 /// Relative logits of HaloNet's `PosEmbedRel` (query-related relative position).
 /// - Parameters:
 ///   - q: [B, L, Hd*Dk], the queries of each block in row-major block order, heads side by side.
@@ -155,6 +157,14 @@ public struct HaloRelativeTerm: AttentionLogitTerm {
         for i in i0..<(i0 + rows) {
             let y = i / s, x = i % s
             let src = cp + ((blk * l + i) * heads + h) * 2 * r
+            // The coefficient rows of one (block, head) lie Hd rows apart: ask for the row two
+            // queries ahead (its 2R floats) while this one is added.
+            if i + 2 < l {
+                let ahead = src + 2 * heads * 2 * r
+                var f = 0
+                while f < 2 * r { stm_prefetch(ahead + f); f += 16 }
+                stm_prefetch(ahead + 2 * r - 1)
+            }
             let hrow = src + (wn - 1 - y), wrow = src + r + (wn - 1 - x)
             let dst = sp + (i - i0) * k
             for ky in 0..<wn {
