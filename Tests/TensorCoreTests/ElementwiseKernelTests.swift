@@ -100,6 +100,34 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    func testSoftmaxOfManyRowsIsEachRowAlone() {
+        // Rows shorter than 16 run several at a time, one per vector lane; every row must keep the
+        // bits of stm_softmax_row on it alone: whole groups of rows and a remainder, ties, infinities,
+        // NaN and huge values among the logits, in place too. A NaN is any NaN here: which of two NaN
+        // operands a product passes on (so the sign of a NaN result) depends on how the compiler orders
+        // the operands of that commutative instruction, in either version.
+        let special: [Float] = [0, -0.0, 1e30, -1e30, .infinity, -.infinity, .nan, 88.7, -87.4, 3, 3]
+        for kernel in GemmKernel.runnable {
+            GemmKernel.use(kernel)
+            for l in [1, 2, 3, 8, 9, 15, 16, 17, 49] { for m in [1, 7, 8, 9, 16, 17, 37] {
+                var x = values(m * l, scale: 20)
+                // Special values in odd rows only: the even ones stay finite.
+                for i in stride(from: 0, to: x.count, by: 5) where (i / l) % 2 == 1 { x[i] = special[(i / 5) % special.count] }
+                var ours = [Float](repeating: 0, count: m * l), want = ours
+                stm_softmax_rows(x, &ours, m, l)
+                for r in 0..<m { x.withUnsafeBufferPointer { xb in want.withUnsafeMutableBufferPointer { wb in
+                    stm_softmax_row(xb.baseAddress! + r * l, wb.baseAddress! + r * l, l)
+                } } }
+                func bits(_ v: [Float]) -> [UInt32] { v.map { $0.isNaN ? Float.nan.bitPattern : $0.bitPattern } }
+                XCTAssertEqual(bits(ours), bits(want), "\(kernel) l=\(l) m=\(m)")
+                XCTAssertTrue(want.prefix(l).allSatisfy { $0 > 0 && $0 <= 1 }, "row 0 is finite")
+                var inPlace = x
+                inPlace.withUnsafeMutableBufferPointer { stm_softmax_rows($0.baseAddress!, $0.baseAddress!, m, l) }
+                XCTAssertEqual(bits(inPlace), bits(want), "in place, \(kernel) l=\(l) m=\(m)")
+            } }
+        }
+    }
+
     func testLayerNormMatchesItsDefinitionOnEveryPath() {
         for kernel in GemmKernel.runnable {
             GemmKernel.use(kernel)

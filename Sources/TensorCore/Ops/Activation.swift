@@ -102,7 +102,7 @@ public func softmax(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitializedShape: x.shape)
     let xp = x.data, op = out.data
     parallelFor(m, grain: grainFor(m, cost: 4 * l)) { r in
-        for i in r { softmaxRow(xp + i * l, op + i * l, l) }
+        stm_softmax_rows(xp + r.lowerBound * l, op + r.lowerBound * l, r.count, l)
     }
     return Tape.record(out, inputs: [x]) { dOut in
         let dx = Tensor(uninitializedShape: x.shape)
