@@ -298,60 +298,37 @@ ATTR256 static void tail_exp256(const float *x, float *o, long n, float mx) {
     for (long i = 0; i < n; i++) o[i] = t[i];
 }
 
-/// Short rows (L < 16, as DCNv3's nine sampling points) W rows at a time, rows across the lanes:
-/// the rows are copied column by column into t, and each lane then takes its row's steps of
-/// stm_softmax_row in the same order (the maximum as smax over the row in order, exp of x - max,
-/// the sum from +0 in the row's order, one reciprocal, the products), so each row gets the bits it
-/// gets alone. Returns the rows done (a multiple of W).
-ATTR512 static long softmax_short512(const float *x, float *o, long m, long l) {
-    float t[16 * 16];
-    long i = 0;
-    for (; i + 16 <= m; i += 16) {
-        const float *xr = x + i * l;
-        for (long r = 0; r < 16; r++)
-            for (long k = 0; k < l; k++) t[k * 16 + r] = xr[r * l + k];
-        __m512 mx = _mm512_set1_ps(-3.40282347e+38f), s = _mm512_setzero_ps();
-        for (long k = 0; k < l; k++) {
-            __m512 v = _mm512_loadu_ps(t + k * 16);
-            mx = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, mx, _CMP_GE_OQ), mx, v);  // smax(mx, v)
-        }
-        for (long k = 0; k < l; k++) {
-            __m512 e = exp_v16(_mm512_sub_ps(_mm512_loadu_ps(t + k * 16), mx));
-            _mm512_storeu_ps(t + k * 16, e);
-            s = _mm512_add_ps(s, e);
-        }
-        __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), s);
-        for (long k = 0; k < l; k++) _mm512_storeu_ps(t + k * 16, _mm512_mul_ps(_mm512_loadu_ps(t + k * 16), inv));
-        float *orow = o + i * l;
-        for (long r = 0; r < 16; r++)
-            for (long k = 0; k < l; k++) orow[r * l + k] = t[k * 16 + r];
+/// Softmax of short rows (L < 16, as DCNv3's nine sampling points) across the lanes: t [L][W] holds
+/// W rows column by column, and each lane takes its row's steps of stm_softmax_row in the same order
+/// (the maximum as smax over the row in order, exp of x - max, the sum from +0 in the row's order,
+/// one reciprocal, the products), so each row gets the bits it gets alone. In place in t.
+ATTR512 static void softmax_lanes512(float *t, long l) {
+    __m512 mx = _mm512_set1_ps(-3.40282347e+38f), s = _mm512_setzero_ps();
+    for (long k = 0; k < l; k++) {
+        __m512 v = _mm512_loadu_ps(t + k * 16);
+        mx = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, mx, _CMP_GE_OQ), mx, v);  // smax(mx, v)
     }
-    return i;
+    for (long k = 0; k < l; k++) {
+        __m512 e = exp_v16(_mm512_sub_ps(_mm512_loadu_ps(t + k * 16), mx));
+        _mm512_storeu_ps(t + k * 16, e);
+        s = _mm512_add_ps(s, e);
+    }
+    __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), s);
+    for (long k = 0; k < l; k++) _mm512_storeu_ps(t + k * 16, _mm512_mul_ps(_mm512_loadu_ps(t + k * 16), inv));
 }
-ATTR256 static long softmax_short256(const float *x, float *o, long m, long l) {
-    float t[16 * 8];
-    long i = 0;
-    for (; i + 8 <= m; i += 8) {
-        const float *xr = x + i * l;
-        for (long r = 0; r < 8; r++)
-            for (long k = 0; k < l; k++) t[k * 8 + r] = xr[r * l + k];
-        __m256 mx = _mm256_set1_ps(-3.40282347e+38f), s = _mm256_setzero_ps();
-        for (long k = 0; k < l; k++) {
-            __m256 v = _mm256_loadu_ps(t + k * 8);
-            mx = _mm256_blendv_ps(mx, v, _mm256_cmp_ps(v, mx, _CMP_GE_OQ));  // smax(mx, v)
-        }
-        for (long k = 0; k < l; k++) {
-            __m256 e = exp_v8(_mm256_sub_ps(_mm256_loadu_ps(t + k * 8), mx));
-            _mm256_storeu_ps(t + k * 8, e);
-            s = _mm256_add_ps(s, e);
-        }
-        __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), s);
-        for (long k = 0; k < l; k++) _mm256_storeu_ps(t + k * 8, _mm256_mul_ps(_mm256_loadu_ps(t + k * 8), inv));
-        float *orow = o + i * l;
-        for (long r = 0; r < 8; r++)
-            for (long k = 0; k < l; k++) orow[r * l + k] = t[k * 8 + r];
+ATTR256 static void softmax_lanes256(float *t, long l) {
+    __m256 mx = _mm256_set1_ps(-3.40282347e+38f), s = _mm256_setzero_ps();
+    for (long k = 0; k < l; k++) {
+        __m256 v = _mm256_loadu_ps(t + k * 8);
+        mx = _mm256_blendv_ps(mx, v, _mm256_cmp_ps(v, mx, _CMP_GE_OQ));  // smax(mx, v)
     }
-    return i;
+    for (long k = 0; k < l; k++) {
+        __m256 e = exp_v8(_mm256_sub_ps(_mm256_loadu_ps(t + k * 8), mx));
+        _mm256_storeu_ps(t + k * 8, e);
+        s = _mm256_add_ps(s, e);
+    }
+    __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), s);
+    for (long k = 0; k < l; k++) _mm256_storeu_ps(t + k * 8, _mm256_mul_ps(_mm256_loadu_ps(t + k * 8), inv));
 }
 #endif
 
@@ -387,9 +364,20 @@ void stm_softmax_row(const float *x, float *o, long l) {
 void stm_softmax_rows(const float *x, float *o, long m, long l) {
     long i = 0;
 #if STM_X86
-    int k = stm_gemm_kernel();
-    if (l < 16 && k == STM_GEMM_AVX512) i = softmax_short512(x, o, m, l);
-    else if (l < 16 && k == STM_GEMM_AVX2) i = softmax_short256(x, o, m, l);
+    // Rows shorter than 16, W at a time (a row per lane): copied into t column by column, then back.
+    int kernel = stm_gemm_kernel();
+    long w = l >= 16 ? 0 : kernel == STM_GEMM_AVX512 ? 16 : kernel == STM_GEMM_AVX2 ? 8 : 0;
+    float t[16 * 16];
+    for (; w > 0 && i + w <= m; i += w) {
+        const float *xr = x + i * l;
+        float *orow = o + i * l;
+        for (long r = 0; r < w; r++)
+            for (long k = 0; k < l; k++) t[k * w + r] = xr[r * l + k];
+        if (w == 16) softmax_lanes512(t, l);
+        else softmax_lanes256(t, l);
+        for (long r = 0; r < w; r++)
+            for (long k = 0; k < l; k++) orow[r * l + k] = t[k * w + r];
+    }
 #endif
     for (; i < m; i++) stm_softmax_row(x + i * l, o + i * l, l);
 }

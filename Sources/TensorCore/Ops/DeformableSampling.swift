@@ -328,6 +328,7 @@ func deformableSamplingPointGradients(_ value: Tensor, offsets: Tensor, weights:
         let batch = TapBatch(points: gp)
         // <dOut, tap> of each point's four taps (0 for points wholly outside). [4, capacity]
         let dots = UnsafeMutablePointer<Float>.allocate(capacity: 4 * batch.capacity)
+        dots.initialize(repeating: 0, count: 4 * batch.capacity)  // lanes past G*P are loaded, never used
         defer { batch.deallocate(); dots.deallocate() }
         let e00p = dots, e01p = dots + batch.capacity, e10p = dots + 2 * batch.capacity, e11p = dots + 3 * batch.capacity
         for row in r {
