@@ -189,7 +189,7 @@ final class DeformableSamplingGradientTests: XCTestCase {
                 XCTAssertEqual(batch.valid[l] != 0, t != nil, "point \(l) at (\(x), \(y))")
                 guard let t else { continue }
                 let a = weights[l]
-                let (i00, i01, i10, i11) = batch.indices(l, w: w)
+                let (i00, i01, i10, i11) = batch.indices(l)
                 XCTAssertEqual([i00, i01, i10, i11], [t.i00, t.i01, t.i10, t.i11], "point \(l)")
                 let got = [batch.fx[l], batch.fy[l], batch.m00[l], batch.m01[l], batch.m10[l], batch.m11[l], batch.a[l],
                            batch.a00[l], batch.a01[l], batch.a10[l], batch.a11[l]]
@@ -204,7 +204,16 @@ final class DeformableSamplingGradientTests: XCTestCase {
         // chunk and a partial one), with locations on and beyond the borders: each gradient must have
         // the bits of the point-by-point definition (BilinearTaps, 4-lane partial dot products in
         // channel order), and the forward those of its taps accumulated point by point.
-        let (n, h, w, g, d, p) = (2, 4, 5, 3, 37, 7)
+        checkPointGradientsAndForward(groups: 3, channels: 37, points: 7)
+        // The study's D = 16 (and 32): whole 16-channel chunks only, the C kernel's regrouped sums.
+        checkPointGradientsAndForward(groups: 4, channels: 16, points: 9)
+        checkPointGradientsAndForward(groups: 2, channels: 32, points: 9)
+        // D < 16: four-channel steps and a tail only.
+        checkPointGradientsAndForward(groups: 2, channels: 6, points: 3)
+    }
+
+    func checkPointGradientsAndForward(groups g: Int, channels d: Int, points p: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let (n, h, w) = (2, 4, 5)
         let gp = g * p, c = g * d
         let value = rng.tensor([n, h, w, c]), dOut = rng.tensor([n, h, w, c])
         let offsets = Tensor(shape: [n, h, w, gp * 2], values: edgeLocations(w: w, h: h, count: n * h * w * gp * 2))
@@ -261,9 +270,10 @@ final class DeformableSamplingGradientTests: XCTestCase {
             }
         } } }
         func differing(_ got: Tensor, _ want: [Float]) -> Int { zip(got.values, want).filter { $0.bitPattern != $1.bitPattern }.count }
-        XCTAssertEqual(differing(dWt, wantWt), 0, "weight gradients whose bits differ")
-        XCTAssertEqual(differing(dOff, wantOff), 0, "offset gradients whose bits differ")
-        XCTAssertEqual(differing(out, wantOut), 0, "outputs whose bits differ")
-        XCTAssertGreaterThan(wantOff.filter { $0 != 0 }.count, wantOff.count / 3, "most points have a gradient")
+        let shape = "D = \(d), G = \(g), P = \(p)"
+        XCTAssertEqual(differing(dWt, wantWt), 0, "weight gradients whose bits differ, \(shape)", file: file, line: line)
+        XCTAssertEqual(differing(dOff, wantOff), 0, "offset gradients whose bits differ, \(shape)", file: file, line: line)
+        XCTAssertEqual(differing(out, wantOut), 0, "outputs whose bits differ, \(shape)", file: file, line: line)
+        XCTAssertGreaterThan(wantOff.filter { $0 != 0 }.count, wantOff.count / 3, "most points have a gradient, \(shape)", file: file, line: line)
     }
 }

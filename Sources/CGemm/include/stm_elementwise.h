@@ -56,6 +56,15 @@ void stm_depthwise_taps(float *dst, const float *bias, long c, int ntaps, const 
 void stm_depthwise_taps_run(float *dst, const float *bias, long c, int ntaps, const float *const *src,
                             const float *w, const int *tap, int npix);
 
+/// Deformable sampling's point gradients (sampling.c): for each point l < n of one output pixel
+/// (group l / p), the dots of dOut's D channels `go + (l / p) * d` with the point's four taps
+/// `image + (l / p) * d + i..[l] * c` into e00[l] ... e11[l] (0 where valid[l] is 0), in the order of
+/// TensorCore's definition: four partial sums per tap (lane r takes channels r, r + 4, ... from +0),
+/// added in lane order, then the last d % 4 channels one by one; no contraction.
+void stm_point_dots(const float *go, const float *image, long c, long d, long p, long n,
+                    const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
+                    float *e00, float *e01, float *e10, float *e11);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,10 +14,11 @@
 //
 // Speed: channels-last makes each bilinear tap a contiguous run of D floats, so the kernels work on
 // SIMD chunks of channels (16 and 4 wide, the forward's accumulator in registers over all points of
-// a pixel; the point gradients' 16-wide products folded into 4-lane sums, whose order is part of
-// their bits), with a scalar tail for other D. The taps themselves (floors, fractions, masks, tap
-// weights) are made 16 points at a time (`TapBatch`), as are the point gradients' final formulas:
-// made point by point in scalar code they took most of these kernels' time at D = 16.
+// a pixel), with a scalar tail for other D. The point gradients' dot products are C
+// (`stm_point_dots`, CGemm/sampling.c): 4-lane partial sums per tap, whose order is part of their
+// bits, kept for all four taps in one vector. The taps themselves (floors, fractions, masks, tap
+// weights, pixel indices) are made 16 points at a time (`TapBatch`), as are the point gradients'
+// final formulas: made point by point in scalar code they took most of these kernels' time at D = 16.
 //
 // Determinism: the forward and the offset/weight gradients are independent per output pixel; the
 // value gradient is a scatter, done per (image, group) pair, each of which owns a disjoint channel
@@ -26,6 +27,7 @@
 // Shape key: N batch, H height, W width, G groups (heads), D channels per group, C = G*D channels,
 // P sampling points per group.
 
+import CGemm
 import Foundation
 
 /// The four bilinear taps of one sampling location, one location at a time: the definition the
@@ -88,6 +90,8 @@ struct TapBatch {
     /// Lanes per field: the points asked for, rounded up to 16.
     let capacity: Int
     private let base: UnsafeMutablePointer<Float>
+    /// The four taps' pixel indices, [4, capacity].
+    private let index: UnsafeMutablePointer<Int32>
     /// Fields: valid (1 or 0), the floor of x and y, fx, fy, the four masks, the point's weight and
     /// the four tap weights times it.
     private static let fields = 14
@@ -97,9 +101,11 @@ struct TapBatch {
         // The fields, then 48 staging lanes for a partial chunk's offsets and weights.
         base = .allocate(capacity: TapBatch.fields * capacity + 48)
         base.initialize(repeating: 0, count: TapBatch.fields * capacity + 48)
+        index = .allocate(capacity: 4 * capacity)
+        index.initialize(repeating: 0, count: 4 * capacity)
     }
 
-    func deallocate() { base.deallocate() }
+    func deallocate() { base.deallocate(); index.deallocate() }
 
     @inline(__always) private func field(_ f: Int) -> UnsafeMutablePointer<Float> { base + f * capacity }
     var valid: UnsafeMutablePointer<Float> { field(0) }
@@ -118,6 +124,12 @@ struct TapBatch {
     var a01: UnsafeMutablePointer<Float> { field(11) }
     var a10: UnsafeMutablePointer<Float> { field(12) }
     var a11: UnsafeMutablePointer<Float> { field(13) }
+    /// Pixel indices `y * W + x` of taps 00, 01, 10, 11 within the image (0 for a tap outside the map,
+    /// as `BilinearTaps`).
+    var i00: UnsafeMutablePointer<Int32> { index }
+    var i01: UnsafeMutablePointer<Int32> { index + capacity }
+    var i10: UnsafeMutablePointer<Int32> { index + 2 * capacity }
+    var i11: UnsafeMutablePointer<Int32> { index + 3 * capacity }
 
     /// The taps of points [0, count) at output pixel (x, y) of an h x w map.
     /// - Parameters:
@@ -166,16 +178,28 @@ struct TapBatch {
             store16(m00, self.m00 + i); store16(m01, self.m01 + i); store16(m10, self.m10 + i); store16(m11, self.m11 + i)
             store16(a, self.a + i)
             store16(a * w00, a00 + i); store16(a * w01, a01 + i); store16(a * w10, a10 + i); store16(a * w11, a11 + i)
+            // Indices in integers. x0 and y0 are whole numbers in [-1, 2^22), so x + 1.5 * 2^23 is exact and
+            // its low bits are x + 2^22 (the library's SIMD conversion to Int32 runs lane by lane).
+            let magic = F16(repeating: 12_582_912)
+            let ix = unsafeBitCast(x0 + magic, to: SIMD16<Int32>.self) &- 0x4B40_0000
+            let iy = unsafeBitCast(y0 + magic, to: SIMD16<Int32>.self) &- 0x4B40_0000
+            let p00 = iy &* Int32(w) &+ ix
+            let none = SIMD16<Int32>()
+            storeIndices(p00.replacing(with: none, where: m00 .== 0), i00 + i)
+            storeIndices((p00 &+ 1).replacing(with: none, where: m01 .== 0), i01 + i)
+            storeIndices((p00 &+ Int32(w)).replacing(with: none, where: m10 .== 0), i10 + i)
+            storeIndices((p00 &+ Int32(w + 1)).replacing(with: none, where: m11 .== 0), i11 + i)
             i += 16
         }
     }
 
+    @inline(__always) private func storeIndices(_ v: SIMD16<Int32>, _ p: UnsafeMutablePointer<Int32>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Int32>.self)
+    }
+
     /// Point l's tap pixel indices `y * W + x` (0 for a tap outside, as `BilinearTaps`).
     @inline(__always)
-    func indices(_ l: Int, w: Int) -> (Int, Int, Int, Int) {
-        let b = Int(y0[l]) * w + Int(x0[l])
-        return (m00[l] != 0 ? b : 0, m01[l] != 0 ? b + 1 : 0, m10[l] != 0 ? b + w : 0, m11[l] != 0 ? b + w + 1 : 0)
-    }
+    func indices(_ l: Int) -> (Int, Int, Int, Int) { (Int(i00[l]), Int(i01[l]), Int(i10[l]), Int(i11[l])) }
 }
 
 /// One sample's taps as element offsets into the image, weights multiplied by the point's weight.
@@ -205,6 +229,8 @@ public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor
     precondition(offsets.count == n * h * w * 2 * gp,
                  "deformableSampling: offsets \(offsets.shape) are not [N,H,W,G*P*2] for weights \(weights.shape)")
     let p = gp / groups
+    precondition(h * (w + 1) < Int(Int32.max) && max(h, w) < 1 << 22,
+                 "deformableSampling: a \(h) x \(w) map is too large for 32-bit tap indices")
     let out = Tensor(uninitializedShape: value.shape)
     let vp = value.data, op = out.data, offp = offsets.data, wtp = weights.data
     let rows = n * h
@@ -224,7 +250,7 @@ public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor
                     for k in 0..<p {
                         let l = g * p + k
                         guard batch.valid[l] != 0 else { continue }
-                        let (i00, i01, i10, i11) = batch.indices(l, w: w)
+                        let (i00, i01, i10, i11) = batch.indices(l)
                         taps[count] = WeightedTaps(o00: i00 * c, o01: i01 * c, o10: i10 * c, o11: i11 * c,
                                                    a00: batch.a00[l], a01: batch.a01[l], a10: batch.a10[l], a11: batch.a11[l])
                         count += 1
@@ -277,40 +303,6 @@ public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor
     }
 }
 
-/// <dOut, tap> for a point's four taps over D channels: 4-lane partial sums taken in channel order
-/// (a 16-channel chunk adds its four quarters in turn, as four 4-channel steps would), summed, then
-/// the channels past the last multiple of 4 one by one. This order is part of the point gradients' bits.
-/// - Parameters: go, v00 ... v11: D channels each.
-@inline(__always)
-private func tapDots(_ go: UnsafePointer<Float>, _ v00: UnsafePointer<Float>, _ v01: UnsafePointer<Float>,
-                     _ v10: UnsafePointer<Float>, _ v11: UnsafePointer<Float>, _ d: Int) -> (Float, Float, Float, Float) {
-    var c00 = F4(), c01 = F4(), c10 = F4(), c11 = F4()
-    var j = 0
-    while j + 16 <= d {
-        let gj = load16(go + j)
-        let p00 = gj * load16(v00 + j), p01 = gj * load16(v01 + j)
-        let p10 = gj * load16(v10 + j), p11 = gj * load16(v11 + j)
-        c00 += p00.lowHalf.lowHalf; c00 += p00.lowHalf.highHalf; c00 += p00.highHalf.lowHalf; c00 += p00.highHalf.highHalf
-        c01 += p01.lowHalf.lowHalf; c01 += p01.lowHalf.highHalf; c01 += p01.highHalf.lowHalf; c01 += p01.highHalf.highHalf
-        c10 += p10.lowHalf.lowHalf; c10 += p10.lowHalf.highHalf; c10 += p10.highHalf.lowHalf; c10 += p10.highHalf.highHalf
-        c11 += p11.lowHalf.lowHalf; c11 += p11.lowHalf.highHalf; c11 += p11.highHalf.lowHalf; c11 += p11.highHalf.highHalf
-        j += 16
-    }
-    while j + 4 <= d {
-        let gj = load4(go + j)
-        c00 += gj * load4(v00 + j); c01 += gj * load4(v01 + j)
-        c10 += gj * load4(v10 + j); c11 += gj * load4(v11 + j)
-        j += 4
-    }
-    var e00 = c00.sum(), e01 = c01.sum(), e10 = c10.sum(), e11 = c11.sum()
-    while j < d {
-        let gj = go[j]
-        e00 += gj * v00[j]; e01 += gj * v01[j]; e10 += gj * v10[j]; e11 += gj * v11[j]
-        j += 1
-    }
-    return (e00, e01, e10, e11)
-}
-
 /// Gradients with respect to the offsets [N,H,W,G*P*2] and weights [N,H,W,G*P], one output pixel at a time.
 /// With s the bilinear sample and a the point's weight: dweight = <dOut, s>,
 /// doffset = a * <dOut, ds/dx>, a * <dOut, ds/dy>. The four dot products run point by point; the
@@ -337,19 +329,8 @@ func deformableSamplingPointGradients(_ value: Tensor, offsets: Tensor, weights:
             for x in 0..<w {
                 let pixel = row * w + x
                 batch.fill(x: x, y: y, w: w, h: h, offsets: offp + pixel * gp * 2, weights: wtp + pixel * gp, count: gp)
-                for g in 0..<groups {
-                    let go = gradp + pixel * c + g * d
-                    let src = image + g * d
-                    for k in 0..<p {
-                        let l = g * p + k
-                        guard batch.valid[l] != 0 else {
-                            e00p[l] = 0; e01p[l] = 0; e10p[l] = 0; e11p[l] = 0
-                            continue
-                        }
-                        let (i00, i01, i10, i11) = batch.indices(l, w: w)
-                        (e00p[l], e01p[l], e10p[l], e11p[l]) = tapDots(go, src + i00 * c, src + i01 * c, src + i10 * c, src + i11 * c, d)
-                    }
-                }
+                stm_point_dots(gradp + pixel * c, image, c, d, p, gp, batch.i00, batch.i01, batch.i10, batch.i11, batch.valid,
+                               e00p, e01p, e10p, e11p)
                 // Taps outside the map read zero; points wholly outside get zero gradients.
                 let dw = dwtp + pixel * gp, doff = doffp + pixel * gp * 2
                 var i = 0
@@ -413,7 +394,7 @@ func deformableSamplingValueGradient(_ shape: [Int], offsets: Tensor, weights: T
                         guard batch.valid[k] != 0 else { continue }
                         // Taps outside the map have weight 0 and point at pixel 0, where they add nothing.
                         let a00 = batch.a00[k], a01 = batch.a01[k], a10 = batch.a10[k], a11 = batch.a11[k]
-                        let (i00, i01, i10, i11) = batch.indices(k, w: w)
+                        let (i00, i01, i10, i11) = batch.indices(k)
                         let d00 = dst + i00 * c, d01 = dst + i01 * c, d10 = dst + i10 * c, d11 = dst + i11 * c
                         var j = 0
                         while j + 16 <= d {  // the same per-element operations as the 4-wide and scalar loops

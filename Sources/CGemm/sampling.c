@@ -1,0 +1,158 @@
+// CGemm, deformable-sampling part: the point gradients' dot products, <dOut, tap> for the four
+// bilinear taps of each sampling point of one output pixel, with the operation sequence of
+// TensorCore's Swift definition (see `deformableSamplingPointGradients` and its test): per tap, four
+// partial sums, lane r taking channels r, r + 4, ... in channel order from +0, each product and sum
+// rounded on its own (no contraction: -ffp-contract=off); then the four lanes added in lane order;
+// then the last D % 4 channels one by one. Any ISA gives the same bits.
+//
+// Why C: the Swift version reduced each tap's sixteen products to four lanes with a chain of
+// quarter extractions and made each sum with shuffles, point by point. Here the sixteen-channel
+// chunks of a point's four taps are regrouped so that one vector holds all four taps' partial sums
+// (lanes 4t + r), and a chunk costs a block transpose and four adds.
+//
+// Shape key: C channels per pixel, D channels per group, P points per group, N = G * P points.
+// Leaves out: NaN payloads (a NaN product gives a NaN sum, not necessarily the same NaN).
+#include "stm_elementwise.h"
+#include "stm_gemm.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define STM_X86 1
+#else
+#define STM_X86 0
+#endif
+
+/// The rest of one point's dots after `j` channels went into the partial sums c[4t + r]: the
+/// four-channel steps, the lane sums in order, the scalar tail. The whole definition when j = 0.
+static void dots_finish(const float *g, const float *const v[4], long d, long j, float c[16], float e[4]) {
+    for (; j + 4 <= d; j += 4)
+        for (int t = 0; t < 4; t++)
+            for (int r = 0; r < 4; r++) c[4 * t + r] = c[4 * t + r] + g[j + r] * v[t][j + r];
+    for (int t = 0; t < 4; t++) {
+        float s = ((c[4 * t] + c[4 * t + 1]) + c[4 * t + 2]) + c[4 * t + 3];
+        for (long k = j; k < d; k++) s = s + g[k] * v[t][k];
+        e[t] = s;
+    }
+}
+
+#if STM_X86
+#define ATTR512 __attribute__((target("avx512f")))
+#define ATTR256 __attribute__((target("avx2,fma")))
+
+/// One point's four dots. Each 16-channel chunk's products p_t = [q0 q1 q2 q3] (four-channel
+/// quarters) are regrouped into z_q = [p_0.q, p_1.q, p_2.q, p_3.q] and added q by q: lane 4t + r
+/// takes the same values in the same order as tap t's lane r of four-channel steps.
+ATTR512 static inline void point512(const float *g, const float *const v[4], long d, float e[4]) {
+    __m512 acc = _mm512_setzero_ps();
+    long j = 0;
+    for (; j + 16 <= d; j += 16) {
+        __m512 gj = _mm512_loadu_ps(g + j);
+        __m512 p0 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[0] + j));
+        __m512 p1 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[1] + j));
+        __m512 p2 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[2] + j));
+        __m512 p3 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[3] + j));
+        __m512 lo01 = _mm512_shuffle_f32x4(p0, p1, 0x44);  // p0.q0 p0.q1 p1.q0 p1.q1
+        __m512 hi01 = _mm512_shuffle_f32x4(p0, p1, 0xEE);  // p0.q2 p0.q3 p1.q2 p1.q3
+        __m512 lo23 = _mm512_shuffle_f32x4(p2, p3, 0x44);
+        __m512 hi23 = _mm512_shuffle_f32x4(p2, p3, 0xEE);
+        acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(lo01, lo23, 0x88));  // q0 of taps 0..3
+        acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));  // q1
+        acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(hi01, hi23, 0x88));  // q2
+        acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));  // q3
+    }
+    if (j == d) {
+        // Lane sums in order, ((c0 + c1) + c2) + c3, in every 128-bit block at once.
+        __m512 s = _mm512_add_ps(acc, _mm512_permute_ps(acc, 0x01));
+        s = _mm512_add_ps(s, _mm512_permute_ps(acc, 0x02));
+        s = _mm512_add_ps(s, _mm512_permute_ps(acc, 0x03));
+        __m128 four = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), s));
+        _mm_storeu_ps(e, four);
+        return;
+    }
+    float c[16];
+    _mm512_storeu_ps(c, acc);
+    dots_finish(g, v, d, j, c, e);
+}
+
+/// The same with two 8-lane halves: acc01 holds taps 0 and 1 (lanes 4t + r), acc23 taps 2 and 3.
+ATTR256 static inline void point256(const float *g, const float *const v[4], long d, float e[4]) {
+    __m256 acc01 = _mm256_setzero_ps(), acc23 = _mm256_setzero_ps();
+    long j = 0;
+    for (; j + 16 <= d; j += 16) {
+        __m256 ga = _mm256_loadu_ps(g + j), gb = _mm256_loadu_ps(g + j + 8);
+        __m256 p0a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[0] + j)), p0b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[0] + j + 8));
+        __m256 p1a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[1] + j)), p1b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[1] + j + 8));
+        __m256 p2a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[2] + j)), p2b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[2] + j + 8));
+        __m256 p3a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[3] + j)), p3b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[3] + j + 8));
+        acc01 = _mm256_add_ps(acc01, _mm256_permute2f128_ps(p0a, p1a, 0x20));  // q0 of taps 0, 1
+        acc23 = _mm256_add_ps(acc23, _mm256_permute2f128_ps(p2a, p3a, 0x20));
+        acc01 = _mm256_add_ps(acc01, _mm256_permute2f128_ps(p0a, p1a, 0x31));  // q1
+        acc23 = _mm256_add_ps(acc23, _mm256_permute2f128_ps(p2a, p3a, 0x31));
+        acc01 = _mm256_add_ps(acc01, _mm256_permute2f128_ps(p0b, p1b, 0x20));  // q2
+        acc23 = _mm256_add_ps(acc23, _mm256_permute2f128_ps(p2b, p3b, 0x20));
+        acc01 = _mm256_add_ps(acc01, _mm256_permute2f128_ps(p0b, p1b, 0x31));  // q3
+        acc23 = _mm256_add_ps(acc23, _mm256_permute2f128_ps(p2b, p3b, 0x31));
+    }
+    float c[16];
+    _mm256_storeu_ps(c, acc01);
+    _mm256_storeu_ps(c + 8, acc23);
+    dots_finish(g, v, d, j, c, e);
+}
+#endif
+
+/// One pixel's points: what `stm_point_dots` was given.
+typedef struct {
+    const float *go, *image;
+    long c, d, p, n;
+    const int *idx[4];
+    const float *valid;
+    float *e[4];
+} pixel_points;
+
+/// Point l's dOut channels, and its four taps in v (l valid). Inlines into every ISA's loop.
+static inline const float *point_taps(const pixel_points *P, long l, const float *v[4]) {
+    long gd = (l / P->p) * P->d;
+    for (int t = 0; t < 4; t++) v[t] = P->image + gd + (long)P->idx[t][l] * P->c;
+    return P->go + gd;
+}
+
+static inline void point_store(const pixel_points *P, long l, const float e[4]) {
+    for (int t = 0; t < 4; t++) P->e[t][l] = e[t];
+}
+
+#if STM_X86
+ATTR512 static void points512(const pixel_points *P) {
+    for (long l = 0; l < P->n; l++) {
+        float e[4] = {0, 0, 0, 0};
+        const float *v[4];
+        if (P->valid[l] != 0) point512(point_taps(P, l, v), v, P->d, e);
+        point_store(P, l, e);
+    }
+}
+
+ATTR256 static void points256(const pixel_points *P) {
+    for (long l = 0; l < P->n; l++) {
+        float e[4] = {0, 0, 0, 0};
+        const float *v[4];
+        if (P->valid[l] != 0) point256(point_taps(P, l, v), v, P->d, e);
+        point_store(P, l, e);
+    }
+}
+#endif
+
+void stm_point_dots(const float *go, const float *image, long c, long d, long p, long n,
+                    const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
+                    float *e00, float *e01, float *e10, float *e11) {
+    const pixel_points P = {go, image, c, d, p, n, {i00, i01, i10, i11}, valid, {e00, e01, e10, e11}};
+#if STM_X86
+    int kern = stm_gemm_kernel();
+    if (kern == STM_GEMM_AVX512) { points512(&P); return; }
+    if (kern == STM_GEMM_AVX2) { points256(&P); return; }
+#endif
+    for (long l = 0; l < n; l++) {
+        float e[4] = {0, 0, 0, 0}, cs[16] = {0};
+        const float *v[4];
+        if (valid[l] != 0) dots_finish(point_taps(&P, l, v), v, d, 0, cs, e);
+        point_store(&P, l, e);
+    }
+}
