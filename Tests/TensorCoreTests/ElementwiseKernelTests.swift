@@ -128,6 +128,26 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    func testSoftmaxBackwardOfManyRowsIsEachRowAlone() {
+        // Four rows' sums run side by side and the products sixteen at a time; each row must keep the
+        // bits of the scalar definition, for whole groups of four and remainders, in place (as the
+        // attention runs it) too.
+        for l in [1, 9, 13, 49, 169] { for m in [0, 1, 7, 8, 9, 16, 17, 37] {
+            var p = values(m * l, scale: 1).map { abs($0) }, d = values(m * l, scale: 30)
+            if m * l > 5 { d[3] = -0.0; p[5] = 0 }
+            var ours = [Float](repeating: 0, count: m * l), want = ours
+            softmaxBackwardRows(p, d, &ours, rows: m, l)
+            for r in 0..<m {  // the definition: the row's sum in order, then each element
+                var dot: Float = 0
+                for j in 0..<l { dot += d[r * l + j] * p[r * l + j] }
+                for j in 0..<l { want[r * l + j] = p[r * l + j] * (d[r * l + j] - dot) }
+            }
+            XCTAssertEqual(ours.map(\.bitPattern), want.map(\.bitPattern), "l=\(l) m=\(m)")
+            d.withUnsafeMutableBufferPointer { softmaxBackwardRows(p, $0.baseAddress!, $0.baseAddress!, rows: m, l) }
+            XCTAssertEqual(d.map(\.bitPattern), want.map(\.bitPattern), "in place, l=\(l) m=\(m)")
+        } }
+    }
+
     func testLayerNormMatchesItsDefinitionOnEveryPath() {
         for kernel in GemmKernel.runnable {
             GemmKernel.use(kernel)

@@ -108,7 +108,8 @@ public func softmax(_ x: Tensor) -> Tensor {
         let dx = Tensor(uninitializedShape: x.shape)
         let dp = dOut.data, dxp = dx.data, op = out.data
         parallelFor(m, grain: grainFor(m, cost: 4 * l)) { r in
-            for i in r { softmaxBackwardRow(op + i * l, dp + i * l, dxp + i * l, l) }
+            let at = r.lowerBound * l
+            softmaxBackwardRows(op + at, dp + at, dxp + at, rows: r.count, l)
         }
         return [dx]
     }
@@ -152,5 +153,50 @@ public func referenceSoftmaxRow(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePoi
 func softmaxBackwardRow(_ p: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ l: Int) {
     var dot: Float = 0
     for j in 0..<l { dot += d[j] * p[j] }
-    for j in 0..<l { dx[j] = p[j] * (d[j] - dot) }
+    softmaxBackwardScale(p, d, dx, dot, l)
+}
+
+/// `softmaxBackwardRow` for consecutive rows: p, d, dx [rows, L] (dx may equal d). Four rows' sums
+/// run side by side, each in its row's order, so each row gets the bits it gets alone: one row's
+/// sum is a chain of dependent adds, and rows one after another were bound by the add's latency.
+func softmaxBackwardRows(_ p: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                         rows: Int, _ l: Int) {
+    var i = 0
+    while i + 4 <= rows {
+        let p0 = p + i * l, p1 = p0 + l, p2 = p1 + l, p3 = p2 + l
+        let d0 = d + i * l, d1 = d0 + l, d2 = d1 + l, d3 = d2 + l
+        var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+        for j in 0..<l {
+            s0 += d0[j] * p0[j]
+            s1 += d1[j] * p1[j]
+            s2 += d2[j] * p2[j]
+            s3 += d3[j] * p3[j]
+        }
+        softmaxBackwardScale(p0, d0, dx + i * l, s0, l)
+        softmaxBackwardScale(p1, d1, dx + (i + 1) * l, s1, l)
+        softmaxBackwardScale(p2, d2, dx + (i + 2) * l, s2, l)
+        softmaxBackwardScale(p3, d3, dx + (i + 3) * l, s3, l)
+        i += 4
+    }
+    while i < rows {
+        softmaxBackwardRow(p + i * l, d + i * l, dx + i * l, l)
+        i += 1
+    }
+}
+
+/// dx[j] = p[j] * (d[j] - dot), sixteen at a time (dx may equal d, so a plain loop stays scalar).
+@inline(__always) @usableFromInline
+func softmaxBackwardScale(_ p: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                  _ dot: Float, _ l: Int) {
+    let dots = Float16x(repeating: dot)
+    var j = 0
+    while j + 16 <= l {
+        let pv = UnsafeRawPointer(p + j).loadUnaligned(as: Float16x.self), dv = UnsafeRawPointer(d + j).loadUnaligned(as: Float16x.self)
+        UnsafeMutableRawPointer(dx + j).storeBytes(of: pv * (dv - dots), as: Float16x.self)
+        j += 16
+    }
+    while j < l {
+        dx[j] = p[j] * (d[j] - dot)
+        j += 1
+    }
 }

@@ -195,7 +195,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                 gemm(transB: true, m: lq, n: lk, k: dv, a: dO, lda: ldo, b: vp + s * lk * ldv + h * dv, ldb: ldv, c: ds, ldc: lk)
                 // dS = P * (dP - rowsum(dP * P)) for softmax; the activation's own row rule otherwise.
                 if isSoftmax {
-                    for i in 0..<lq { softmaxBackwardRow(p + i * lk, ds + i * lk, ds + i * lk, lk) }
+                    softmaxBackwardRows(p, ds, ds, rows: lq, lk)
                 } else {
                     for i in 0..<lq {
                         activation.backwardRow(output: p + i * lk, present: presence.map { UnsafePointer($0 + (s % groups) * block + i * lk) },
