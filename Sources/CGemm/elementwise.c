@@ -330,6 +330,17 @@ ATTR256 static void softmax_lanes256(float *t, long l) {
     __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), s);
     for (long k = 0; k < l; k++) _mm256_storeu_ps(t + k * 8, _mm256_mul_ps(_mm256_loadu_ps(t + k * 8), inv));
 }
+
+/// Tails of W rows of 16 or more at once: t [n][W] holds the rows' last n < 16 logits column by
+/// column, mx [W] their maxima; each lane gets exp(x - max) of its row, as tail_exp256 makes it.
+ATTR512 static void tails_exp512(float *t, const float *mx, long n) {
+    __m512 m = _mm512_loadu_ps(mx);
+    for (long k = 0; k < n; k++) _mm512_storeu_ps(t + k * 16, exp_v16(_mm512_sub_ps(_mm512_loadu_ps(t + k * 16), m)));
+}
+ATTR256 static void tails_exp256(float *t, const float *mx, long n) {
+    __m256 m = _mm256_loadu_ps(mx);
+    for (long k = 0; k < n; k++) _mm256_storeu_ps(t + k * 8, exp_v8(_mm256_sub_ps(_mm256_loadu_ps(t + k * 8), m)));
+}
 #endif
 
 void stm_softmax_row(const float *x, float *o, long l) {
@@ -377,6 +388,39 @@ void stm_softmax_rows(const float *x, float *o, long m, long l) {
         else softmax_lanes256(t, l);
         for (long r = 0; r < w; r++)
             for (long k = 0; k < l; k++) orow[r * l + k] = t[k * w + r];
+    }
+    // Rows of 16 or more that leave a tail (Swin's 49 logits, Halo's 169), W at a time: each row's
+    // maximum and whole groups of 16 as stm_softmax_row makes them, then the W rows' tails together,
+    // a row per lane, through the vector exp once instead of once per row; then each row's sum in
+    // stm_softmax_row's order (lanes, then its tail in order) and its scaling.
+    long tail = l % 16, j0 = l - tail;
+    long wl = (l < 16 || tail == 0) ? 0 : kernel == STM_GEMM_AVX512 ? 16 : kernel == STM_GEMM_AVX2 ? 8 : 0;
+    for (; wl > 0 && i + wl <= m; i += wl) {
+        float mx[16], acc[16][16];
+        for (long r = 0; r < wl; r++) {
+            const float *xr = x + (i + r) * l;
+            float *orow = o + (i + r) * l;
+            mx[r] = row_max256(xr, l);
+            for (int u = 0; u < 16; u++) acc[r][u] = 0.0f;
+            if (kernel == STM_GEMM_AVX512) softmax_body512(xr, orow, l, mx[r], acc[r]);
+            else softmax_body256(xr, orow, l, mx[r], acc[r]);
+        }
+        // The tails are read after the bodies are written: a body writes only its own row's first j0.
+        for (long r = 0; r < wl; r++)
+            for (long k = 0; k < tail; k++) t[k * wl + r] = x[(i + r) * l + j0 + k];
+        if (wl == 16) tails_exp512(t, mx, tail);
+        else tails_exp256(t, mx, tail);
+        for (long r = 0; r < wl; r++) {
+            float *orow = o + (i + r) * l;
+            float sum = lanes_total(acc[r]);
+            for (long k = 0; k < tail; k++) {
+                float e = t[k * wl + r];
+                orow[j0 + k] = e;
+                sum += e;
+            }
+            float inv = 1.0f / sum;
+            for (long j = 0; j < l; j++) orow[j] *= inv;
+        }
     }
 #endif
     for (; i < m; i++) stm_softmax_row(x + i * l, o + i * l, l);

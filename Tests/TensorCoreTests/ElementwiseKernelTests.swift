@@ -101,15 +101,15 @@ final class ElementwiseKernelTests: XCTestCase {
     }
 
     func testSoftmaxOfManyRowsIsEachRowAlone() {
-        // Rows shorter than 16 run several at a time, one per vector lane; every row must keep the
-        // bits of stm_softmax_row on it alone: whole groups of rows and a remainder, ties, infinities,
+        // Rows shorter than 16, and the tails of longer ones, run several at a time, one per vector
+        // lane; every row must keep the bits of stm_softmax_row on it alone: whole groups of rows and a remainder, ties, infinities,
         // NaN and huge values among the logits, in place too. A NaN is any NaN here: which of two NaN
         // operands a product passes on (so the sign of a NaN result) depends on how the compiler orders
         // the operands of that commutative instruction, in either version.
         let special: [Float] = [0, -0.0, 1e30, -1e30, .infinity, -.infinity, .nan, 88.7, -87.4, 3, 3]
         for kernel in GemmKernel.runnable {
             GemmKernel.use(kernel)
-            for l in [1, 2, 3, 8, 9, 15, 16, 17, 49] { for m in [1, 7, 8, 9, 16, 17, 37] {
+            for l in [1, 2, 3, 8, 9, 15, 16, 17, 31, 32, 49, 169] { for m in [1, 7, 8, 9, 16, 17, 37] {
                 var x = values(m * l, scale: 20)
                 // Special values in odd rows only: the even ones stay finite.
                 for i in stride(from: 0, to: x.count, by: 5) where (i / l) % 2 == 1 { x[i] = special[(i / 5) % special.count] }

@@ -34,7 +34,7 @@ void stm_softmax_row(const float *x, float *o, long l);
 /// stm_softmax_row of each of rows [0, m) of x [M, L], with each row's bits (a NaN result's sign
 /// aside, as between any two builds: which NaN operand a product passes on follows the order the
 /// compiler gives its operands). Rows shorter than 16 run several at a time across the vector lanes
-/// (one row per lane). o may equal x.
+/// (one row per lane), and so do the tails (the last L % 16 logits) of longer rows. o may equal x.
 void stm_softmax_rows(const float *x, float *o, long m, long l);
 
 /// LayerNorm of rows [0, m) of x [M, C]: xhat = (x - mean) * rstd, out = xhat * w + b, rstd per row.

@@ -122,6 +122,12 @@ func softmaxRow(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ l
     stm_softmax_row(x, o, l)
 }
 
+/// `softmaxRow` of each of `rows` consecutive rows (x, o [rows, L]; o may equal x), with each row's
+/// bits; short rows and the tails of long ones run several rows at a time (stm_softmax_rows).
+func softmaxRows(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, rows: Int, _ l: Int) {
+    stm_softmax_rows(x, o, rows, l)
+}
+
 /// The definition of the softmax row kernel: o = exp(x - max) / sum, sixteen lanes, the sum in a
 /// fixed order. x, o [L] (o may equal x).
 public func referenceSoftmaxRow(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ l: Int) {

@@ -120,7 +120,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                 let sp = pp.map { $0 + bh * block + at } ?? scratch!
                 fill.logits(bh: bh, i0: i0, rows: qc, into: sp)
                 if isSoftmax {
-                    for i in 0..<qc { softmaxRow(sp + i * lk, sp + i * lk, lk) }
+                    softmaxRows(sp, sp, rows: qc, lk)
                 } else {
                     let present = fill.groupBias.map { UnsafePointer($0 + (s % groups) * block + at) }
                     for i in 0..<qc {
@@ -184,7 +184,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                 if let remake, let remade {
                     // The forward's operations on this block, in its order: the same weights, bit for bit.
                     remake.logits(bh: bh, i0: 0, rows: lq, into: remade)
-                    for i in 0..<lq { softmaxRow(remade + i * lk, remade + i * lk, lk) }
+                    softmaxRows(remade, remade, rows: lq, lk)
                     p = remade
                 } else {
                     p = pp! + bh * block
