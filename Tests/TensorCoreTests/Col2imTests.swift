@@ -12,10 +12,13 @@ final class Col2imTests: XCTestCase {
 
     func testSameBitsAsTheDefinition() {
         // (h, w, c, kh, kw, stride, pad): the stem and transitions (3x3 s2 p1), PVT's reduction (k = s),
-        // a 4x4 patch stem, stride 1, a kernel larger than the stride with no padding, odd sizes.
+        // a 4x4 patch stem, stride 1, a kernel larger than the stride with no padding, odd sizes, and
+        // channel counts with whole groups of sixteen.
         let cases: [(Int, Int, Int, Int, Int, Int, Int)] = [
             (15, 13, 3, 3, 3, 2, 1), (16, 16, 5, 3, 3, 2, 1), (16, 12, 4, 2, 2, 2, 0), (17, 9, 3, 4, 4, 4, 0),
             (9, 11, 2, 3, 3, 1, 1), (12, 10, 3, 5, 3, 2, 0), (7, 8, 6, 3, 2, 3, 2), (1, 1, 3, 3, 3, 2, 1),
+            // Channels in sixteens and a remainder: the stem's second convolution (C = 48), 16 + 5, 32.
+            (14, 12, 48, 3, 3, 2, 1), (9, 7, 21, 2, 2, 2, 0), (8, 8, 32, 4, 4, 4, 0),
         ]
         let before = Threads.count
         defer { Threads.set(before) }

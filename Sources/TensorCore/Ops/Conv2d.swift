@@ -87,16 +87,31 @@ func col2im(_ dcol: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: In
         for row in r {
             let b = row / h, iy = row % h
             let image = dcol + b * ho * wo * kdim
+            let taps = rows.start[iy]..<rows.start[iy + 1]
             for ix in 0..<w {
                 let dst = dx + ((b * h + iy) * w + ix) * c
-                for ch in 0..<c { dst[ch] = 0 }
-                // From +0, the taps (ky, kx) in row-major order: ky outer, kx inner.
-                for t in rows.start[iy]..<rows.start[iy + 1] {
-                    let base = image + rows.offsets[t]
-                    for u in columns.start[ix]..<columns.start[ix + 1] {
-                        let src = base + columns.offsets[u]
-                        for ch in 0..<c { dst[ch] += src[ch] }
+                let across = columns.start[ix]..<columns.start[ix + 1]
+                // From +0, the taps (ky, kx) in row-major order: ky outer, kx inner. Sixteen channels
+                // at a time in a register, then one by one (a sum in dst itself stayed scalar: dst
+                // might overlap the columns).
+                var ch = 0
+                while ch + 16 <= c {
+                    var acc = Float16x()
+                    for t in taps {
+                        let base = image + rows.offsets[t] + ch
+                        for u in across { acc += UnsafeRawPointer(base + columns.offsets[u]).loadUnaligned(as: Float16x.self) }
                     }
+                    UnsafeMutableRawPointer(dst + ch).storeBytes(of: acc, as: Float16x.self)
+                    ch += 16
+                }
+                while ch < c {
+                    var acc: Float = 0
+                    for t in taps {
+                        let base = image + rows.offsets[t] + ch
+                        for u in across { acc += base[columns.offsets[u]] }
+                    }
+                    dst[ch] = acc
+                    ch += 1
                 }
             }
         }
