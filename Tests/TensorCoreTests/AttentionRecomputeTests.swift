@@ -76,7 +76,12 @@ final class AttentionRecomputeTests: XCTestCase {
     }
 
     func testHaloTermGivesTheBitsOfStoredRelativeLogits() {
-        let (s, wn, heads, dk, nb) = (4, 8, 2, 6, 5)  // L = 16 queries, K = 64 keys, R = 15
+        // Windows of 8 (one 8-wide chunk), 7 (4 + 3) and the study's 13 (8 + 4 + 1) key columns.
+        for (s, wn) in [(4, 8), (3, 7), (7, 13)] { checkHaloTerm(block: s, window: wn) }
+    }
+
+    func checkHaloTerm(block s: Int, window wn: Int) {
+        let (heads, dk, nb) = (2, 6, 5)  // e.g. block 4, window 8: L = 16 queries, K = 64 keys, R = 15
         let l = s * s, k = wn * wn, r = 2 * wn - 1
         let q = rng.tensor([nb, l, heads * dk]), kv = rng.tensor([nb, k, heads * dk * 2]), seed = rng.tensor([nb, l, heads * dk])
         let ht = rng.tensor([r, dk]), wt = rng.tensor([r, dk])
@@ -97,7 +102,7 @@ final class AttentionRecomputeTests: XCTestCase {
                 return attention(q: AttentionOperand(q), k: AttentionOperand(kv), v: AttentionOperand(kv, offset: heads * dk),
                                  heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.4, term: term)
             }
-            XCTAssertEqual(factored, stored, "softmax, masked \(masked)")
+            XCTAssertEqual(factored, stored, "softmax, masked \(masked), block \(s), window \(wn)")
         }
         // An activation that keeps its weights (the term still replaces the stored logits).
         let act = AttentionActivation.scale(by: Float(k), relu: true)
@@ -113,7 +118,7 @@ final class AttentionRecomputeTests: XCTestCase {
             return attention(q: AttentionOperand(q), k: AttentionOperand(kv), v: AttentionOperand(kv, offset: heads * dk),
                              heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.4, term: term, activation: act)
         }
-        XCTAssertEqual(factored, stored, "scale-relu")
+        XCTAssertEqual(factored, stored, "scale-relu, block \(s), window \(wn)")
     }
 
     func testHaloCoefficientGradientMeetsFiniteDifferences() {

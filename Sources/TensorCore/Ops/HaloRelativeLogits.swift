@@ -170,11 +170,24 @@ public struct HaloRelativeTerm: AttentionLogitTerm {
             for ky in 0..<wn {
                 let hv = hrow[ky]
                 let line = dst + ky * wn
+                // line[kx] += (hv + wrow[kx]) + add[kx], eight and four at a time, then one by one
+                // (as plain loops these stayed scalar: line might overlap the coefficients).
+                var kx = 0
                 if let bias {
                     let add = bias + ky * wn
-                    for kx in 0..<wn { line[kx] += (hv + wrow[kx]) + add[kx] }
+                    while kx + 8 <= wn {
+                        store8(load8(line + kx) + ((SIMD8(repeating: hv) + load8(wrow + kx)) + load8(add + kx)), line + kx)
+                        kx += 8
+                    }
+                    while kx + 4 <= wn {
+                        store4(load4(line + kx) + ((SIMD4(repeating: hv) + load4(wrow + kx)) + load4(add + kx)), line + kx)
+                        kx += 4
+                    }
+                    while kx < wn { line[kx] += (hv + wrow[kx]) + add[kx]; kx += 1 }
                 } else {
-                    for kx in 0..<wn { line[kx] += hv + wrow[kx] }
+                    while kx + 8 <= wn { store8(load8(line + kx) + (SIMD8(repeating: hv) + load8(wrow + kx)), line + kx); kx += 8 }
+                    while kx + 4 <= wn { store4(load4(line + kx) + (SIMD4(repeating: hv) + load4(wrow + kx)), line + kx); kx += 4 }
+                    while kx < wn { line[kx] += hv + wrow[kx]; kx += 1 }
                 }
             }
         }
@@ -193,8 +206,29 @@ public struct HaloRelativeTerm: AttentionLogitTerm {
             for ky in 0..<wn {
                 let line = src + ky * wn
                 var acc: Float = 0
-                for kx in 0..<wn { acc += line[kx]; wAt[kx] += line[kx] }
+                for kx in 0..<wn { acc += line[kx] }
                 hAt[ky] = acc
+            }
+            // wAt[kx] = the sum over ky in order, from the zeroed row: eight and four columns at a
+            // time in registers, then one by one (a sum kept in wAt itself went through memory).
+            var kx = 0
+            while kx + 8 <= wn {
+                var acc = SIMD8<Float>()
+                for ky in 0..<wn { acc += load8(src + ky * wn + kx) }
+                store8(acc, wAt + kx)
+                kx += 8
+            }
+            while kx + 4 <= wn {
+                var acc = SIMD4<Float>()
+                for ky in 0..<wn { acc += load4(src + ky * wn + kx) }
+                store4(acc, wAt + kx)
+                kx += 4
+            }
+            while kx < wn {
+                var acc: Float = 0
+                for ky in 0..<wn { acc += src[ky * wn + kx] }
+                wAt[kx] = acc
+                kx += 1
             }
         }
     }
@@ -238,3 +272,8 @@ func referenceHaloRelativeLogits(_ q: Tensor, heightTable: Tensor, widthTable: T
     }
     return out
 }
+
+@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+@inline(__always) private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self) }
+@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
+@inline(__always) private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self) }
