@@ -156,3 +156,194 @@ void stm_point_dots(const float *go, const float *image, long c, long d, long p,
         point_store(&P, l, e);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The forward and the value gradient at one output pixel, with the Swift definition's operations:
+// forward, per channel j of a group, from +0 over its valid points in order,
+//   acc = acc + (a00 * v00[j] + a01 * v01[j]); acc = acc + (a10 * v10[j] + a11 * v11[j])
+// for j below the last multiple of 4 (any vector width: each lane does just this), and
+//   acc = acc + (((a00 * v00[j] + a01 * v01[j]) + a10 * v10[j]) + a11 * v11[j])
+// for the channels past it; the value gradient, per valid point in order and tap in order,
+// d_t[j] = d_t[j] + a_t * g[j] (a tap outside the map has weight 0 and points at pixel 0).
+
+/// One pixel's points and their tap weights (a_t = the point's weight times tap t's).
+typedef struct {
+    const float *image;
+    long c, d, p;
+    const int *idx[4];
+    const float *valid;
+    const float *a[4];
+} pixel_samples;
+
+static inline void sample_taps(const pixel_samples *S, long l, const float *base, const float *v[4]) {
+    for (int t = 0; t < 4; t++) v[t] = base + (long)S->idx[t][l] * S->c;
+}
+
+/// Channels [j0, d) of group g's output, one at a time (the portable path and every path's tail).
+static void sample_scalar(const pixel_samples *S, long g, long j0, float *dst) {
+    long d4 = S->d / 4 * 4;
+    const float *base = S->image + g * S->d;
+    for (long j = j0; j < S->d; j++) {
+        float acc = 0.0f;
+        for (long l = g * S->p; l < (g + 1) * S->p; l++) {
+            if (S->valid[l] == 0) continue;
+            const float *v[4];
+            sample_taps(S, l, base, v);
+            float a0 = S->a[0][l], a1 = S->a[1][l], a2 = S->a[2][l], a3 = S->a[3][l];
+            if (j < d4) {
+                acc = acc + (a0 * v[0][j] + a1 * v[1][j]);
+                acc = acc + (a2 * v[2][j] + a3 * v[3][j]);
+            } else {
+                acc = acc + (((a0 * v[0][j] + a1 * v[1][j]) + a2 * v[2][j]) + a3 * v[3][j]);
+            }
+        }
+        dst[j] = acc;
+    }
+}
+
+/// Tap t of point l scattered into the value gradient's channels [j0, d) one at a time.
+static void scatter_scalar(const pixel_samples *S, long l, const float *g, float *const dv[4], long j0) {
+    for (long j = j0; j < S->d; j++)
+        for (int t = 0; t < 4; t++) dv[t][j] = dv[t][j] + S->a[t][l] * g[j];
+}
+
+#if STM_X86
+ATTR512 static void sample512(const pixel_samples *S, long groups, float *dst) {
+    long d16 = S->d / 16 * 16, d4 = S->d / 4 * 4;
+    for (long g = 0; g < groups; g++) {
+        const float *base = S->image + g * S->d;
+        float *out = dst + g * S->d;
+        for (long j = 0; j < d16; j += 16) {
+            __m512 acc = _mm512_setzero_ps();
+            for (long l = g * S->p; l < (g + 1) * S->p; l++) {
+                if (S->valid[l] == 0) continue;
+                const float *v[4];
+                sample_taps(S, l, base + j, v);
+                __m512 s01 = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(S->a[0][l]), _mm512_loadu_ps(v[0])),
+                                           _mm512_mul_ps(_mm512_set1_ps(S->a[1][l]), _mm512_loadu_ps(v[1])));
+                acc = _mm512_add_ps(acc, s01);
+                __m512 s23 = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(S->a[2][l]), _mm512_loadu_ps(v[2])),
+                                           _mm512_mul_ps(_mm512_set1_ps(S->a[3][l]), _mm512_loadu_ps(v[3])));
+                acc = _mm512_add_ps(acc, s23);
+            }
+            _mm512_storeu_ps(out + j, acc);
+        }
+        for (long j = d16; j < d4; j += 4) {
+            __m128 acc = _mm_setzero_ps();
+            for (long l = g * S->p; l < (g + 1) * S->p; l++) {
+                if (S->valid[l] == 0) continue;
+                const float *v[4];
+                sample_taps(S, l, base + j, v);
+                acc = _mm_add_ps(acc, _mm_add_ps(_mm_mul_ps(_mm_set1_ps(S->a[0][l]), _mm_loadu_ps(v[0])),
+                                                 _mm_mul_ps(_mm_set1_ps(S->a[1][l]), _mm_loadu_ps(v[1]))));
+                acc = _mm_add_ps(acc, _mm_add_ps(_mm_mul_ps(_mm_set1_ps(S->a[2][l]), _mm_loadu_ps(v[2])),
+                                                 _mm_mul_ps(_mm_set1_ps(S->a[3][l]), _mm_loadu_ps(v[3]))));
+            }
+            _mm_storeu_ps(out + j, acc);
+        }
+        if (d4 < S->d) sample_scalar(S, g, d4, out);
+    }
+}
+
+ATTR256 static void sample256(const pixel_samples *S, long groups, float *dst) {
+    long d8 = S->d / 8 * 8, d4 = S->d / 4 * 4;
+    for (long g = 0; g < groups; g++) {
+        const float *base = S->image + g * S->d;
+        float *out = dst + g * S->d;
+        for (long j = 0; j < d8; j += 8) {
+            __m256 acc = _mm256_setzero_ps();
+            for (long l = g * S->p; l < (g + 1) * S->p; l++) {
+                if (S->valid[l] == 0) continue;
+                const float *v[4];
+                sample_taps(S, l, base + j, v);
+                acc = _mm256_add_ps(acc, _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(S->a[0][l]), _mm256_loadu_ps(v[0])),
+                                                       _mm256_mul_ps(_mm256_set1_ps(S->a[1][l]), _mm256_loadu_ps(v[1]))));
+                acc = _mm256_add_ps(acc, _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(S->a[2][l]), _mm256_loadu_ps(v[2])),
+                                                       _mm256_mul_ps(_mm256_set1_ps(S->a[3][l]), _mm256_loadu_ps(v[3]))));
+            }
+            _mm256_storeu_ps(out + j, acc);
+        }
+        for (long j = d8; j < d4; j += 4) {
+            __m128 acc = _mm_setzero_ps();
+            for (long l = g * S->p; l < (g + 1) * S->p; l++) {
+                if (S->valid[l] == 0) continue;
+                const float *v[4];
+                sample_taps(S, l, base + j, v);
+                acc = _mm_add_ps(acc, _mm_add_ps(_mm_mul_ps(_mm_set1_ps(S->a[0][l]), _mm_loadu_ps(v[0])),
+                                                 _mm_mul_ps(_mm_set1_ps(S->a[1][l]), _mm_loadu_ps(v[1]))));
+                acc = _mm_add_ps(acc, _mm_add_ps(_mm_mul_ps(_mm_set1_ps(S->a[2][l]), _mm_loadu_ps(v[2])),
+                                                 _mm_mul_ps(_mm_set1_ps(S->a[3][l]), _mm_loadu_ps(v[3]))));
+            }
+            _mm_storeu_ps(out + j, acc);
+        }
+        if (d4 < S->d) sample_scalar(S, g, d4, out);
+    }
+}
+
+ATTR512 static void scatter512(const pixel_samples *S, const float *g, float *dst) {
+    long d16 = S->d / 16 * 16;
+    for (long l = 0; l < S->p; l++) {
+        if (S->valid[l] == 0) continue;
+        float *dv[4];
+        for (int t = 0; t < 4; t++) dv[t] = dst + (long)S->idx[t][l] * S->c;
+        __m512 a0 = _mm512_set1_ps(S->a[0][l]), a1 = _mm512_set1_ps(S->a[1][l]);
+        __m512 a2 = _mm512_set1_ps(S->a[2][l]), a3 = _mm512_set1_ps(S->a[3][l]);
+        for (long j = 0; j < d16; j += 16) {
+            __m512 gj = _mm512_loadu_ps(g + j);
+            _mm512_storeu_ps(dv[0] + j, _mm512_add_ps(_mm512_loadu_ps(dv[0] + j), _mm512_mul_ps(a0, gj)));
+            _mm512_storeu_ps(dv[1] + j, _mm512_add_ps(_mm512_loadu_ps(dv[1] + j), _mm512_mul_ps(a1, gj)));
+            _mm512_storeu_ps(dv[2] + j, _mm512_add_ps(_mm512_loadu_ps(dv[2] + j), _mm512_mul_ps(a2, gj)));
+            _mm512_storeu_ps(dv[3] + j, _mm512_add_ps(_mm512_loadu_ps(dv[3] + j), _mm512_mul_ps(a3, gj)));
+        }
+        if (d16 < S->d) scatter_scalar(S, l, g, dv, d16);
+    }
+}
+
+ATTR256 static void scatter256(const pixel_samples *S, const float *g, float *dst) {
+    long d8 = S->d / 8 * 8;
+    for (long l = 0; l < S->p; l++) {
+        if (S->valid[l] == 0) continue;
+        float *dv[4];
+        for (int t = 0; t < 4; t++) dv[t] = dst + (long)S->idx[t][l] * S->c;
+        __m256 a0 = _mm256_set1_ps(S->a[0][l]), a1 = _mm256_set1_ps(S->a[1][l]);
+        __m256 a2 = _mm256_set1_ps(S->a[2][l]), a3 = _mm256_set1_ps(S->a[3][l]);
+        for (long j = 0; j < d8; j += 8) {
+            __m256 gj = _mm256_loadu_ps(g + j);
+            _mm256_storeu_ps(dv[0] + j, _mm256_add_ps(_mm256_loadu_ps(dv[0] + j), _mm256_mul_ps(a0, gj)));
+            _mm256_storeu_ps(dv[1] + j, _mm256_add_ps(_mm256_loadu_ps(dv[1] + j), _mm256_mul_ps(a1, gj)));
+            _mm256_storeu_ps(dv[2] + j, _mm256_add_ps(_mm256_loadu_ps(dv[2] + j), _mm256_mul_ps(a2, gj)));
+            _mm256_storeu_ps(dv[3] + j, _mm256_add_ps(_mm256_loadu_ps(dv[3] + j), _mm256_mul_ps(a3, gj)));
+        }
+        if (d8 < S->d) scatter_scalar(S, l, g, dv, d8);
+    }
+}
+#endif
+
+void stm_sample_pixel(float *dst, const float *image, long c, long d, long p, long groups,
+                      const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
+                      const float *a00, const float *a01, const float *a10, const float *a11) {
+    const pixel_samples S = {image, c, d, p, {i00, i01, i10, i11}, valid, {a00, a01, a10, a11}};
+#if STM_X86
+    int kern = stm_gemm_kernel();
+    if (kern == STM_GEMM_AVX512) { sample512(&S, groups, dst); return; }
+    if (kern == STM_GEMM_AVX2) { sample256(&S, groups, dst); return; }
+#endif
+    for (long g = 0; g < groups; g++) sample_scalar(&S, g, 0, dst + g * d);
+}
+
+void stm_sample_scatter(float *dst, const float *go, long c, long d, long p,
+                        const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
+                        const float *a00, const float *a01, const float *a10, const float *a11) {
+    const pixel_samples S = {NULL, c, d, p, {i00, i01, i10, i11}, valid, {a00, a01, a10, a11}};
+#if STM_X86
+    int kern = stm_gemm_kernel();
+    if (kern == STM_GEMM_AVX512) { scatter512(&S, go, dst); return; }
+    if (kern == STM_GEMM_AVX2) { scatter256(&S, go, dst); return; }
+#endif
+    for (long l = 0; l < p; l++) {
+        if (valid[l] == 0) continue;
+        float *dv[4];
+        for (int t = 0; t < 4; t++) dv[t] = dst + (long)S.idx[t][l] * c;
+        scatter_scalar(&S, l, go, dv, 0);
+    }
+}

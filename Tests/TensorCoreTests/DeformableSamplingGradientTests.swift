@@ -138,7 +138,12 @@ final class DeformableSamplingGradientTests: XCTestCase {
     func testValueGradientIsTheScalarScatterBitForBit() {
         // D = 37: two 16-channel chunks, one of 4 and a single channel; every chunk width must give the
         // scalar loop's bits (the same multiply and add per element, pixels and points in order).
-        let (n, h, w, g, d, p) = (2, 4, 5, 2, 37, 3)
+        // Also the study's D = 16 with nine points, and D = 6 (no whole vector on AVX-512).
+        for (g, d, p) in [(2, 37, 3), (3, 16, 9), (2, 6, 3)] { checkValueGradient(groups: g, channels: d, points: p) }
+    }
+
+    func checkValueGradient(groups g: Int, channels d: Int, points p: Int) {
+        let (n, h, w) = (2, 4, 5)
         let offsets = Tensor(shape: [n, h, w, g * p * 2], values: (0..<(n * h * w * g * p * 2)).map { _ in 3 * rng.uniform() })
         let weights = rng.tensor([n, h, w, g * p]), dOut = rng.tensor([n, h, w, g * d])
         let got = deformableSamplingValueGradient([n, h, w, g * d], offsets: offsets, weights: weights, dOut: dOut, groups: g)
@@ -163,7 +168,7 @@ final class DeformableSamplingGradientTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(got.values.map(\.bitPattern), want.map(\.bitPattern))
+        XCTAssertEqual(got.values.map(\.bitPattern), want.map(\.bitPattern), "D = \(d), G = \(g), P = \(p)")
     }
 
     /// Locations that exercise every branch of `BilinearTaps`: integer and half coordinates, the

@@ -64,6 +64,19 @@ void stm_depthwise_taps_run(float *dst, const float *bias, long c, int ntaps, co
 void stm_point_dots(const float *go, const float *image, long c, long d, long p, long n,
                     const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
                     float *e00, float *e01, float *e10, float *e11);
+/// Deformable sampling's forward at one output pixel (sampling.c): dst [G*D] gets, per group g and
+/// channel j, from +0 over the group's valid points (l in [g*p, (g+1)*p)) in order,
+/// acc + (a00*v00 + a01*v01), then + (a10*v10 + a11*v11), for j below the last multiple of 4, and
+/// acc + (((a00*v00 + a01*v01) + a10*v10) + a11*v11) past it; v.. = image + g*d + i..[l]*c.
+void stm_sample_pixel(float *dst, const float *image, long c, long d, long p, long groups,
+                      const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
+                      const float *a00, const float *a01, const float *a10, const float *a11);
+/// Deformable sampling's value gradient for one output pixel's p points of one group: for each valid
+/// point l in order and tap t = 00, 01, 10, 11 in order, dst[i_t[l]*c + j] += a_t[l] * go[j] for
+/// j < d (dst: the group's channel slice of one image's gradient).
+void stm_sample_scatter(float *dst, const float *go, long c, long d, long p,
+                        const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
+                        const float *a00, const float *a01, const float *a10, const float *a11);
 
 #ifdef __cplusplus
 }

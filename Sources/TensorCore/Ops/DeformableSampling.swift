@@ -12,13 +12,15 @@
 // padded map are the same as zeros outside this map). Multi-level sampling, other padding modes
 // and offsets relative to anything but the output pixel are not provided.
 //
-// Speed: channels-last makes each bilinear tap a contiguous run of D floats, so the kernels work on
-// SIMD chunks of channels (16 and 4 wide, the forward's accumulator in registers over all points of
-// a pixel), with a scalar tail for other D. The point gradients' dot products are C
-// (`stm_point_dots`, CGemm/sampling.c): 4-lane partial sums per tap, whose order is part of their
-// bits, kept for all four taps in one vector. The taps themselves (floors, fractions, masks, tap
-// weights, pixel indices) are made 16 points at a time (`TapBatch`), as are the point gradients'
-// final formulas: made point by point in scalar code they took most of these kernels' time at D = 16.
+// Speed: channels-last makes each bilinear tap a contiguous run of D floats. The channel loops are C
+// at the host's vector width (CGemm/sampling.c): the forward's accumulator in registers over a
+// group's points (`stm_sample_pixel`), the value gradient's scatter (`stm_sample_scatter`) and the
+// point gradients' dot products (`stm_point_dots`: 4-lane partial sums per tap, whose order is part of
+// their bits, kept for all four taps in one vector). Each follows the operation sequence written
+// in its header, so every ISA gives the same bits. The taps themselves (floors, fractions, masks,
+// tap weights, pixel indices) are made 16 points at a time here (`TapBatch`), as are the point
+// gradients' final formulas: made point by point in scalar code they took most of these kernels'
+// time at D = 16.
 //
 // Determinism: the forward and the offset/weight gradients are independent per output pixel; the
 // value gradient is a scatter, done per (image, group) pair, each of which owns a disjoint channel
@@ -71,12 +73,9 @@ struct BilinearTaps {
 
 // Channel chunks use concrete SIMD types: generic SIMD code is many times slower in debug builds.
 private typealias F16 = SIMD16<Float>
-private typealias F4 = SIMD4<Float>
 
 @inline(__always) private func load16(_ p: UnsafePointer<Float>) -> F16 { UnsafeRawPointer(p).loadUnaligned(as: F16.self) }
-@inline(__always) private func load4(_ p: UnsafePointer<Float>) -> F4 { UnsafeRawPointer(p).loadUnaligned(as: F4.self) }
 @inline(__always) private func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self) }
-@inline(__always) private func store4(_ v: F4, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F4.self) }
 
 /// The bilinear taps of consecutive sampling points of one output pixel, made 16 points at a time in
 /// SIMD lanes and kept as a structure of arrays (one scratch per task). Each lane goes through the
@@ -202,12 +201,6 @@ struct TapBatch {
     func indices(_ l: Int) -> (Int, Int, Int, Int) { (Int(i00[l]), Int(i01[l]), Int(i10[l]), Int(i11[l])) }
 }
 
-/// One sample's taps as element offsets into the image, weights multiplied by the point's weight.
-private struct WeightedTaps {
-    var o00 = 0, o01 = 0, o10 = 0, o11 = 0
-    var a00: Float = 0, a01: Float = 0, a10: Float = 0, a11: Float = 0
-}
-
 /// Deformable sampling: out[n, y, x, g*D + d] = sum_p weights[n, y, x, g*P + p] *
 /// bilinear(value[n, :, :, g*D + d], x + offsets[n, y, x, 2(g*P + p)], y + offsets[n, y, x, 2(g*P + p) + 1]).
 ///
@@ -235,59 +228,18 @@ public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor
     let vp = value.data, op = out.data, offp = offsets.data, wtp = weights.data
     let rows = n * h
     parallelFor(rows, grain: grainFor(rows, cost: w * gp * (8 * d + 24))) { r in
-        let taps = UnsafeMutablePointer<WeightedTaps>.allocate(capacity: max(p, 1))
         let batch = TapBatch(points: gp)
-        defer { taps.deallocate(); batch.deallocate() }
+        defer { batch.deallocate() }
         for row in r {
             let b = row / h, y = row % h
             let image = vp + b * h * w * c
             for x in 0..<w {
                 let pixel = row * w + x
                 batch.fill(x: x, y: y, w: w, h: h, offsets: offp + pixel * gp * 2, weights: wtp + pixel * gp, count: gp)
-                for g in 0..<groups {
-                    // The taps of this pixel's points in group g; points wholly outside are dropped.
-                    var count = 0
-                    for k in 0..<p {
-                        let l = g * p + k
-                        guard batch.valid[l] != 0 else { continue }
-                        let (i00, i01, i10, i11) = batch.indices(l)
-                        taps[count] = WeightedTaps(o00: i00 * c, o01: i01 * c, o10: i10 * c, o11: i11 * c,
-                                                   a00: batch.a00[l], a01: batch.a01[l], a10: batch.a10[l], a11: batch.a11[l])
-                        count += 1
-                    }
-                    let src = image + g * d, dst = op + pixel * c + g * d
-                    // Channel chunks of 16, then 4, then 1; each accumulator stays in registers over the points.
-                    var j = 0
-                    while j + 16 <= d {
-                        var acc = F16()
-                        for s in 0..<count {
-                            let t = taps[s], v = src + j
-                            acc += F16(repeating: t.a00) * load16(v + t.o00) + F16(repeating: t.a01) * load16(v + t.o01)
-                            acc += F16(repeating: t.a10) * load16(v + t.o10) + F16(repeating: t.a11) * load16(v + t.o11)
-                        }
-                        store16(acc, dst + j)
-                        j += 16
-                    }
-                    while j + 4 <= d {
-                        var acc = F4()
-                        for s in 0..<count {
-                            let t = taps[s], v = src + j
-                            acc += F4(repeating: t.a00) * load4(v + t.o00) + F4(repeating: t.a01) * load4(v + t.o01)
-                            acc += F4(repeating: t.a10) * load4(v + t.o10) + F4(repeating: t.a11) * load4(v + t.o11)
-                        }
-                        store4(acc, dst + j)
-                        j += 4
-                    }
-                    while j < d {
-                        var acc: Float = 0
-                        for s in 0..<count {
-                            let t = taps[s], v = src + j
-                            acc += t.a00 * v[t.o00] + t.a01 * v[t.o01] + t.a10 * v[t.o10] + t.a11 * v[t.o11]
-                        }
-                        dst[j] = acc
-                        j += 1
-                    }
-                }
+                // Each group's channels from its points' taps, in C (CGemm/sampling.c); points wholly
+                // outside are skipped.
+                stm_sample_pixel(op + pixel * c, image, c, d, p, groups, batch.i00, batch.i01, batch.i10, batch.i11,
+                                 batch.valid, batch.a00, batch.a01, batch.a10, batch.a11)
             }
         }
     }
@@ -390,35 +342,9 @@ func deformableSamplingValueGradient(_ shape: [Int], offsets: Tensor, weights: T
                     let go = gradp + pixel * c + g * d
                     let q0 = pixel * gp + g * p
                     batch.fill(x: x, y: y, w: w, h: h, offsets: offp + 2 * q0, weights: wtp + q0, count: p)
-                    for k in 0..<p {
-                        guard batch.valid[k] != 0 else { continue }
-                        // Taps outside the map have weight 0 and point at pixel 0, where they add nothing.
-                        let a00 = batch.a00[k], a01 = batch.a01[k], a10 = batch.a10[k], a11 = batch.a11[k]
-                        let (i00, i01, i10, i11) = batch.indices(k)
-                        let d00 = dst + i00 * c, d01 = dst + i01 * c, d10 = dst + i10 * c, d11 = dst + i11 * c
-                        var j = 0
-                        while j + 16 <= d {  // the same per-element operations as the 4-wide and scalar loops
-                            let gj = load16(go + j)
-                            store16(load16(d00 + j) + F16(repeating: a00) * gj, d00 + j)
-                            store16(load16(d01 + j) + F16(repeating: a01) * gj, d01 + j)
-                            store16(load16(d10 + j) + F16(repeating: a10) * gj, d10 + j)
-                            store16(load16(d11 + j) + F16(repeating: a11) * gj, d11 + j)
-                            j += 16
-                        }
-                        while j + 4 <= d {
-                            let gj = load4(go + j)
-                            store4(load4(d00 + j) + F4(repeating: a00) * gj, d00 + j)
-                            store4(load4(d01 + j) + F4(repeating: a01) * gj, d01 + j)
-                            store4(load4(d10 + j) + F4(repeating: a10) * gj, d10 + j)
-                            store4(load4(d11 + j) + F4(repeating: a11) * gj, d11 + j)
-                            j += 4
-                        }
-                        while j < d {
-                            let gj = go[j]
-                            d00[j] += a00 * gj; d01[j] += a01 * gj; d10[j] += a10 * gj; d11[j] += a11 * gj
-                            j += 1
-                        }
-                    }
+                    // Taps outside the map have weight 0 and point at pixel 0, where they add nothing.
+                    stm_sample_scatter(dst, go, c, d, p, batch.i00, batch.i01, batch.i10, batch.i11, batch.valid,
+                                       batch.a00, batch.a01, batch.a10, batch.a11)
                 }
             }
         }
