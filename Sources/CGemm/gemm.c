@@ -305,16 +305,58 @@ static void transpose8_avx2(const float *src, long ss, float *dst, long ds) {
 }
 #endif
 
-/// dst[c * ds + r] = src[r * ss + c] for r < rows, c < cols: whole 8 x 8 blocks through AVX2 where
-/// the kernel in use is AVX2 or wider, the rest (and every element on the portable kernel) one by one.
+/// dst[c * ds + r] = src[r * ss + c] for r, c < 16: one 16 x 16 block in AVX-512 registers. Pairs of
+/// rows interleaved, then 4 x 4 blocks completed within each 128-bit lane, then the lanes gathered
+/// across four vectors in two rounds of 128-bit shuffles (64 shuffles for 256 values, where four
+/// 8 x 8 blocks take 96). Data movement only.
+#if STM_X86
+__attribute__((target("avx512f")))
+static void transpose16_avx512(const float *src, long ss, float *dst, long ds) {
+    __m512 r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ss);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    // u[4g + e], lane L: column 4L + e of rows 4g ..< 4g + 4.
+    for (int g = 0; g < 16; g += 4) {
+        u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+        u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+        u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+        u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    // Row 4L + e of dst: lane L of u[e], u[4 + e], u[8 + e], u[12 + e].
+    for (int e = 0; e < 4; e++) {
+        __m512 w0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x44);   // u[e].L0 L1, u[4+e].L0 L1
+        __m512 w1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xEE);   // u[e].L2 L3, u[4+e].L2 L3
+        __m512 w2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x44);
+        __m512 w3 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xEE);
+        _mm512_storeu_ps(dst + (0 + e) * ds, _mm512_shuffle_f32x4(w0, w2, 0x88));
+        _mm512_storeu_ps(dst + (4 + e) * ds, _mm512_shuffle_f32x4(w0, w2, 0xDD));
+        _mm512_storeu_ps(dst + (8 + e) * ds, _mm512_shuffle_f32x4(w1, w3, 0x88));
+        _mm512_storeu_ps(dst + (12 + e) * ds, _mm512_shuffle_f32x4(w1, w3, 0xDD));
+    }
+}
+#endif
+
+/// dst[c * ds + r] = src[r * ss + c] for r < rows, c < cols: whole 16 x 16 blocks through AVX-512
+/// where that is the kernel in use, then whole 8 x 8 blocks through AVX2 where the kernel is AVX2 or
+/// wider, the rest (and every element on the portable kernel) one by one.
 static void transpose_block(const float *src, long ss, long rows, long cols, float *dst, long ds) {
     long r8 = 0, c8 = 0;
 #if STM_X86
     if (stm_gemm_kernel() >= STM_GEMM_AVX2) {
+        long r16 = 0, c16 = 0;
+        if (stm_gemm_kernel() >= STM_GEMM_AVX512) {
+            r16 = rows / 16 * 16;
+            c16 = cols / 16 * 16;
+            for (long r = 0; r < r16; r += 16)
+                for (long c = 0; c < c16; c += 16) transpose16_avx512(src + r * ss + c, ss, dst + c * ds + r, ds);
+        }
         r8 = rows / 8 * 8;
         c8 = cols / 8 * 8;
         for (long r = 0; r < r8; r += 8)
-            for (long c = 0; c < c8; c += 8) transpose8_avx2(src + r * ss + c, ss, dst + c * ds + r, ds);
+            for (long c = (r < r16 ? c16 : 0); c < c8; c += 8) transpose8_avx2(src + r * ss + c, ss, dst + c * ds + r, ds);
     }
 #endif
     for (long r = 0; r < rows; r++)
