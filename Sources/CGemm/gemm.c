@@ -345,14 +345,15 @@ static void transpose16_avx512(const float *src, long ss, float *dst, long ds) {
 static void transpose_block(const float *src, long ss, long rows, long cols, float *dst, long ds) {
     long r8 = 0, c8 = 0;
 #if STM_X86
-    if (stm_gemm_kernel() >= STM_GEMM_AVX2) {
-        long r16 = 0, c16 = 0;
-        if (stm_gemm_kernel() >= STM_GEMM_AVX512) {
-            r16 = rows / 16 * 16;
-            c16 = cols / 16 * 16;
-            for (long r = 0; r < r16; r += 16)
-                for (long c = 0; c < c16; c += 16) transpose16_avx512(src + r * ss + c, ss, dst + c * ds + r, ds);
-        }
+    const int kern = stm_gemm_kernel();
+    long r16 = 0, c16 = 0;
+    if (kern >= STM_GEMM_AVX512) {
+        r16 = rows / 16 * 16;
+        c16 = cols / 16 * 16;
+        for (long r = 0; r < r16; r += 16)
+            for (long c = 0; c < c16; c += 16) transpose16_avx512(src + r * ss + c, ss, dst + c * ds + r, ds);
+    }
+    if (kern >= STM_GEMM_AVX2) {
         r8 = rows / 8 * 8;
         c8 = cols / 8 * 8;
         for (long r = 0; r < r8; r += 8)
