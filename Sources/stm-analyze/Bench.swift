@@ -92,7 +92,7 @@ struct Bench: ParsableCommand {
         print("threads \(Threads.count), GEMM kernel \(GemmKernel.current) (ours); OpenBLAS \(BLASInfo.coreName) kernels, sgemm "
               + "\(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, OpenBLAS threading); float32 FMA peak \(String(format: "%.0f", peak)) GFLOP/s "
               + "at the kernel's width; best of 9 each, now; each preset's process measures both again (floors use the job's highest peak)")
-        print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  sgemm  share  in GEMM  floor  tensors MB  RSS MB (ERF)")
+        print("preset                    ERF s4 ms/img  ERF all ms/img  fwd b1 img/s  fwd b\(largeBatch) img/s  GFLOP/s  sgemm  share  in GEMM  floor  best  tensors MB  RSS MB (ERF)")
         var rows: [BenchRow] = []
         for p in presets {
             // On a shared host the machine's speed drifts over minutes: with --rounds, the two tools run
@@ -105,10 +105,11 @@ struct Bench: ParsableCommand {
                 peak = max(row.fmaPeakGflops, peak)
                 row.fmaPeakGflops = peak
                 let name = rounds > 1 ? "\(p) #\(round)" : p
-                print(String(format: "%-25@ %13.1f  %14.1f  %12.2f  %13.2f  %7.0f  %5.0f  %4.0f%%  %6.0f%%  %4.0f%%  %10.0f  %6.0f", name as NSString,
+                print(String(format: "%-25@ %13.1f  %14.1f  %12.2f  %13.2f  %7.0f  %5.0f  %4.0f%%  %6.0f%%  %4.0f%%  %3.0f%%  %10.0f  %6.0f", name as NSString,
                              row.erfStage4MsPerImage, row.erfAllStagesMsPerImage, row.forwardBatch1ImagesPerS,
                              row.forwardLargeBatchImagesPerS, row.gflops, row.sgemmGflops, 100 * row.gflops / row.sgemmGflops,
-                             100 * row.gemmTimeShare, 100 * row.floorShare, row.peakTensorMB, row.peakRSSMB))
+                             100 * row.gemmTimeShare, 100 * row.floorShare, 100 * (row.bestFloorShare ?? .nan),
+                             row.peakTensorMB, row.peakRSSMB))
                 if let pytorch {
                     for mode in pytorchModes { row.pytorch[mode] = try measurePyTorch(p, python: pytorch, mode: mode) }
                 }
@@ -122,8 +123,12 @@ struct Bench: ParsableCommand {
             rows[i].fmaPeakGflops = peak
             rows[i].rounds = rows[i].rounds?.map { var r = $0; r.fmaPeakGflops = peak; return r }
         }
-        print("\nfloor at the job's highest float32 FMA peak, \(String(format: "%.0f", peak)) GFLOP/s: "
-              + rows.map { "\($0.preset) \(String(format: "%.0f%%", 100 * $0.floorShare))" }.joined(separator: ", "))
+        print("\nfloor at the job's highest float32 FMA peak, \(String(format: "%.0f", peak)) GFLOP/s, the median repeat "
+              + "(the fastest repeat's in brackets; the targets read the median): "
+              + rows.map { r in
+                  "\(r.preset) \(String(format: "%.0f%%", 100 * r.floorShare))"
+                      + (r.bestFloorShare.map { String(format: " (%.0f%%)", 100 * $0) } ?? "")
+              }.joined(separator: ", "))
         printShapes(rows)
         if pytorch != nil { printComparison(rows) }
         if let json {
