@@ -152,12 +152,12 @@ public struct BenchRow: Codable, Sendable {
     /// GEMM rate reached during the stage-4 ERF pass (flops over the whole pass's time).
     public var gflops: Double { erfGflopPerImage / (erfStage4MsPerImage / 1000) }
     /// The pass's GEMM floor (its flops at the FMA peak) as a share of its time: 1 is the physical limit.
-    public var floorShare: Double { (1000 * erfGflopPerImage / fmaPeakGflops) / erfStage4MsPerImage }
+    public var floorShare: Double { floorShare(msPerImage: erfStage4MsPerImage) }
     /// The same share for the fastest repeat: what the pass reaches when the host is quiet (a shared
     /// host's slow moments only add time). The targets are read on the median, `floorShare`.
-    public var bestFloorShare: Double? {
-        erfStage4BestMsPerImage.map { (1000 * erfGflopPerImage / fmaPeakGflops) / $0 }
-    }
+    public var bestFloorShare: Double? { erfStage4BestMsPerImage.map { floorShare(msPerImage: $0) } }
+    /// The GEMM floor's share of a pass that took `msPerImage` milliseconds per image.
+    func floorShare(msPerImage: Double) -> Double { (1000 * erfGflopPerImage / fmaPeakGflops) / msPerImage }
     /// Share of the pass's time spent inside matrix products.
     public var gemmTimeShare: Double { erfGemmMsPerImage / erfStage4MsPerImage }
 
