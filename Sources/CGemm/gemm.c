@@ -7,7 +7,8 @@
 // op(A) into MR-row slivers, KC values of k at a time, and runs the register-tiled micro-kernel on
 // every MR x NR tile (sliver by sliver; row by row when K is short), continuing each tile's chains
 // through C from one KC block to the next.
-// Edge tiles run the same micro-kernel on a zero-padded copy. A B that is the transpose of a packed
+// Edge tiles run an edge kernel on their own rows and columns only (masked loads and stores; the
+// portable kernel runs its micro-kernel on a zero-padded copy instead). A B that is the transpose of a packed
 // weight (a backward product) is repacked whole before the blocks run, or, when C has at most
 // SMALL_M_REPACK rows, by blocks of columns that each repack their own slivers into cache.
 //
@@ -41,11 +42,17 @@ typedef void (*micro_fn)(long kc, const float *ap, const float *bp, float *c, lo
 typedef void (*micro_direct_fn)(long kc, const float *a, long lda, const float *bp, float *c, long ldc,
                                 int load, int last, float alpha, float beta, const float *bias);
 
+/// An edge tile: the same arithmetic on `rows` <= MR rows and `cols` <= NR columns only, op(A)[i, p]
+/// at a[i * rs + p * cs] (packed or in place), C's other rows and columns neither read nor written.
+typedef void (*edge_fn)(int rows, int cols, long kc, const float *a, long rs, long cs, const float *bp,
+                        float *c, long ldc, int load, int last, float alpha, float beta, const float *bias);
+
 typedef struct {
     int mr, nr;   // register tile
     long kc, mc;  // k-block and rows of a chunk (a multiple of mr)
     micro_fn micro;
     micro_direct_fn direct;  // NULL: always pack A
+    edge_fn edge;            // NULL: edge tiles run `micro` on a zero-padded copy
 } kernel_t;
 
 // ---------------------------------------------------------------------------------------------
@@ -138,6 +145,69 @@ static void micro_avx2_direct(long kc, const float *a, long lda, const float *bp
     micro_avx2_body(kc, a, lda, 1, bp, c, ldc, load, last, alpha, beta, bias);
 }
 
+/// The AVX2 edge tile: `R` rows (a constant in each specialisation) and H 8-column halves, the last
+/// one masked to `cols`; lanes past `cols` are computed from the sliver's zero padding and never
+/// stored. Each stored value is the full tile's chain, so the same bits.
+__attribute__((target("avx2,fma")))
+static inline __attribute__((always_inline)) void edge_avx2_body(const int R, const int H, int cols, long kc,
+        const float *a, long rs, long cs, const float *bp, float *c, long ldc, int load, int last,
+        float alpha, float beta, const float *bias) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i mk[2];
+    mk[0] = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);
+    mk[1] = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane);
+    __m256 acc[A2_MR][2];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < R; i++)
+#pragma clang loop unroll(full)
+        for (int h = 0; h < H; h++)
+            acc[i][h] = load ? _mm256_maskload_ps(c + i * ldc + 8 * h, mk[h]) : _mm256_setzero_ps();
+    for (long p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(bp), b1 = H > 1 ? _mm256_load_ps(bp + 8) : b0;
+#pragma clang loop unroll(full)
+        for (int i = 0; i < R; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i * rs);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            if (H > 1) acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+        a += cs;
+        bp += A2_NR;
+    }
+    if (last) {
+        __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+        __m256 bv[2];
+#pragma clang loop unroll(full)
+        for (int h = 0; h < H; h++) bv[h] = bias ? _mm256_maskload_ps(bias + 8 * h, mk[h]) : _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int i = 0; i < R; i++)
+#pragma clang loop unroll(full)
+            for (int h = 0; h < H; h++) {
+                if (alpha != 1.0f) acc[i][h] = _mm256_mul_ps(va, acc[i][h]);
+                if (beta != 0.0f) acc[i][h] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + i * ldc + 8 * h, mk[h]), acc[i][h]);
+                if (bias) acc[i][h] = _mm256_add_ps(acc[i][h], bv[h]);
+            }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < R; i++)
+#pragma clang loop unroll(full)
+        for (int h = 0; h < H; h++) _mm256_maskstore_ps(c + i * ldc + 8 * h, mk[h], acc[i][h]);
+}
+#define EDGE_AVX2(R)                                                                                      \
+    __attribute__((target("avx2,fma"))) static void edge_avx2_##R(int cols, long kc, const float *a,    \
+            long rs, long cs, const float *bp, float *c, long ldc, int load, int last, float alpha,     \
+            float beta, const float *bias) {                                                            \
+        if (cols > 8) edge_avx2_body(R, 2, cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias); \
+        else edge_avx2_body(R, 1, cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias);          \
+    }
+EDGE_AVX2(1) EDGE_AVX2(2) EDGE_AVX2(3) EDGE_AVX2(4) EDGE_AVX2(5) EDGE_AVX2(6)
+typedef void (*edge_rows_fn)(int cols, long kc, const float *a, long rs, long cs, const float *bp, float *c,
+                             long ldc, int load, int last, float alpha, float beta, const float *bias);
+static void edge_avx2(int rows, int cols, long kc, const float *a, long rs, long cs, const float *bp,
+                      float *c, long ldc, int load, int last, float alpha, float beta, const float *bias) {
+    static const edge_rows_fn by_rows[A2_MR] = {edge_avx2_1, edge_avx2_2, edge_avx2_3, edge_avx2_4, edge_avx2_5, edge_avx2_6};
+    by_rows[rows - 1](cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias);
+}
+
 #define A5_MR 8
 #define A5_NR 32
 __attribute__((target("avx512f")))
@@ -203,14 +273,75 @@ static void micro_avx512_direct(long kc, const float *a, long lda, const float *
 
 #endif
 
-static const kernel_t kernels[3] = {
-    {P_MR, P_NR, 256, 64, micro_portable, NULL},
 #if STM_X86
-    {A2_MR, A2_NR, 256, 96, micro_avx2, micro_avx2_direct},
-    {A5_MR, A5_NR, 192, 96, micro_avx512, micro_avx512_direct},
+/// The AVX-512 edge tile: `R` rows and H 16-column halves, the last masked to `cols`, as above.
+__attribute__((target("avx512f")))
+static inline __attribute__((always_inline)) void edge_avx512_body(const int R, const int H, int cols, long kc,
+        const float *a, long rs, long cs, const float *bp, float *c, long ldc, int load, int last,
+        float alpha, float beta, const float *bias) {
+    __mmask16 mk[2];
+    mk[0] = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    mk[1] = cols >= 32 ? (__mmask16)0xFFFF : cols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - 16)) - 1);
+    __m512 acc[A5_MR][2];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < R; i++)
+#pragma clang loop unroll(full)
+        for (int h = 0; h < H; h++)
+            acc[i][h] = load ? _mm512_maskz_loadu_ps(mk[h], c + i * ldc + 16 * h) : _mm512_setzero_ps();
+    for (long p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = H > 1 ? _mm512_load_ps(bp + 16) : b0;
+#pragma clang loop unroll(full)
+        for (int i = 0; i < R; i++) {
+            __m512 av = _mm512_set1_ps(a[i * rs]);
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            if (H > 1) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+        }
+        a += cs;
+        bp += A5_NR;
+    }
+    if (last) {
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+        __m512 bv[2];
+#pragma clang loop unroll(full)
+        for (int h = 0; h < H; h++) bv[h] = bias ? _mm512_maskz_loadu_ps(mk[h], bias + 16 * h) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int i = 0; i < R; i++)
+#pragma clang loop unroll(full)
+            for (int h = 0; h < H; h++) {
+                if (alpha != 1.0f) acc[i][h] = _mm512_mul_ps(va, acc[i][h]);
+                if (beta != 0.0f) acc[i][h] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk[h], c + i * ldc + 16 * h), acc[i][h]);
+                if (bias) acc[i][h] = _mm512_add_ps(acc[i][h], bv[h]);
+            }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < R; i++)
+#pragma clang loop unroll(full)
+        for (int h = 0; h < H; h++) _mm512_mask_storeu_ps(c + i * ldc + 16 * h, mk[h], acc[i][h]);
+}
+#define EDGE_AVX512(R)                                                                                    \
+    __attribute__((target("avx512f"))) static void edge_avx512_##R(int cols, long kc, const float *a,   \
+            long rs, long cs, const float *bp, float *c, long ldc, int load, int last, float alpha,     \
+            float beta, const float *bias) {                                                            \
+        if (cols > 16) edge_avx512_body(R, 2, cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias); \
+        else edge_avx512_body(R, 1, cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias);          \
+    }
+EDGE_AVX512(1) EDGE_AVX512(2) EDGE_AVX512(3) EDGE_AVX512(4) EDGE_AVX512(5) EDGE_AVX512(6) EDGE_AVX512(7) EDGE_AVX512(8)
+static void edge_avx512(int rows, int cols, long kc, const float *a, long rs, long cs, const float *bp,
+                        float *c, long ldc, int load, int last, float alpha, float beta, const float *bias) {
+    static const edge_rows_fn by_rows[A5_MR] = {edge_avx512_1, edge_avx512_2, edge_avx512_3, edge_avx512_4,
+                                                edge_avx512_5, edge_avx512_6, edge_avx512_7, edge_avx512_8};
+    by_rows[rows - 1](cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias);
+}
+#endif
+
+static const kernel_t kernels[3] = {
+    {P_MR, P_NR, 256, 64, micro_portable, NULL, NULL},
+#if STM_X86
+    {A2_MR, A2_NR, 256, 96, micro_avx2, micro_avx2_direct, edge_avx2},
+    {A5_MR, A5_NR, 192, 96, micro_avx512, micro_avx512_direct, edge_avx512},
 #else
-    {P_MR, P_NR, 256, 64, micro_portable, NULL},
-    {P_MR, P_NR, 256, 64, micro_portable, NULL},
+    {P_MR, P_NR, 256, 64, micro_portable, NULL, NULL},
+    {P_MR, P_NR, 256, 64, micro_portable, NULL, NULL},
 #endif
 };
 // The largest register tile of the kernels above: the size of run_tile's edge-tile buffer, so a
@@ -648,10 +779,6 @@ static inline __attribute__((always_inline)) void run_tile(const block_t *B, lon
     long mrem = B->rows - is < mr ? B->rows - is : mr;
     const float *bsl = B->bcols + ((j0 + js) / nr - B->bs0) * J->k * nr + pc * nr;
     const float *bias = (J->bias && last) ? J->bias + j0 + js : NULL;
-    if (bias && nrem < nr) {
-        for (long j = 0; j < nr; j++) B->bpad[j] = j < nrem ? bias[j] : 0.0f;
-        bias = B->bpad;
-    }
     float *cp = J->c + (i0 + is) * J->ldc + j0 + js;
     const float *ap = (direct && !J->ap) ? B->abuf : B->ablk + (is / mr) * kc * mr;
     const float *arow = J->a + (i0 + is) * J->lda + pc;
@@ -660,6 +787,17 @@ static inline __attribute__((always_inline)) void run_tile(const block_t *B, lon
         if (in_place) K->direct(kc, arow, J->lda, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
         else K->micro(kc, ap, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
         return;
+    }
+    if (K->edge) {
+        // Only the tile's own rows and columns: A's rows in place when the kernel reads them so (the
+        // partial sliver is then not packed), the bias unpadded (masked loads).
+        if (direct && !J->ap) K->edge((int)mrem, (int)nrem, kc, arow, J->lda, 1, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
+        else K->edge((int)mrem, (int)nrem, kc, ap, 1, mr, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
+        return;
+    }
+    if (bias && nrem < nr) {
+        for (long j = 0; j < nr; j++) B->bpad[j] = j < nrem ? bias[j] : 0.0f;
+        bias = B->bpad;
     }
     // An edge tile runs in `tile`: C's values are copied in only where the kernel reads them (a
     // continued chain, or beta's C_old); a tile that starts from +0 only writes it.
@@ -724,7 +862,7 @@ static void run_block(void *ctx, long u) {
         long full = rows / mr * mr;  // rows of whole slivers
         if (!J->ap) {
             if (!direct) pack_a_block(J->transA, J->a, J->lda, i0, rows, pc, kc, mr, abuf);
-            else if (full < rows) pack_a_block(0, J->a, J->lda, i0 + full, rows - full, pc, kc, mr, abuf);
+            else if (full < rows && !K->edge) pack_a_block(0, J->a, J->lda, i0 + full, rows - full, pc, kc, mr, abuf);
         }
         if (by_rows) {
             for (long is = 0; is < rows; is += mr)
