@@ -821,8 +821,8 @@ static void run_block(void *ctx, long u) {
     long cols = J->n - j0 < J->ncols ? J->n - j0 : J->ncols;
     long kcmax = J->k < K->kc ? J->k : K->kc;
     long srows = (rows + mr - 1) / mr * mr;
-    // A not transposed: the micro-kernel reads A's rows in place; only a last, partial sliver of
-    // rows is packed (zero-padded). Otherwise A is packed here, or was packed once for all blocks.
+    // A not transposed: the micro-kernel reads A's rows in place; a last, partial sliver of rows is
+    // read in place too by an edge kernel, or else packed (zero-padded). Otherwise A is packed here, or was packed once for all blocks.
     int direct = !J->transA && K->direct != NULL;
     float *abuf = NULL;
     if (!J->ap) {

@@ -6,8 +6,8 @@
 // followed by the epilogue, in this order and each step rounded to float:
 //     t = acc; if alpha != 1: t = alpha * t; if beta != 0: t = fmaf(beta, C_old[i,j], t);
 //     if bias: t = t + bias[j]
-// Blocking over K continues the chain through C; edge tiles are zero-padded into the same
-// micro-kernel. So a value's bits depend neither on its row's position, nor on M or N, nor on how
+// Blocking over K continues the chain through C; edge tiles run the same chains on their own rows
+// and columns (masked, or zero-padded into the micro-kernel on the portable path). So a value's bits depend neither on its row's position, nor on M or N, nor on how
 // the work is split across threads, nor on which micro-kernel (AVX-512, AVX2+FMA, portable) runs:
 // every host gets the same bits.
 //
