@@ -1,5 +1,6 @@
 // Tests of `haloRelativeLogits`: the forward against timm's pad-and-reshape construction done
-// literally (`referenceHaloRelativeLogits`), the key bias, a hand-worked index case, and
+// literally (`referenceHaloRelativeLogits`), the key bias, a hand-worked index case, the factored
+// term's addition (`HaloRelativeTerm.add`) bit for bit against its definition on every kernel, and
 // finite-difference gradients with respect to the queries (with and without the key bias, and
 // combined with `attention` as the halo block uses it).
 
@@ -48,6 +49,50 @@ final class HaloRelativeLogitsGradientTests: XCTestCase {
             let o = ((blk * heads + h) * l + i) * k + j
             XCTAssertEqual(biased.data[o], plain.data[o] + bias.data[(blk % 2) * k + j], accuracy: 1e-5)
         } } } }
+    }
+
+    /// `HaloRelativeTerm.add` against the scalar definition, bit for bit, on every kernel: dst += (h + w)
+    /// + bias per key, or dst += h + w without a bias, for windows of 1 to 17 (the eight-, four- and
+    /// one-wide steps), chunks of rows that start mid-block, and values whose sums round differently
+    /// in another order.
+    func testTermAddIsTheScalarDefinitionOnEveryKernel() {
+        defer { GemmKernel.use(GemmKernel.best) }
+        for (heads, s, wn) in [(2, 3, 7), (3, 7, 13), (1, 2, 16), (2, 4, 1), (1, 3, 17), (2, 5, 9)] {
+            let b = 3, l = s * s, k = wn * wn, r = 2 * wn - 1
+            let coef = Tensor(shape: [b * l * heads, 2 * r], values: (0..<(b * l * heads * 2 * r)).map { _ in
+                rng.uniform() * (rng.next() % 2 == 0 ? 1e4 : 1e-3) })
+            let bias = Tensor(shape: [2, k], values: (0..<(2 * k)).map { _ in rng.uniform() * 3e3 })
+            let start = (0..<(b * heads * l * k)).map { _ in rng.uniform() * 7e3 }
+            for keyBias in [nil, bias] {
+                let term = HaloRelativeTerm(coefficients: coef, heads: heads, block: s, window: wn, keyBias: keyBias)
+                var want = start
+                for bh in 0..<(b * heads) {
+                    let blk = bh / heads, h = bh % heads
+                    for i in 0..<l {
+                        let src = ((blk * l + i) * heads + h) * 2 * r, y = i / s, x = i % s
+                        for ky in 0..<wn { for kx in 0..<wn {
+                            let hv = coef.data[src + wn - 1 - y + ky], wv = coef.data[src + r + wn - 1 - x + kx]
+                            let o = (bh * l + i) * k + ky * wn + kx
+                            if let keyBias { want[o] += (hv + wv) + keyBias.data[(blk % 2) * k + ky * wn + kx] } else { want[o] += hv + wv }
+                        } }
+                    }
+                }
+                for kernel in GemmKernel.runnable {
+                    XCTAssertTrue(GemmKernel.use(kernel))
+                    var got = start
+                    got.withUnsafeMutableBufferPointer { g in
+                        for bh in 0..<(b * heads) {
+                            // Rows in chunks of 4 (the forward-only attention's query chunks start mid-block).
+                            for i0 in stride(from: 0, to: l, by: 4) {
+                                term.add(bh: bh, i0: i0, rows: min(4, l - i0), into: g.baseAddress! + (bh * l + i0) * k)
+                            }
+                        }
+                    }
+                    let bad = zip(got, want).filter { $0.bitPattern != $1.bitPattern }.count
+                    XCTAssertEqual(bad, 0, "\(kernel) heads \(heads) S \(s) Wn \(wn) bias \(keyBias != nil)")
+                }
+            }
+        }
     }
 
     func testGradientWithRespectToQueries() {
