@@ -8,9 +8,9 @@
 // every MR x NR tile (sliver by sliver; row by row when K is short), continuing each tile's chains
 // through C from one KC block to the next.
 // Edge tiles run an edge kernel on their own rows and columns only (masked loads and stores; the
-// portable kernel runs its micro-kernel on a zero-padded copy instead). A B that is the transpose of a packed
-// weight (a backward product) is repacked whole before the blocks run, or, when C has at most
-// SMALL_M_REPACK rows, by blocks of columns that each repack their own slivers into cache.
+// portable kernel runs its micro-kernel on a zero-padded copy instead). A B that is the transpose
+// of a packed weight (a backward product) is repacked whole before the blocks run, or, when C has
+// at most SMALL_M_REPACK rows, by blocks of columns that each repack their own slivers into cache.
 //
 // Shape key: M, N, K as in the header; MR x NR the register tile; KC the k-block; MC the rows of a
 // chunk. Leaves out: weight gradients' special forms (callers transpose), complex and double types.
@@ -42,17 +42,18 @@ typedef void (*micro_fn)(long kc, const float *ap, const float *bp, float *c, lo
 typedef void (*micro_direct_fn)(long kc, const float *a, long lda, const float *bp, float *c, long ldc,
                                 int load, int last, float alpha, float beta, const float *bias);
 
-/// An edge tile: the same arithmetic on `rows` <= MR rows and `cols` <= NR columns only, op(A)[i, p]
-/// at a[i * rs + p * cs] (packed or in place), C's other rows and columns neither read nor written.
-typedef void (*edge_fn)(int rows, int cols, long kc, const float *a, long rs, long cs, const float *bp,
-                        float *c, long ldc, int load, int last, float alpha, float beta, const float *bias);
+/// An edge tile of a fixed number of rows (entry r - 1 of a kernel's `edge` table takes r <= MR rows):
+/// the same arithmetic on those rows and `cols` <= NR columns only, op(A)[i, p] at a[i * rs + p * cs]
+/// (packed or in place), C's other rows and columns neither read nor written.
+typedef void (*edge_fn)(int cols, long kc, const float *a, long rs, long cs, const float *bp, float *c,
+                        long ldc, int load, int last, float alpha, float beta, const float *bias);
 
 typedef struct {
     int mr, nr;   // register tile
     long kc, mc;  // k-block and rows of a chunk (a multiple of mr)
     micro_fn micro;
     micro_direct_fn direct;  // NULL: always pack A
-    edge_fn edge;            // NULL: edge tiles run `micro` on a zero-padded copy
+    const edge_fn *edge;     // [mr], by rows; NULL: edge tiles run `micro` on a zero-padded copy
 } kernel_t;
 
 // ---------------------------------------------------------------------------------------------
@@ -200,13 +201,7 @@ static inline __attribute__((always_inline)) void edge_avx2_body(const int R, co
         else edge_avx2_body(R, 1, cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias);          \
     }
 EDGE_AVX2(1) EDGE_AVX2(2) EDGE_AVX2(3) EDGE_AVX2(4) EDGE_AVX2(5) EDGE_AVX2(6)
-typedef void (*edge_rows_fn)(int cols, long kc, const float *a, long rs, long cs, const float *bp, float *c,
-                             long ldc, int load, int last, float alpha, float beta, const float *bias);
-static void edge_avx2(int rows, int cols, long kc, const float *a, long rs, long cs, const float *bp,
-                      float *c, long ldc, int load, int last, float alpha, float beta, const float *bias) {
-    static const edge_rows_fn by_rows[A2_MR] = {edge_avx2_1, edge_avx2_2, edge_avx2_3, edge_avx2_4, edge_avx2_5, edge_avx2_6};
-    by_rows[rows - 1](cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias);
-}
+static const edge_fn edge_avx2[A2_MR] = {edge_avx2_1, edge_avx2_2, edge_avx2_3, edge_avx2_4, edge_avx2_5, edge_avx2_6};
 
 #define A5_MR 8
 #define A5_NR 32
@@ -326,12 +321,8 @@ static inline __attribute__((always_inline)) void edge_avx512_body(const int R, 
         else edge_avx512_body(R, 1, cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias);          \
     }
 EDGE_AVX512(1) EDGE_AVX512(2) EDGE_AVX512(3) EDGE_AVX512(4) EDGE_AVX512(5) EDGE_AVX512(6) EDGE_AVX512(7) EDGE_AVX512(8)
-static void edge_avx512(int rows, int cols, long kc, const float *a, long rs, long cs, const float *bp,
-                        float *c, long ldc, int load, int last, float alpha, float beta, const float *bias) {
-    static const edge_rows_fn by_rows[A5_MR] = {edge_avx512_1, edge_avx512_2, edge_avx512_3, edge_avx512_4,
-                                                edge_avx512_5, edge_avx512_6, edge_avx512_7, edge_avx512_8};
-    by_rows[rows - 1](cols, kc, a, rs, cs, bp, c, ldc, load, last, alpha, beta, bias);
-}
+static const edge_fn edge_avx512[A5_MR] = {edge_avx512_1, edge_avx512_2, edge_avx512_3, edge_avx512_4,
+                                           edge_avx512_5, edge_avx512_6, edge_avx512_7, edge_avx512_8};
 #endif
 
 static const kernel_t kernels[3] = {
@@ -791,8 +782,9 @@ static inline __attribute__((always_inline)) void run_tile(const block_t *B, lon
     if (K->edge) {
         // Only the tile's own rows and columns: A's rows in place when the kernel reads them so (the
         // partial sliver is then not packed), the bias unpadded (masked loads).
-        if (direct && !J->ap) K->edge((int)mrem, (int)nrem, kc, arow, J->lda, 1, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
-        else K->edge((int)mrem, (int)nrem, kc, ap, 1, mr, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
+        edge_fn edge = K->edge[mrem - 1];
+        if (direct && !J->ap) edge((int)nrem, kc, arow, J->lda, 1, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
+        else edge((int)nrem, kc, ap, 1, mr, bsl, cp, J->ldc, load, last, J->alpha, J->beta, bias);
         return;
     }
     if (bias && nrem < nr) {
@@ -822,7 +814,8 @@ static void run_block(void *ctx, long u) {
     long kcmax = J->k < K->kc ? J->k : K->kc;
     long srows = (rows + mr - 1) / mr * mr;
     // A not transposed: the micro-kernel reads A's rows in place; a last, partial sliver of rows is
-    // read in place too by an edge kernel, or else packed (zero-padded). Otherwise A is packed here, or was packed once for all blocks.
+    // read in place too by an edge kernel, or else packed (zero-padded). Otherwise A is packed here,
+    // or was packed once for all blocks.
     int direct = !J->transA && K->direct != NULL;
     float *abuf = NULL;
     if (!J->ap) {

@@ -7,9 +7,10 @@
 //     t = acc; if alpha != 1: t = alpha * t; if beta != 0: t = fmaf(beta, C_old[i,j], t);
 //     if bias: t = t + bias[j]
 // Blocking over K continues the chain through C; edge tiles run the same chains on their own rows
-// and columns (masked, or zero-padded into the micro-kernel on the portable path). So a value's bits depend neither on its row's position, nor on M or N, nor on how
-// the work is split across threads, nor on which micro-kernel (AVX-512, AVX2+FMA, portable) runs:
-// every host gets the same bits.
+// and columns (masked, or zero-padded into the micro-kernel on the portable path). So a value's
+// bits depend neither on its row's position, nor on M or N, nor on how the work is split across
+// threads, nor on which micro-kernel (AVX-512, AVX2+FMA, portable) runs: every host gets the same
+// bits.
 //
 // Shape key: M rows of C, N columns of C, K the reduction length. Row-major storage throughout;
 // op(A) is [M,K] (A stored [K,M] when transA), op(B) is [K,N] (B stored [N,K] when transB).
