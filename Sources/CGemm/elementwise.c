@@ -68,6 +68,12 @@ static inline float lanes_total(const float acc[16]) {
     return s;
 }
 
+/// A softmax weight as stored: a product below the smallest normal float (FLT_MIN) becomes +0, so no
+/// weight is denormal (x86 cores without DAZ take a slow assist on every product with a denormal
+/// operand; Intel's cost many cycles each). A NaN stays NaN.
+#define STM_FLT_MIN 1.17549435e-38f
+static inline float weight_s(float v) { return v < STM_FLT_MIN ? 0.0f : v; }
+
 #define SQRT_HALF 0.70710678118654752f
 #define INV_SQRT_2PI 0.39894228040143268f
 
@@ -314,7 +320,11 @@ ATTR512 static void softmax_lanes512(float *t, long l) {
         s = _mm512_add_ps(s, e);
     }
     __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), s);
-    for (long k = 0; k < l; k++) _mm512_storeu_ps(t + k * 16, _mm512_mul_ps(_mm512_loadu_ps(t + k * 16), inv));
+    __m512 fmin = _mm512_set1_ps(STM_FLT_MIN);
+    for (long k = 0; k < l; k++) {  // weight_s: lanes not below FLT_MIN (NaN included) kept, others +0
+        __m512 w = _mm512_mul_ps(_mm512_loadu_ps(t + k * 16), inv);
+        _mm512_storeu_ps(t + k * 16, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, fmin, _CMP_NLT_UQ), w));
+    }
 }
 ATTR256 static void softmax_lanes256(float *t, long l) {
     __m256 mx = _mm256_set1_ps(-3.40282347e+38f), s = _mm256_setzero_ps();
@@ -328,7 +338,11 @@ ATTR256 static void softmax_lanes256(float *t, long l) {
         s = _mm256_add_ps(s, e);
     }
     __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), s);
-    for (long k = 0; k < l; k++) _mm256_storeu_ps(t + k * 8, _mm256_mul_ps(_mm256_loadu_ps(t + k * 8), inv));
+    __m256 fmin = _mm256_set1_ps(STM_FLT_MIN);
+    for (long k = 0; k < l; k++) {  // weight_s, as above
+        __m256 w = _mm256_mul_ps(_mm256_loadu_ps(t + k * 8), inv);
+        _mm256_storeu_ps(t + k * 8, _mm256_and_ps(w, _mm256_cmp_ps(w, fmin, _CMP_NLT_UQ)));
+    }
 }
 
 /// Tails of W rows of 16 or more at once: t [n][W] holds the rows' last n < 16 logits column by
@@ -369,7 +383,7 @@ void stm_softmax_row(const float *x, float *o, long l) {
     float s = lanes_total(acc);
     for (; j < l; j++) s += o[j];
     float inv = 1.0f / s;
-    for (j = 0; j < l; j++) o[j] *= inv;
+    for (j = 0; j < l; j++) o[j] = weight_s(o[j] * inv);
 }
 
 void stm_softmax_rows(const float *x, float *o, long m, long l) {
@@ -419,7 +433,7 @@ void stm_softmax_rows(const float *x, float *o, long m, long l) {
                 sum += e;
             }
             float inv = 1.0f / sum;
-            for (long j = 0; j < l; j++) orow[j] *= inv;
+            for (long j = 0; j < l; j++) orow[j] = weight_s(orow[j] * inv);
         }
     }
 #endif

@@ -2,7 +2,8 @@
 // a time through Swift's SIMD types, so the compiler emits AVX-512 or two AVX2 halves. exp uses
 // Cephes's range reduction and polynomial (about 1 ulp); erf uses the odd/even rational
 // approximation on [-4, 4] that Eigen uses (absolute error below 1e-7). Tested against the C library
-// in FastMathTests. Denormal results are flushed to zero.
+// in FastMathTests. exp clamps its input to [-87.34, 88.72], so it never returns a denormal:
+// below ln(FLT_MIN) it returns FLT_MIN (2^-126), not 0.
 
 public typealias Float16x = SIMD16<Float>
 

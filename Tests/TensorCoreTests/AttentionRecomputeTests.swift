@@ -38,6 +38,31 @@ final class AttentionRecomputeTests: XCTestCase {
         }
     }
 
+    /// Keys masked with -100 (Swin's shifted windows) get weights below the smallest normal float;
+    /// they are stored as +0, so neither the weights nor the output nor any gradient holds a denormal.
+    func testMaskedKeysGiveNoDenormalWeightsOrGradients() {
+        let (b, l, heads, dk) = (4, 49, 2, 8)
+        let q = rng.tensor([b, l, heads * dk]), kv = rng.tensor([b, l, heads * dk * 2]), seed = rng.tensor([b, l, heads * dk])
+        // Group 1 masks half of each query's keys, as a shifted window's mask does.
+        let mask = Tensor(shape: [2, l, l], values: (0..<(2 * l * l)).map { i in i >= l * l && (i / l + i % l) % 2 == 1 ? -100 : 0 })
+        let lq = q.detached().requiringGrad(), lkv = kv.detached().requiringGrad()
+        let (y, weights) = AttentionRecorder.recording {
+            attention(q: AttentionOperand(lq), k: AttentionOperand(lkv), v: AttentionOperand(lkv, offset: heads * dk),
+                      heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.35, bias: AttentionBias(perGroup: mask))
+        }
+        Tape.backward(y, seed: seed)
+        let w = weights[0]
+        let masked = (0..<w.count).filter { i in
+            let bh = i / (l * l), at = i % (l * l)
+            return (bh / heads) % 2 == 1 && mask.data[l * l + at] < 0
+        }
+        XCTAssertFalse(masked.isEmpty)
+        XCTAssertTrue(masked.allSatisfy { w.data[$0] == 0 }, "masked keys weigh +0")
+        for (name, t) in [("weights", w), ("output", y), ("dq", Tape.gradient(of: lq)), ("dkv", Tape.gradient(of: lkv))] {
+            XCTAssertFalse((0..<t.count).contains { t.data[$0].isSubnormal }, name)
+        }
+    }
+
     /// Gradient buffers start uninitialised only where the heads' slices cover their width: operands
     /// that are slices of wider tensors (one qkv tensor with spare columns on both sides, a q with spare
     /// columns) get exact zeros in the columns no head reads, and the same values elsewhere as the

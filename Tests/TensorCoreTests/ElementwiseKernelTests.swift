@@ -128,6 +128,34 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    func testSoftmaxWeightsAreNeverDenormal() {
+        // Masked logits (-100: Swin's shift mask, HaloNet's padding) and far-off ones give weights
+        // below the smallest normal float, which are stored as +0 on every path (a denormal weight costs
+        // an assist in every product it enters on x86 cores without DAZ). By hand first: exp clamps
+        // -100 to FLT_MIN, and FLT_MIN / 2 would be denormal.
+        for kernel in GemmKernel.runnable {
+            GemmKernel.use(kernel)
+            for m in [1, 16] {  // one row alone, and rows across the lanes
+                let x = [Float](repeating: 0, count: 0) + (0..<m).flatMap { _ in [Float(0), 0, -100] }
+                var ours = [Float](repeating: 1, count: x.count)
+                stm_softmax_rows(x, &ours, m, 3)
+                XCTAssertEqual(ours, (0..<m).flatMap { _ in [Float(0.5), 0.5, 0] }, "\(kernel) m=\(m)")
+            }
+            for l in [3, 9, 13, 49, 169] { for m in [1, 17] {
+                var x = values(m * l, scale: 20)
+                for i in x.indices where i % 3 != 0 { x[i] = i % 3 == 1 ? -100 : x[i] - Float(60 + i % 40) }
+                var ours = [Float](repeating: 0, count: m * l)
+                stm_softmax_rows(x, &ours, m, l)
+                XCTAssertFalse(ours.contains { $0.isSubnormal }, "\(kernel) l=\(l) m=\(m)")
+                var want = [Float](repeating: 0, count: l)
+                for r in 0..<m {
+                    x.withUnsafeBufferPointer { referenceSoftmaxRow($0.baseAddress! + r * l, &want, l) }
+                    XCTAssertEqual(Array(ours[(r * l)..<((r + 1) * l)]).map(\.bitPattern), want.map(\.bitPattern), "\(kernel) l=\(l) row \(r)")
+                }
+            } }
+        }
+    }
+
     func testSoftmaxBackwardOfManyRowsIsEachRowAlone() {
         // Four rows' sums run side by side and the products sixteen at a time; each row must keep the
         // bits of the scalar definition, for whole groups of four and remainders, in place (as the
@@ -135,13 +163,19 @@ final class ElementwiseKernelTests: XCTestCase {
         for l in [1, 9, 13, 49, 169] { for m in [0, 1, 7, 8, 9, 16, 17, 37] {
             var p = values(m * l, scale: 1).map { abs($0) }, d = values(m * l, scale: 30)
             if m * l > 5 { d[3] = -0.0; p[5] = 0 }
+            // Tiny weights: p * (d - dot) falls below the smallest normal float, and is stored as +0.
+            for i in stride(from: 2, to: m * l, by: 7) { p[i] = 1e-37 * p[i] }
             var ours = [Float](repeating: 0, count: m * l), want = ours
             softmaxBackwardRows(p, d, &ours, rows: m, l)
             for r in 0..<m {  // the definition: the row's sum in order, then each element
                 var dot: Float = 0
                 for j in 0..<l { dot += d[r * l + j] * p[r * l + j] }
-                for j in 0..<l { want[r * l + j] = p[r * l + j] * (d[r * l + j] - dot) }
+                for j in 0..<l {
+                    let g = p[r * l + j] * (d[r * l + j] - dot)
+                    want[r * l + j] = abs(g) < .leastNormalMagnitude ? 0 : g
+                }
             }
+            XCTAssertFalse(ours.contains { $0.isSubnormal }, "no denormal gradient, l=\(l) m=\(m)")
             XCTAssertEqual(ours.map(\.bitPattern), want.map(\.bitPattern), "l=\(l) m=\(m)")
             d.withUnsafeMutableBufferPointer { softmaxBackwardRows(p, $0.baseAddress!, $0.baseAddress!, rows: m, l) }
             XCTAssertEqual(d.map(\.bitPattern), want.map(\.bitPattern), "in place, l=\(l) m=\(m)")

@@ -29,7 +29,8 @@ void stm_multiply(const float *a, const float *b, float *out, long n);
 static inline void stm_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
 /// Softmax of one row of l values: o = exp(x - max) / sum, the sum over sixteen lanes (lane j takes
-/// elements j, j+16, ...) added in lane order, then the tail in order. o may equal x.
+/// elements j, j+16, ...) added in lane order, then the tail in order; o = x * (1 / sum), and a
+/// weight below FLT_MIN is stored as +0 (no denormal weights: see weight_s). o may equal x.
 void stm_softmax_row(const float *x, float *o, long l);
 /// stm_softmax_row of each of rows [0, m) of x [M, L], with each row's bits (a NaN result's sign
 /// aside, as between any two builds: which NaN operand a product passes on follows the order the

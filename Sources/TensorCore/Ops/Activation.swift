@@ -151,8 +151,16 @@ public func referenceSoftmaxRow(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePoi
         for t in 0..<(l - j) { o[j + t] = e[t]; s += e[t] }
     }
     let inv = 1 / s
-    for j in 0..<l { o[j] *= inv }
+    for j in 0..<l { o[j] = softmaxWeight(o[j] * inv) }
 }
+
+/// A softmax weight as stored: below the smallest normal float it is +0, so no weight is denormal
+/// (an x86 core without DAZ takes a slow assist on every product with a denormal operand: masked and
+/// far-off logits made a quarter of an untrained halo_tiny's weights denormal, and on an Intel Xeon its
+/// ERF pass ran 2.4x faster with the CPU's flush-to-zero mode on). Such a weight changes no sum it
+/// enters by more than 1.2e-38. NaN stays NaN.
+@inline(__always)
+func softmaxWeight(_ v: Float) -> Float { v < .leastNormalMagnitude ? 0 : v }
 
 /// Gradient of softmax for one row: dx = p * (d - sum(d * p)).
 @inlinable
@@ -190,19 +198,23 @@ func softmaxBackwardRows(_ p: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _
     }
 }
 
-/// dx[j] = p[j] * (d[j] - dot), sixteen at a time (dx may equal d, so a plain loop stays scalar).
+/// dx[j] = p[j] * (d[j] - dot), sixteen at a time (dx may equal d, so a plain loop stays scalar);
+/// a value of magnitude below the smallest normal float is stored as +0, as `softmaxWeight` does for
+/// the weights (a tiny weight times a small dP is often denormal, and dx feeds two products).
 @inline(__always) @usableFromInline
 func softmaxBackwardScale(_ p: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                                   _ dot: Float, _ l: Int) {
-    let dots = Float16x(repeating: dot)
+    let dots = Float16x(repeating: dot), tiny = Float16x(repeating: .leastNormalMagnitude)
     var j = 0
     while j + 16 <= l {
         let pv = UnsafeRawPointer(p + j).loadUnaligned(as: Float16x.self), dv = UnsafeRawPointer(d + j).loadUnaligned(as: Float16x.self)
-        UnsafeMutableRawPointer(dx + j).storeBytes(of: pv * (dv - dots), as: Float16x.self)
+        let g = pv * (dv - dots)
+        UnsafeMutableRawPointer(dx + j).storeBytes(of: g.replacing(with: 0, where: (g .< tiny) .& (g .> -tiny)), as: Float16x.self)
         j += 16
     }
     while j < l {
-        dx[j] = p[j] * (d[j] - dot)
+        let g = p[j] * (d[j] - dot)
+        dx[j] = g < .leastNormalMagnitude && g > -.leastNormalMagnitude ? 0 : g
         j += 1
     }
 }
