@@ -11,7 +11,7 @@ CPU        := $(shell grep -q -w avx512bw /proc/cpuinfo 2>/dev/null && echo skyl
                 (grep -q -w avx2 /proc/cpuinfo 2>/dev/null && echo haswell || echo x86-64))
 SWIFTFLAGS := -c release -Xswiftc -target-cpu -Xswiftc $(CPU)
 
-.PHONY: all deps build run figures test bench fuzz clean
+.PHONY: all deps build run figures test bench bundle fuzz clean
 
 all: build
 
@@ -97,6 +97,12 @@ bench: build
 	fi; \
 	$(BIN) bench --threads 2 $(if $(strip $(BENCH_PRESETS)),--presets $(BENCH_PRESETS),) $$cmp --json outputs/bench.json && \
 	$(BIN) bench --threads 1 --presets unified_convnext_tiny unified_swin_tiny $$cmp --json outputs/bench_1thread.json
+
+# outputs/bundle/stm-analyze-bundle.tar.xz: release builds for AVX-512 and AVX2 hosts with the shared
+# libraries they load and the PyTorch baseline, to time or run stm-analyze on an x86-64 host without
+# Swift (unpack it, then `./run bench ...`; see README, Performance).
+bundle: deps
+	bench/bundle/make_bundle.sh
 
 # libFuzzer targets for the checkpoint readers and image decoders (Fuzz/, built with
 # -sanitize=fuzzer,address in .build-fuzz), each run FUZZ_SECONDS (default 60) on one core, with a seed
