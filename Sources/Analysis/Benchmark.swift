@@ -124,7 +124,9 @@ public struct BenchRow: Codable, Sendable {
         peakRSSAllMB = Double(peakRSSBytes()) / 1e6
         self.sgemmGflops = sgemmGflops
         self.fmaPeakGflops = fmaPeakGflops
+        let blocking = GemmKernel.current.blocking
         gemmKernel = GemmKernel.current.description
+            + (GemmKernel.blockingOverridden ? " kc \(blocking.kc) mc \(blocking.mc)" : "")
         gemmShapes = r.gemmShapes
     }
 

@@ -397,6 +397,57 @@ int stm_gemm_set_kernel(int kernel) {
     return kernel;
 }
 
+// Blocking overrides (0: the kernel's own), from STM_GEMM_KC / STM_GEMM_MC at first use or from
+// stm_gemm_set_blocking. Each value of C is one chain over k in order whatever the blocks, so they
+// change no bit; they are for tuning on a new CPU.
+static atomic_long kc_set = -1, mc_set = -1;
+
+static long blocking_env(const char *name) {
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    char *end;
+    long x = strtol(v, &end, 10);
+    return (*end == 0 && x >= 8 && x <= 4096) ? x : 0;  // anything else is refused by the callers' check
+}
+
+static void blocking(long *kc, long *mc) {
+    long k = atomic_load_explicit(&kc_set, memory_order_relaxed), m = atomic_load_explicit(&mc_set, memory_order_relaxed);
+    if (k < 0 || m < 0) {
+        k = blocking_env("STM_GEMM_KC");
+        m = blocking_env("STM_GEMM_MC");
+        atomic_store(&kc_set, k);
+        atomic_store(&mc_set, m);
+    }
+    *kc = k;
+    *mc = m;
+}
+
+int stm_gemm_set_blocking(long kc, long mc) {
+    if (kc < 0 || kc > 4096 || mc < 0 || mc > 4096 || (kc > 0 && kc < 8)) return -1;
+    atomic_store(&kc_set, kc);
+    atomic_store(&mc_set, mc);
+    return 0;
+}
+
+/// The kernel's blocking with the overrides applied: kc as given, mc rounded up to a multiple of MR.
+static kernel_t blocked(int kernel) {
+    kernel_t K = kernels[kernel];
+    long kc, mc;
+    blocking(&kc, &mc);
+    if (kc > 0) K.kc = kc;
+    if (mc > 0) K.mc = (mc + K.mr - 1) / K.mr * K.mr;
+    return K;
+}
+
+long stm_gemm_default_kc(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kernel].kc; }
+long stm_gemm_default_mc(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kernel].mc; }
+
+void stm_gemm_blocking(int kernel, long *kc, long *mc) {
+    kernel_t K = blocked(kernel < 0 || kernel > 2 ? 0 : kernel);
+    *kc = K.kc;
+    *mc = K.mc;
+}
+
 int stm_gemm_mr(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kernel].mr; }
 int stm_gemm_nr(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kernel].nr; }
 
@@ -897,7 +948,7 @@ void stm_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     // 24 KB at 192): 320 runs as one block, not 256 + 64, whose short second block pays a full pass
     // over C. Each value's chain of multiply-adds runs in the same order whatever the blocks, so the
     // split does not change a bit.
-    kernel_t Kb = kernels[kid];
+    kernel_t Kb = blocked(kid);
     {
         long cap = Kb.kc + Kb.kc / 4;
         if (cap * Kb.nr * (long)sizeof(float) > 20480) cap = Kb.kc;

@@ -194,8 +194,35 @@ public enum GemmKernel: Int32, CaseIterable, Sendable, CustomStringConvertible {
     /// Float32 lanes of one vector of this kernel.
     public var lanes: Int { self == .avx512 ? 16 : (self == .avx2 ? 8 : 1) }
 
-    /// Checks `STM_GEMM_KERNEL` as a flag would be checked: nil when unset or valid, else the problem.
+    /// The k-block and the rows of a block this kernel uses: its own, or the overrides of
+    /// `STM_GEMM_KC` / `STM_GEMM_MC` or `setBlocking`. They change no bit, only the speed.
+    public var blocking: (kc: Int, mc: Int) {
+        var kc = 0, mc = 0
+        stm_gemm_blocking(rawValue, &kc, &mc)
+        return (kc, mc)
+    }
+
+    /// Whether `STM_GEMM_KC` or `STM_GEMM_MC` (or `setBlocking`) overrides the kernels' own blocking.
+    public static var blockingOverridden: Bool {
+        let k = current
+        return k.blocking != (Int(stm_gemm_default_kc(k.rawValue)), Int(stm_gemm_default_mc(k.rawValue)))
+    }
+
+    /// Overrides every kernel's k-block (at least 8) and block rows (rounded up to a multiple of the
+    /// tile's rows); 0 keeps a kernel's own. For tuning on a new CPU: no bit depends on them.
+    /// False (and no change) for values outside 0...4096.
+    @discardableResult
+    public static func setBlocking(kc: Int, mc: Int) -> Bool { stm_gemm_set_blocking(kc, mc) == 0 }
+
+    /// Checks `STM_GEMM_KERNEL`, `STM_GEMM_KC` and `STM_GEMM_MC` as flags would be checked: nil when
+    /// unset or valid, else the problem.
     public static func environmentProblem() -> String? {
+        for name in ["STM_GEMM_KC", "STM_GEMM_MC"] {
+            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { continue }
+            guard let n = Int(value), (8...4096).contains(n) else {
+                return "\(name)=\(value) is not a block size (a whole number from 8 to 4096)"
+            }
+        }
         guard let value = ProcessInfo.processInfo.environment["STM_GEMM_KERNEL"] else { return nil }
         guard let k = GemmKernel(name: value) else {
             return "STM_GEMM_KERNEL=\(value) is not a kernel (portable, avx2, avx512)"

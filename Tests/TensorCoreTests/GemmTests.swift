@@ -77,6 +77,34 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    func testBlockingOverridesChangeNoBit() {
+        // STM_GEMM_KC / STM_GEMM_MC (tuning knobs) move the k-block and row-block boundaries only:
+        // each value stays the one chain over k in order, with alpha, beta (past several k-blocks) and bias.
+        defer { GemmKernel.setBlocking(kc: 0, mc: 0) }
+        XCTAssertFalse(GemmKernel.setBlocking(kc: 5, mc: 0), "a k-block under 8 is refused")
+        XCTAssertFalse(GemmKernel.setBlocking(kc: 0, mc: 5000), "block rows past 4096 are refused")
+        for kernel in GemmKernel.runnable {
+            XCTAssertTrue(GemmKernel.use(kernel))
+            var failures: [String] = []
+            for (kc, mc) in [(8, 1), (37, 20), (64, 200), (512, 48), (4096, 4096)] {
+                XCTAssertTrue(GemmKernel.setBlocking(kc: kc, mc: mc))
+                let b = kernel.blocking, mr = kernel.tile.rows
+                XCTAssertEqual(b.kc, kc)
+                XCTAssertEqual(b.mc, (mc + mr - 1) / mr * mr, "mc rounded up to a multiple of \(mr)")
+                XCTAssertTrue(GemmKernel.blockingOverridden)
+                for (m, n, k) in [(130, 100, 300), (49, 169, 32), (300, 70, 96), (7, 33, 1000)] {
+                    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                        if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, bias: true) { failures.append("kc \(kc) mc \(mc): " + e) }
+                        if let e = mismatch(ta: ta, tb: tb, m: m, n: n, k: k, alpha: 0.5, beta: 1) { failures.append("kc \(kc) mc \(mc): " + e) }
+                    }
+                }
+            }
+            GemmKernel.setBlocking(kc: 0, mc: 0)
+            XCTAssertFalse(GemmKernel.blockingOverridden)
+            XCTAssertEqual(failures, [], "\(kernel)")
+        }
+    }
+
     func testKZeroGivesTheEpilogueOfAnEmptySum() {
         XCTAssertNil(mismatch(ta: false, tb: false, m: 3, n: 5, k: 0, alpha: 2, beta: 0.5, bias: true))
         XCTAssertNil(mismatch(ta: false, tb: false, m: 3, n: 5, k: 0))

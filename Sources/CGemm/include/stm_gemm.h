@@ -36,6 +36,15 @@ int stm_gemm_set_kernel(int kernel);
 const char *stm_gemm_kernel_name(int kernel);
 /// Parses a kernel name; -1 when unknown.
 int stm_gemm_kernel_named(const char *name);
+/// Overrides the k-block (kc, at least 8) and the rows of a block (mc, rounded up to a multiple of
+/// MR) of every kernel; 0 keeps a kernel's own. Read from STM_GEMM_KC and STM_GEMM_MC at first use
+/// otherwise. No bit depends on them. Returns -1 (and changes nothing) for values outside 0...4096.
+int stm_gemm_set_blocking(long kc, long mc);
+/// The k-block and block rows a kernel uses (its own, or the overrides).
+void stm_gemm_blocking(int kernel, long *kc, long *mc);
+/// A kernel's own k-block and block rows.
+long stm_gemm_default_kc(int kernel);
+long stm_gemm_default_mc(int kernel);
 /// Register tile of a kernel (rows MR, columns NR).
 int stm_gemm_mr(int kernel);
 int stm_gemm_nr(int kernel);
