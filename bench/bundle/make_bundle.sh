@@ -27,8 +27,8 @@ ldd "$stage"/bin/*/stm-analyze | awk '/=> \// { print $1, $3 }' | sort -u | whil
   esac
 done
 cp bench/pytorch/bench_torch.py bench/pytorch/unified.py "$stage/bench/pytorch/"
-cp bench/bundle/run "$stage/run"
-chmod +x "$stage/run"
+cp bench/bundle/run bench/bundle/tune_gemm.sh "$stage/"
+chmod +x "$stage/run" "$stage/tune_gemm.sh"
 git rev-parse --short HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
 mkdir -p outputs/bundle
 tar -cJf outputs/bundle/stm-analyze-bundle.tar.xz.part -C "$stage" .
