@@ -124,9 +124,7 @@ public struct BenchRow: Codable, Sendable {
         peakRSSAllMB = Double(peakRSSBytes()) / 1e6
         self.sgemmGflops = sgemmGflops
         self.fmaPeakGflops = fmaPeakGflops
-        let blocking = GemmKernel.current.blocking
-        gemmKernel = GemmKernel.current.description
-            + (GemmKernel.blockingOverridden ? " kc \(blocking.kc) mc \(blocking.mc)" : "")
+        gemmKernel = GemmKernel.current.description + (GemmKernel.blockingOverride.map { " kc \($0.kc) mc \($0.mc)" } ?? "")
         gemmShapes = r.gemmShapes
     }
 

@@ -439,8 +439,11 @@ static kernel_t blocked(int kernel) {
     return K;
 }
 
-long stm_gemm_default_kc(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kernel].kc; }
-long stm_gemm_default_mc(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kernel].mc; }
+int stm_gemm_blocking_overridden(void) {
+    long kc, mc;
+    blocking(&kc, &mc);
+    return kc > 0 || mc > 0;
+}
 
 void stm_gemm_blocking(int kernel, long *kc, long *mc) {
     kernel_t K = blocked(kernel < 0 || kernel > 2 ? 0 : kernel);

@@ -203,10 +203,10 @@ public enum GemmKernel: Int32, CaseIterable, Sendable, CustomStringConvertible {
     }
 
     /// Whether `STM_GEMM_KC` or `STM_GEMM_MC` (or `setBlocking`) overrides the kernels' own blocking.
-    public static var blockingOverridden: Bool {
-        let k = current
-        return k.blocking != (Int(stm_gemm_default_kc(k.rawValue)), Int(stm_gemm_default_mc(k.rawValue)))
-    }
+    public static var blockingOverridden: Bool { stm_gemm_blocking_overridden() != 0 }
+
+    /// The current kernel's blocking when an override is in force, else nil (how `bench` labels its runs).
+    public static var blockingOverride: (kc: Int, mc: Int)? { blockingOverridden ? current.blocking : nil }
 
     /// Overrides every kernel's k-block (at least 8) and block rows (rounded up to a multiple of the
     /// tile's rows); 0 keeps a kernel's own. For tuning on a new CPU: no bit depends on them.

@@ -89,8 +89,7 @@ struct Bench: ParsableCommand {
         }
         var peak = measureFMAPeak()  // first: OpenBLAS's threads spin for a while after its sgemm
         let sgemm = measureSgemmRate()
-        let blocks = GemmKernel.blockingOverridden
-            ? " with kc \(GemmKernel.current.blocking.kc), mc \(GemmKernel.current.blocking.mc) (STM_GEMM_KC/MC)" : ""
+        let blocks = GemmKernel.blockingOverride.map { " with kc \($0.kc), mc \($0.mc) (STM_GEMM_KC/MC)" } ?? ""
         print("threads \(Threads.count), GEMM kernel \(GemmKernel.current)\(blocks) (ours); OpenBLAS \(BLASInfo.coreName) kernels, sgemm "
               + "\(String(format: "%.0f", sgemm)) GFLOP/s (1024^3, OpenBLAS threading); float32 FMA peak \(String(format: "%.0f", peak)) GFLOP/s "
               + "at the kernel's width; best of 9 each, now; each preset's process measures both again (floors use the job's highest peak)")

@@ -136,7 +136,7 @@ final class ElementwiseKernelTests: XCTestCase {
         for kernel in GemmKernel.runnable {
             GemmKernel.use(kernel)
             for m in [1, 16] {  // one row alone, and rows across the lanes
-                let x = [Float](repeating: 0, count: 0) + (0..<m).flatMap { _ in [Float(0), 0, -100] }
+                let x: [Float] = (0..<m).flatMap { _ -> [Float] in [0, 0, -100] }
                 var ours = [Float](repeating: 1, count: x.count)
                 stm_softmax_rows(x, &ours, m, 3)
                 XCTAssertEqual(ours, (0..<m).flatMap { _ in [Float(0.5), 0.5, 0] }, "\(kernel) m=\(m)")

@@ -20,12 +20,13 @@ for cpu in skylake-avx512 haswell; do
 done
 mkdir -p "$stage/lib" "$stage/bench/pytorch"
 # Every library the binaries load, by ldd, except the C library's own (the host's are used).
-if ldd "$stage"/bin/*/stm-analyze | grep -q "not found"; then
+deps=$(ldd "$stage"/bin/*/stm-analyze)
+if grep -q "not found" <<<"$deps"; then
   echo "bundle: a library the binaries load is missing here:" >&2
-  ldd "$stage"/bin/*/stm-analyze | grep "not found" >&2
+  grep "not found" <<<"$deps" >&2
   exit 1
 fi
-ldd "$stage"/bin/*/stm-analyze | awk '/=> \// { print $1, $3 }' | sort -u | while read -r name path; do
+awk '/=> \// { print $1, $3 }' <<<"$deps" | sort -u | while read -r name path; do
   case "$name" in
     libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*) ;;
     *) cp -L "$path" "$stage/lib/$name" ;;

@@ -42,9 +42,8 @@ int stm_gemm_kernel_named(const char *name);
 int stm_gemm_set_blocking(long kc, long mc);
 /// The k-block and block rows a kernel uses (its own, or the overrides).
 void stm_gemm_blocking(int kernel, long *kc, long *mc);
-/// A kernel's own k-block and block rows.
-long stm_gemm_default_kc(int kernel);
-long stm_gemm_default_mc(int kernel);
+/// Whether an override (STM_GEMM_KC, STM_GEMM_MC or stm_gemm_set_blocking) is in force.
+int stm_gemm_blocking_overridden(void);
 /// Register tile of a kernel (rows MR, columns NR).
 int stm_gemm_mr(int kernel);
 int stm_gemm_nr(int kernel);

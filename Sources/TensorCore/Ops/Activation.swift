@@ -214,7 +214,7 @@ func softmaxBackwardScale(_ p: UnsafePointer<Float>, _ d: UnsafePointer<Float>, 
     }
     while j < l {
         let g = p[j] * (d[j] - dot)
-        dx[j] = g < .leastNormalMagnitude && g > -.leastNormalMagnitude ? 0 : g
+        dx[j] = abs(g) < .leastNormalMagnitude ? 0 : g
         j += 1
     }
 }
