@@ -124,7 +124,7 @@ public struct BenchRow: Codable, Sendable {
         peakRSSAllMB = Double(peakRSSBytes()) / 1e6
         self.sgemmGflops = sgemmGflops
         self.fmaPeakGflops = fmaPeakGflops
-        gemmKernel = GemmKernel.current.description + (GemmKernel.blockingOverride.map { " kc \($0.kc) mc \($0.mc)" } ?? "")
+        gemmKernel = GemmKernel.label
         gemmShapes = r.gemmShapes
     }
 

@@ -208,6 +208,10 @@ public enum GemmKernel: Int32, CaseIterable, Sendable, CustomStringConvertible {
     /// The current kernel's blocking when an override is in force, else nil (how `bench` labels its runs).
     public static var blockingOverride: (kc: Int, mc: Int)? { blockingOverridden ? current.blocking : nil }
 
+    /// The current kernel's name, with its blocking when overridden ("avx512 kc 128 mc 48"): the
+    /// `gemm_kernel` that bench's JSON records.
+    public static var label: String { current.description + (blockingOverride.map { " kc \($0.kc) mc \($0.mc)" } ?? "") }
+
     /// Overrides every kernel's k-block (at least 8) and block rows (rounded up to a multiple of the
     /// tile's rows); 0 keeps a kernel's own. For tuning on a new CPU: no bit depends on them.
     /// False (and no change) for values outside 0...4096.

@@ -133,7 +133,7 @@ struct Bench: ParsableCommand {
         printShapes(rows)
         if pytorch != nil { printComparison(rows) }
         if let json {
-            let doc = BenchDocument(threads: Threads.count, gemmKernel: GemmKernel.current.description, blasKernels: BLASInfo.coreName,
+            let doc = BenchDocument(threads: Threads.count, gemmKernel: GemmKernel.label, blasKernels: BLASInfo.coreName,
                                     sgemmGflops: sgemm, fmaPeakGflops: peak, presets: rows)
             try writeAtomically(try encodeBench(doc) + Data("\n".utf8), to: json)
             print("wrote \(json)")
