@@ -345,6 +345,46 @@ ATTR256 static void softmax_lanes256(float *t, long l) {
     }
 }
 
+/// o[j] = weight_s(o[j] * inv) for j < n, 16 or 8 lanes at a time: the same product, and a lane kept
+/// unless it is below FLT_MIN (NLT_UQ keeps a NaN, as weight_s does).
+ATTR512 static void scale_weights512(float *o, long n, float inv) {
+    __m512 v = _mm512_set1_ps(inv), fmin = _mm512_set1_ps(STM_FLT_MIN);
+    long j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 w = _mm512_mul_ps(_mm512_loadu_ps(o + j), v);
+        _mm512_storeu_ps(o + j, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, fmin, _CMP_NLT_UQ), w));
+    }
+    for (; j < n; j++) o[j] = weight_s(o[j] * inv);
+}
+ATTR256 static void scale_weights256(float *o, long n, float inv) {
+    __m256 v = _mm256_set1_ps(inv), fmin = _mm256_set1_ps(STM_FLT_MIN);
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 w = _mm256_mul_ps(_mm256_loadu_ps(o + j), v);
+        _mm256_storeu_ps(o + j, _mm256_and_ps(w, _mm256_cmp_ps(w, fmin, _CMP_NLT_UQ)));
+    }
+    for (; j < n; j++) o[j] = weight_s(o[j] * inv);
+}
+
+/// The reciprocals of W rows' sums at once, a row per lane: acc [W][16] holds each row's sixteen lane
+/// sums, t [n][W] its tail's exponentials; lane r adds, from -0, acc[r][0..15] in order and then its
+/// tail in order (lanes_total, then the tail, as stm_softmax_row), and divides 1 by the sum. Before,
+/// each row's chain of adds, its division and its scaling ran one after the other, row by row.
+ATTR512 static void rows_inverse512(const float *acc, const float *t, long n, float inv[16]) {
+    const __m512i rows = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
+    __m512 s = _mm512_set1_ps(-0.0f);
+    for (int u = 0; u < 16; u++) s = _mm512_add_ps(s, _mm512_i32gather_ps(rows, acc + u, 4));
+    for (long k = 0; k < n; k++) s = _mm512_add_ps(s, _mm512_loadu_ps(t + k * 16));
+    _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.0f), s));
+}
+ATTR256 static void rows_inverse256(const float *acc, const float *t, long n, float inv[8]) {
+    const __m256i rows = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    __m256 s = _mm256_set1_ps(-0.0f);
+    for (int u = 0; u < 16; u++) s = _mm256_add_ps(s, _mm256_i32gather_ps(acc + u, rows, 4));
+    for (long k = 0; k < n; k++) s = _mm256_add_ps(s, _mm256_loadu_ps(t + k * 8));
+    _mm256_storeu_ps(inv, _mm256_div_ps(_mm256_set1_ps(1.0f), s));
+}
+
 /// Tails of W rows of 16 or more at once: t [n][W] holds the rows' last n < 16 logits column by
 /// column, mx [W] their maxima; each lane gets exp(x - max) of its row, as tail_exp256 makes it.
 ATTR512 static void tails_exp512(float *t, const float *mx, long n) {
@@ -383,6 +423,10 @@ void stm_softmax_row(const float *x, float *o, long l) {
     float s = lanes_total(acc);
     for (; j < l; j++) s += o[j];
     float inv = 1.0f / s;
+#if STM_X86
+    if (k == STM_GEMM_AVX512) { scale_weights512(o, l, inv); return; }
+    if (k == STM_GEMM_AVX2) { scale_weights256(o, l, inv); return; }
+#endif
     for (j = 0; j < l; j++) o[j] = weight_s(o[j] * inv);
 }
 
@@ -424,16 +468,14 @@ void stm_softmax_rows(const float *x, float *o, long m, long l) {
             for (long k = 0; k < tail; k++) t[k * wl + r] = x[(i + r) * l + j0 + k];
         if (wl == 16) tails_exp512(t, mx, tail);
         else tails_exp256(t, mx, tail);
+        float inv[16];
+        if (wl == 16) rows_inverse512(&acc[0][0], t, tail, inv);
+        else rows_inverse256(&acc[0][0], t, tail, inv);
         for (long r = 0; r < wl; r++) {
             float *orow = o + (i + r) * l;
-            float sum = lanes_total(acc[r]);
-            for (long k = 0; k < tail; k++) {
-                float e = t[k * wl + r];
-                orow[j0 + k] = e;
-                sum += e;
-            }
-            float inv = 1.0f / sum;
-            for (long j = 0; j < l; j++) orow[j] = weight_s(orow[j] * inv);
+            if (kernel == STM_GEMM_AVX512) scale_weights512(orow, j0, inv[r]);
+            else scale_weights256(orow, j0, inv[r]);
+            for (long k = 0; k < tail; k++) orow[j0 + k] = weight_s(t[k * wl + r] * inv[r]);
         }
     }
 #endif
