@@ -704,10 +704,61 @@ ATTR256 static long ln_dx256(const float *d, const float *w, const float *h, lon
     return j;
 }
 
+#if STM_X86
+/// Sixteen (eight) rows' lane sums at once, a row per lane: acc [W][16] holds each row's sixteen lane
+/// sums, and lane r adds acc[r][0..15] in order from -0, as lanes_total does for one row.
+ATTR512 static __m512 row_totals512(const float *acc) {
+    const __m512i rows = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
+    __m512 s = _mm512_set1_ps(-0.0f);
+    for (int u = 0; u < 16; u++) s = _mm512_add_ps(s, _mm512_i32gather_ps(rows, acc + u, 4));
+    return s;
+}
+ATTR256 static __m256 row_totals256(const float *acc) {
+    const __m256i rows = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    __m256 s = _mm256_set1_ps(-0.0f);
+    for (int u = 0; u < 16; u++) s = _mm256_add_ps(s, _mm256_i32gather_ps(acc + u, rows, 4));
+    return s;
+}
+
+/// The two means of W rows (c a multiple of 16, so no tail): each row's dots as one row alone makes
+/// them, then all W rows' lane totals and divisions across the lanes (mean1[r] = s1 / c, mean2[r] =
+/// s2 / c, the scalar path's operations). Row by row, each row's chain of adds and its divisions
+/// held up the next row's work.
+ATTR512 static void ln_means512(const float *xhat, const float *dy, const float *w, long c,
+                                float mean1[16], float mean2[16]) {
+    float a1[16][16], a2[16][16];
+    for (int r = 0; r < 16; r++) dots512(dy + r * c, w, xhat + r * c, c, a1[r], a2[r]);
+    __m512 n = _mm512_set1_ps((float)c);
+    _mm512_storeu_ps(mean1, _mm512_div_ps(row_totals512(&a1[0][0]), n));
+    _mm512_storeu_ps(mean2, _mm512_div_ps(row_totals512(&a2[0][0]), n));
+}
+ATTR256 static void ln_means256(const float *xhat, const float *dy, const float *w, long c,
+                                float mean1[8], float mean2[8]) {
+    float a1[8][16], a2[8][16];
+    for (int r = 0; r < 8; r++) dots256(dy + r * c, w, xhat + r * c, c, a1[r], a2[r]);
+    __m256 n = _mm256_set1_ps((float)c);
+    _mm256_storeu_ps(mean1, _mm256_div_ps(row_totals256(&a1[0][0]), n));
+    _mm256_storeu_ps(mean2, _mm256_div_ps(row_totals256(&a2[0][0]), n));
+}
+#endif
+
 void stm_layernorm_backward(const float *xhat, const float *dy, const float *w, const float *rstd,
                             long m, long c, float *dx) {
     int kern = stm_gemm_kernel();
-    for (long i = 0; i < m; i++) {
+    long first = 0;
+#if STM_X86
+    // Groups of W rows where C has no tail (every preset's widths); the rest row by row below.
+    long wr = c % 16 != 0 ? 0 : kern == STM_GEMM_AVX512 ? 16 : kern == STM_GEMM_AVX2 ? 8 : 0;
+    for (; wr > 0 && first + wr <= m; first += wr) {
+        float mean1[16], mean2[16];
+        const long at = first * c;
+        if (wr == 16) ln_means512(xhat + at, dy + at, w, c, mean1, mean2);
+        else ln_means256(xhat + at, dy + at, w, c, mean1, mean2);
+        for (long r = 0; r < wr; r++)
+            ln_dx256(dy + at + r * c, w, xhat + at + r * c, c, rstd[first + r], mean1[r], mean2[r], dx + at + r * c);
+    }
+#endif
+    for (long i = first; i < m; i++) {
         const float *h = xhat + i * c, *d = dy + i * c;
         float *o = dx + i * c;
         float a1[16] = {0}, a2[16] = {0};

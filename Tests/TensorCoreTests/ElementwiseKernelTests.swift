@@ -185,8 +185,9 @@ final class ElementwiseKernelTests: XCTestCase {
     func testLayerNormMatchesItsDefinitionOnEveryPath() {
         for kernel in GemmKernel.runnable {
             GemmKernel.use(kernel)
-            // m = 9: two groups of four rows (the vector paths' row blocks) and one row after them.
-            for c in [1, 5, 8, 16, 17, 31, 48, 96, 100, 200] { for m in [3, 9] {
+            // m = 9: two groups of four rows (the forward's row blocks) and one row after them; m = 37:
+            // the backward's groups of 16 (AVX-512) or 8 (AVX2) rows where C is a multiple of 16, and a rest.
+            for c in [1, 5, 8, 16, 17, 31, 48, 96, 100, 200] { for m in [3, 9, 37] {
                 let x = values(m * c, scale: 3).map { $0 + 0.5 }, w = values(c, scale: 1), b = values(c, scale: 1)
                 let dy = values(m * c, scale: 1)
                 var h1 = [Float](repeating: 0, count: m * c), o1 = h1, r1 = [Float](repeating: 0, count: m)
