@@ -280,5 +280,17 @@ final class DeformableSamplingGradientTests: XCTestCase {
         XCTAssertEqual(differing(dOff, wantOff), 0, "offset gradients whose bits differ, \(shape)", file: file, line: line)
         XCTAssertEqual(differing(out, wantOut), 0, "outputs whose bits differ, \(shape)", file: file, line: line)
         XCTAssertGreaterThan(wantOff.filter { $0 != 0 }.count, wantOff.count / 3, "most points have a gradient, \(shape)", file: file, line: line)
+        // The backward's one pass, both kinds at once and its groups in runs of every length: the bits
+        // of each kind alone.
+        let dValue = deformableSamplingValueGradient(value.shape, offsets: offsets, weights: weights, dOut: dOut, groups: g)
+        let before = Threads.count
+        defer { Threads.set(before) }
+        for threads in [1, 2, 5] {
+            Threads.set(threads)
+            let both = deformableSamplingGradients(value, offsets: offsets, weights: weights, dOut: dOut, groups: g, values: true, points: true)
+            XCTAssertEqual(both.offsets!.values.map(\.bitPattern), dOff.values.map(\.bitPattern), "one pass, \(threads) threads, \(shape)", file: file, line: line)
+            XCTAssertEqual(both.weights!.values.map(\.bitPattern), dWt.values.map(\.bitPattern), "one pass, \(threads) threads, \(shape)", file: file, line: line)
+            XCTAssertEqual(both.values!.values.map(\.bitPattern), dValue.values.map(\.bitPattern), "one pass, \(threads) threads, \(shape)", file: file, line: line)
+        }
     }
 }

@@ -22,9 +22,13 @@
 // gradients' final formulas: made point by point in scalar code they took most of these kernels'
 // time at D = 16.
 //
+// The backward is one pass (`deformableSamplingGradients`): each point's taps, made once, serve the
+// offset and weight gradients and the value gradient's scatter.
+//
 // Determinism: the forward and the offset/weight gradients are independent per output pixel; the
-// value gradient is a scatter, done per (image, group) pair, each of which owns a disjoint channel
-// slice of the result and visits its pixels in a fixed order, so no sum depends on the thread count.
+// value gradient is a scatter, done per (image, run of groups), each task owning a disjoint channel
+// slice of the result and visiting its pixels and points in a fixed order, so no sum depends on the
+// thread count or on how the groups are cut into runs.
 //
 // Shape key: N batch, H height, W width, G groups (heads), D channels per group, C = G*D channels,
 // P sampling points per group.
@@ -244,112 +248,135 @@ public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor
         }
     }
     return Tape.record(out, inputs: [value, offsets, weights]) { dOut in
-        var dOffsets: Tensor? = nil, dWeights: Tensor? = nil, dValue: Tensor? = nil
-        if offsets.requiresGrad || weights.requiresGrad {
-            (dOffsets, dWeights) = deformableSamplingPointGradients(value, offsets: offsets, weights: weights, dOut: dOut, groups: groups)
-        }
-        if value.requiresGrad {
-            dValue = deformableSamplingValueGradient(value.shape, offsets: offsets, weights: weights, dOut: dOut, groups: groups)
-        }
-        return [dValue, dOffsets, dWeights]
+        let g = deformableSamplingGradients(value, offsets: offsets, weights: weights, dOut: dOut, groups: groups,
+                                            values: value.requiresGrad, points: offsets.requiresGrad || weights.requiresGrad)
+        return [g.values, g.offsets, g.weights]
     }
 }
 
-/// Gradients with respect to the offsets [N,H,W,G*P*2] and weights [N,H,W,G*P], one output pixel at a time.
-/// With s the bilinear sample and a the point's weight: dweight = <dOut, s>,
-/// doffset = a * <dOut, ds/dx>, a * <dOut, ds/dy>. The four dot products run point by point; the
-/// rest, 16 points at a time.
+/// Gradients with respect to the offsets [N,H,W,G*P*2] and weights [N,H,W,G*P]. With s the bilinear
+/// sample and a the point's weight: dweight = <dOut, s>, doffset = a * <dOut, ds/dx>, a * <dOut, ds/dy>.
 func deformableSamplingPointGradients(_ value: Tensor, offsets: Tensor, weights: Tensor, dOut: Tensor,
                                       groups: Int) -> (Tensor, Tensor) {
-    let (n, h, w, c) = (value.shape[0], value.shape[1], value.shape[2], value.shape[3])
-    let d = c / groups, gp = weights.lastDim, p = gp / groups
-    let dOff = Tensor(uninitializedShape: offsets.shape)
-    let dWt = Tensor(uninitializedShape: weights.shape)
-    let vp = value.data, offp = offsets.data, wtp = weights.data, gradp = dOut.data
-    let doffp = dOff.data, dwtp = dWt.data
-    let rows = n * h
-    parallelFor(rows, grain: grainFor(rows, cost: w * gp * (8 * d + 32))) { r in
-        let batch = TapBatch(points: gp)
-        // <dOut, tap> of each point's four taps (0 for points wholly outside). [4, capacity]
-        let dots = UnsafeMutablePointer<Float>.allocate(capacity: 4 * batch.capacity)
-        dots.initialize(repeating: 0, count: 4 * batch.capacity)  // lanes past G*P are loaded, never used
-        defer { batch.deallocate(); dots.deallocate() }
-        let e00p = dots, e01p = dots + batch.capacity, e10p = dots + 2 * batch.capacity, e11p = dots + 3 * batch.capacity
-        for row in r {
-            let b = row / h, y = row % h
-            let image = vp + b * h * w * c
-            for x in 0..<w {
-                let pixel = row * w + x
-                batch.fill(x: x, y: y, w: w, h: h, offsets: offp + pixel * gp * 2, weights: wtp + pixel * gp, count: gp)
-                stm_point_dots(gradp + pixel * c, image, c, d, p, gp, batch.i00, batch.i01, batch.i10, batch.i11, batch.valid,
-                               e00p, e01p, e10p, e11p)
-                // Taps outside the map read zero; points wholly outside get zero gradients.
-                let dw = dwtp + pixel * gp, doff = doffp + pixel * gp * 2
-                var i = 0
-                while i < gp {
-                    let e00 = load16(e00p + i) * load16(batch.m00 + i), e01 = load16(e01p + i) * load16(batch.m01 + i)
-                    let e10 = load16(e10p + i) * load16(batch.m10 + i), e11 = load16(e11p + i) * load16(batch.m11 + i)
-                    let fx = load16(batch.fx + i), fy = load16(batch.fy + i), a = load16(batch.a + i)
-                    let outside = load16(batch.valid + i) .== 0
-                    // The scalar definition's expressions, split only for the type checker.
-                    let gx: F16 = 1 - fx, gy: F16 = 1 - fy
-                    let top: F16 = gx * e00 + fx * e01, bottom: F16 = gx * e10 + fx * e11
-                    let vw: F16 = (gy * top + fy * bottom).replacing(with: 0, where: outside)
-                    let sx: F16 = gy * (e01 - e00) + fy * (e11 - e10), sy: F16 = gx * (e10 - e00) + fx * (e11 - e01)
-                    let vx: F16 = (a * sx).replacing(with: 0, where: outside)
-                    let vy: F16 = (a * sy).replacing(with: 0, where: outside)
-                    let m = min(16, gp - i)
-                    if m == 16 {
-                        store16(vw, dw + i)
-                        var pairs = SIMD32<Float>()
-                        pairs.evenHalf = vx
-                        pairs.oddHalf = vy
-                        UnsafeMutableRawPointer(doff + 2 * i).storeBytes(of: pairs, as: SIMD32<Float>.self)
-                    } else {
-                        for l in 0..<m {
-                            dw[i + l] = vw[l]
-                            doff[2 * (i + l)] = vx[l]
-                            doff[2 * (i + l) + 1] = vy[l]
-                        }
-                    }
-                    i += 16
-                }
-            }
-        }
-    }
-    return (dOff, dWt)
+    let g = deformableSamplingGradients(value, offsets: offsets, weights: weights, dOut: dOut, groups: groups, values: false, points: true)
+    return (g.offsets!, g.weights!)
 }
 
 /// Gradient with respect to the values [N,H,W,G*D]: every sample adds weight * tap weight * dOut to
-/// its four taps. One task per (image, group): the task owns that image's channel slice of the
-/// result and walks the output pixels and points in order, so the sums are the same for any thread count.
+/// its four taps.
 func deformableSamplingValueGradient(_ shape: [Int], offsets: Tensor, weights: Tensor, dOut: Tensor, groups: Int) -> Tensor {
-    let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
-    let d = c / groups, gp = weights.lastDim, p = gp / groups
-    let dValue = Tensor(uninitializedShape: shape)
-    let offp = offsets.data, wtp = weights.data, gradp = dOut.data, dvp = dValue.data
-    let hw = h * w
-    parallelFor(n * groups) { r in
-        let batch = TapBatch(points: p)
-        defer { batch.deallocate() }
+    deformableSamplingGradients(Tensor(shape: shape, repeating: 0), offsets: offsets, weights: weights, dOut: dOut,
+                                groups: groups, values: true, points: false).values!
+}
+
+/// The backward of `deformableSampling` in one pass over the sampling points: each point's taps are
+/// made once (`TapBatch`) and serve both the point gradients (`values: false` leaves the value
+/// gradient out, `points: false` the other two) and the value gradient's scatter. Before, the two
+/// passes made every tap twice, the scatter nine points (one group) at a time.
+///
+/// One task per (image, run of groups): it owns that image's channel slice of the value gradient for
+/// its groups and walks the output pixels, and each pixel's points, in order, so each sum is made in
+/// the same order whatever the threads and runs (a group's scatter meets no other group's channels).
+/// The point gradients are per point. So no bit depends on the thread count.
+/// - Parameters: value [N,H,W,G*D] (read for the point gradients; its shape only otherwise),
+///   offsets [N,H,W,G*P*2], weights [N,H,W,G*P], dOut [N,H,W,G*D].
+func deformableSamplingGradients(_ value: Tensor, offsets: Tensor, weights: Tensor, dOut: Tensor, groups: Int,
+                                 values wantValues: Bool, points wantPoints: Bool)
+    -> (values: Tensor?, offsets: Tensor?, weights: Tensor?) {
+    let (n, h, w, c) = (value.shape[0], value.shape[1], value.shape[2], value.shape[3])
+    let d = c / groups, gp = weights.lastDim, p = gp / groups, hw = h * w
+    let dValue: Tensor? = wantValues ? Tensor(uninitializedShape: value.shape) : nil
+    let dOff: Tensor? = wantPoints ? Tensor(uninitializedShape: offsets.shape) : nil
+    let dWt: Tensor? = wantPoints ? Tensor(uninitializedShape: weights.shape) : nil
+    guard wantValues || wantPoints else { return (nil, nil, nil) }
+    let vp = value.data, offp = offsets.data, wtp = weights.data, gradp = dOut.data
+    let dvp = dValue?.data, doffp = dOff?.data, dwtp = dWt?.data
+    // Runs of groups: as few as keep the threads evenly busy (N * runs a multiple of the threads),
+    // since a task that walks an image for a few of its groups reads and writes a few lines of
+    // each pixel's C values, strided: with one group per task (as the value gradient had) the
+    // sampling work took 1.9x as long as with all groups in one task (dcn_v3_tiny's ERF, Zen 5).
+    let threads = max(1, Threads.count)
+    var common = n, other = threads
+    while other != 0 { (common, other) = (other, common % other) }
+    let runsPerImage = min(groups, threads / common)
+    let run = (groups + runsPerImage - 1) / runsPerImage
+    let runs = (groups + run - 1) / run
+    parallelFor(n * runs) { r in
+        let batch = TapBatch(points: run * p)
+        // <dOut, tap> of each point's four taps (0 for points wholly outside). [4, capacity]
+        let dots = UnsafeMutablePointer<Float>.allocate(capacity: 4 * batch.capacity)
+        dots.initialize(repeating: 0, count: 4 * batch.capacity)  // lanes past the run's points are loaded, never used
+        defer { batch.deallocate(); dots.deallocate() }
+        let e00p = dots, e01p = dots + batch.capacity, e10p = dots + 2 * batch.capacity, e11p = dots + 3 * batch.capacity
         for task in r {
-            let b = task / groups, g = task % groups
-            let dst = dvp + b * hw * c + g * d
-            for i in 0..<hw { (dst + i * c).update(repeating: 0, count: d) }
+            let b = task / runs, g0 = (task % runs) * run, g1 = min(groups, g0 + run)
+            let count = (g1 - g0) * p, width = (g1 - g0) * d
+            let image = vp + b * hw * c + g0 * d
+            let dst = dvp.map { $0 + b * hw * c + g0 * d }
+            if let dst { for i in 0..<hw { (dst + i * c).update(repeating: 0, count: width) } }
             for y in 0..<h {
                 for x in 0..<w {
                     let pixel = (b * h + y) * w + x
-                    let go = gradp + pixel * c + g * d
-                    let q0 = pixel * gp + g * p
-                    batch.fill(x: x, y: y, w: w, h: h, offsets: offp + 2 * q0, weights: wtp + q0, count: p)
-                    // Taps outside the map have weight 0 and point at pixel 0, where they add nothing.
-                    stm_sample_scatter(dst, go, c, d, p, batch.i00, batch.i01, batch.i10, batch.i11, batch.valid,
-                                       batch.a00, batch.a01, batch.a10, batch.a11)
+                    let go = gradp + pixel * c + g0 * d
+                    let q0 = pixel * gp + g0 * p
+                    batch.fill(x: x, y: y, w: w, h: h, offsets: offp + 2 * q0, weights: wtp + q0, count: count)
+                    if let doffp, let dwtp {
+                        stm_point_dots(go, image, c, d, p, count, batch.i00, batch.i01, batch.i10, batch.i11, batch.valid,
+                                       e00p, e01p, e10p, e11p)
+                        pointGradients(batch, e00p, e01p, e10p, e11p, count: count, dWeights: dwtp + q0, dOffsets: doffp + 2 * q0)
+                    }
+                    if let dst {
+                        // Group by group, its points in order. Taps outside the map have weight 0 and
+                        // point at pixel 0, where they add nothing.
+                        for k in 0..<(g1 - g0) {
+                            let l = k * p
+                            stm_sample_scatter(dst + k * d, go + k * d, c, d, p, batch.i00 + l, batch.i01 + l, batch.i10 + l,
+                                               batch.i11 + l, batch.valid + l, batch.a00 + l, batch.a01 + l, batch.a10 + l, batch.a11 + l)
+                        }
+                    }
                 }
             }
         }
     }
-    return dValue
+    return (dValue, dOff, dWt)
+}
+
+/// The point gradients' final formulas, 16 points at a time, from each point's four tap dots:
+/// dWeights [count], dOffsets [count, 2] (dx, dy). Taps outside the map read zero; points wholly
+/// outside get zero gradients.
+@inline(__always)
+private func pointGradients(_ batch: TapBatch, _ e00p: UnsafePointer<Float>, _ e01p: UnsafePointer<Float>,
+                            _ e10p: UnsafePointer<Float>, _ e11p: UnsafePointer<Float>, count: Int,
+                            dWeights dw: UnsafeMutablePointer<Float>, dOffsets doff: UnsafeMutablePointer<Float>) {
+    var i = 0
+    while i < count {
+        let e00 = load16(e00p + i) * load16(batch.m00 + i), e01 = load16(e01p + i) * load16(batch.m01 + i)
+        let e10 = load16(e10p + i) * load16(batch.m10 + i), e11 = load16(e11p + i) * load16(batch.m11 + i)
+        let fx = load16(batch.fx + i), fy = load16(batch.fy + i), a = load16(batch.a + i)
+        let outside = load16(batch.valid + i) .== 0
+        // The scalar definition's expressions, split only for the type checker.
+        let gx: F16 = 1 - fx, gy: F16 = 1 - fy
+        let top: F16 = gx * e00 + fx * e01, bottom: F16 = gx * e10 + fx * e11
+        let vw: F16 = (gy * top + fy * bottom).replacing(with: 0, where: outside)
+        let sx: F16 = gy * (e01 - e00) + fy * (e11 - e10), sy: F16 = gx * (e10 - e00) + fx * (e11 - e01)
+        let vx: F16 = (a * sx).replacing(with: 0, where: outside)
+        let vy: F16 = (a * sy).replacing(with: 0, where: outside)
+        let m = min(16, count - i)
+        if m == 16 {
+            store16(vw, dw + i)
+            var pairs = SIMD32<Float>()
+            pairs.evenHalf = vx
+            pairs.oddHalf = vy
+            UnsafeMutableRawPointer(doff + 2 * i).storeBytes(of: pairs, as: SIMD32<Float>.self)
+        } else {
+            for l in 0..<m {
+                dw[i + l] = vw[l]
+                doff[2 * (i + l)] = vx[l]
+                doff[2 * (i + l) + 1] = vy[l]
+            }
+        }
+        i += 16
+    }
 }
 
 /// The same sum as `deformableSampling`, by the definition: each of the four neighbours of every
