@@ -19,6 +19,8 @@ final class Col2imTests: XCTestCase {
             (9, 11, 2, 3, 3, 1, 1), (12, 10, 3, 5, 3, 2, 0), (7, 8, 6, 3, 2, 3, 2), (1, 1, 3, 3, 3, 2, 1),
             // Channels in sixteens and a remainder: the stem's second convolution (C = 48), 16 + 5, 32.
             (14, 12, 48, 3, 3, 2, 1), (9, 7, 21, 2, 2, 2, 0), (8, 8, 32, 4, 4, 4, 0),
+            // Patches that tile the input (the copy path): the stem's 4x4 on C = 3, and 2x2 on C = 40.
+            (16, 12, 3, 4, 4, 4, 0), (6, 10, 40, 2, 2, 2, 0),
         ]
         let before = Threads.count
         defer { Threads.set(before) }
@@ -29,7 +31,8 @@ final class Col2imTests: XCTestCase {
                     let n = 2
                     let ho = convOutputSize(h, kernel: kh, stride: stride, pad: pad)
                     let wo = convOutputSize(w, kernel: kw, stride: stride, pad: pad)
-                    let dcol = (0..<(n * ho * wo * kh * kw * c)).map { _ in rng.uniform() - 0.5 }
+                    // Some -0: a sum from +0 turns it into +0, and so must every path.
+                    let dcol = (0..<(n * ho * wo * kh * kw * c)).map { i in i % 7 == 3 ? -0.0 : rng.uniform() - 0.5 }
                     var fast = [Float](repeating: .nan, count: n * h * w * c), slow = fast
                     dcol.withUnsafeBufferPointer { d in
                         col2im(d.baseAddress!, n: n, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, pad: pad, ho: ho, wo: wo, dx: &fast)
