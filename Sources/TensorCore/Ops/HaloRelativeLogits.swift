@@ -112,8 +112,15 @@ public func haloRelativeCoefficients(_ q: Tensor, heightTable: Tensor, widthTabl
                  "haloRelativeCoefficients: tables must be [R, \(dk)], got \(heightTable.shape) and \(widthTable.shape)")
     let rows = q.count / dk  // q viewed as [rows, Dk]
     let out = Tensor(uninitializedShape: [rows, 2 * r])
-    gemm(transB: true, m: rows, n: r, k: dk, a: q.data, lda: dk, b: heightTable.data, ldb: dk, c: out.data, ldc: 2 * r)
-    gemm(transB: true, m: rows, n: r, k: dk, a: q.data, lda: dk, b: widthTable.data, ldb: dk, c: out.data + r, ldc: 2 * r)
+    // One product with the tables stacked, [2R, Dk]: each coefficient is its own chain over Dk, so
+    // this gives the two products' bits, reading q once (two products of 25 columns ran at a fifth
+    // of the FMA peak).
+    var stacked = [Float](repeating: 0, count: 2 * r * dk)
+    stacked.withUnsafeMutableBufferPointer { t in
+        t.baseAddress!.update(from: heightTable.data, count: r * dk)
+        (t.baseAddress! + r * dk).update(from: widthTable.data, count: r * dk)
+        gemm(transB: true, m: rows, n: 2 * r, k: dk, a: q.data, lda: dk, b: t.baseAddress!, ldb: dk, c: out.data, ldc: 2 * r)
+    }
     let inShape = q.shape
     return Tape.record(out, inputs: [q]) { dOut in
         let dq = Tensor(uninitializedShape: inShape)
