@@ -88,7 +88,8 @@ func col2im(_ dcol: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: In
             stride: Int, pad: Int, ho: Int, wo: Int, dx: UnsafeMutablePointer<Float>) {
     let kdim = kh * kw * c
     if stride == kh && stride == kw && pad == 0 && h == ho * kh && w == wo * kw {
-        // Patches that tile the input (the stem, the downsampling layers): each input element has
+        // Patches that tile the input (PVT's spatial reduction, k = s; the presets' stem and
+        // downsampling layers are 3x3 with stride 2 and take the tap lists): each input element has
         // exactly one tap, so its sum from +0 is +0 + that value, and an input row is, output column
         // by output column, KW*C contiguous values of one col row.
         let span = kw * c

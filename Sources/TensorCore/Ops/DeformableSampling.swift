@@ -256,6 +256,7 @@ public func deformableSampling(_ value: Tensor, offsets: Tensor, weights: Tensor
 
 /// Gradients with respect to the offsets [N,H,W,G*P*2] and weights [N,H,W,G*P]. With s the bilinear
 /// sample and a the point's weight: dweight = <dOut, s>, doffset = a * <dOut, ds/dx>, a * <dOut, ds/dy>.
+/// The backward's pass with the value gradient left out (for the tests of each kind alone).
 func deformableSamplingPointGradients(_ value: Tensor, offsets: Tensor, weights: Tensor, dOut: Tensor,
                                       groups: Int) -> (Tensor, Tensor) {
     let g = deformableSamplingGradients(value, offsets: offsets, weights: weights, dOut: dOut, groups: groups, values: false, points: true)
@@ -263,7 +264,8 @@ func deformableSamplingPointGradients(_ value: Tensor, offsets: Tensor, weights:
 }
 
 /// Gradient with respect to the values [N,H,W,G*D]: every sample adds weight * tap weight * dOut to
-/// its four taps.
+/// its four taps. The backward's pass with the point gradients left out (for tests: the zero tensor
+/// only gives the shape).
 func deformableSamplingValueGradient(_ shape: [Int], offsets: Tensor, weights: Tensor, dOut: Tensor, groups: Int) -> Tensor {
     deformableSamplingGradients(Tensor(shape: shape, repeating: 0), offsets: offsets, weights: weights, dOut: dOut,
                                 groups: groups, values: true, points: false).values!
