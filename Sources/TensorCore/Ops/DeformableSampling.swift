@@ -294,9 +294,10 @@ func deformableSamplingGradients(_ value: Tensor, offsets: Tensor, weights: Tens
     let vp = value.data, offp = offsets.data, wtp = weights.data, gradp = dOut.data
     let dvp = dValue?.data, doffp = dOff?.data, dwtp = dWt?.data
     // Runs of groups: as few as keep the threads evenly busy (N * runs a multiple of the threads),
-    // since a task that walks an image for a few of its groups reads and writes a few lines of
-    // each pixel's C values, strided: with one group per task (as the value gradient had) the
-    // sampling work took 1.9x as long as with all groups in one task (dcn_v3_tiny's ERF, Zen 5).
+    // since a task that walks an image for a few of its groups pays each pixel's set-up (the tap
+    // batch, the calls) for fewer points and reads a few lines of each pixel's values: with one
+    // group per task (as the value gradient had) the sampling work took 1.9x as long as with all
+    // groups in one task (dcn_v3_tiny's ERF, Zen 5).
     let threads = max(1, Threads.count)
     var common = n, other = threads
     while other != 0 { (common, other) = (other, common % other) }
@@ -311,7 +312,9 @@ func deformableSamplingGradients(_ value: Tensor, offsets: Tensor, weights: Tens
         defer { batch.deallocate(); dots.deallocate() }
         let e00p = dots, e01p = dots + batch.capacity, e10p = dots + 2 * batch.capacity, e11p = dots + 3 * batch.capacity
         for task in r {
-            let b = task / runs, g0 = (task % runs) * run, g1 = min(groups, g0 + run)
+            // Tasks taken together are on different images where there are several (run-major):
+            // two threads on one image's runs were 7 % slower (two runs per image, dcn_v3_tiny).
+            let b = task % n, g0 = (task / n) * run, g1 = min(groups, g0 + run)
             let count = (g1 - g0) * p, width = (g1 - g0) * d
             let image = vp + b * hw * c + g0 * d
             let dst = dvp.map { $0 + b * hw * c + g0 * d }
