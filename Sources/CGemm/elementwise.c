@@ -304,6 +304,14 @@ ATTR256 static void tail_exp256(const float *x, float *o, long n, float mx) {
     for (long i = 0; i < n; i++) o[i] = t[i];
 }
 
+/// weight_s lane by lane: a lane not below FLT_MIN (NLT_UQ: a NaN included) is kept, the others are +0.
+ATTR512 static inline __m512 weight_v16(__m512 w) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, _mm512_set1_ps(STM_FLT_MIN), _CMP_NLT_UQ), w);
+}
+ATTR256 static inline __m256 weight_v8(__m256 w) {
+    return _mm256_and_ps(w, _mm256_cmp_ps(w, _mm256_set1_ps(STM_FLT_MIN), _CMP_NLT_UQ));
+}
+
 /// Softmax of short rows (L < 16, as DCNv3's nine sampling points) across the lanes: t [L][W] holds
 /// W rows column by column, and each lane takes its row's steps of stm_softmax_row in the same order
 /// (the maximum as smax over the row in order, exp of x - max, the sum from +0 in the row's order,
@@ -320,11 +328,7 @@ ATTR512 static void softmax_lanes512(float *t, long l) {
         s = _mm512_add_ps(s, e);
     }
     __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), s);
-    __m512 fmin = _mm512_set1_ps(STM_FLT_MIN);
-    for (long k = 0; k < l; k++) {  // weight_s: lanes not below FLT_MIN (NaN included) kept, others +0
-        __m512 w = _mm512_mul_ps(_mm512_loadu_ps(t + k * 16), inv);
-        _mm512_storeu_ps(t + k * 16, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, fmin, _CMP_NLT_UQ), w));
-    }
+    for (long k = 0; k < l; k++) _mm512_storeu_ps(t + k * 16, weight_v16(_mm512_mul_ps(_mm512_loadu_ps(t + k * 16), inv)));
 }
 ATTR256 static void softmax_lanes256(float *t, long l) {
     __m256 mx = _mm256_set1_ps(-3.40282347e+38f), s = _mm256_setzero_ps();
@@ -338,49 +342,49 @@ ATTR256 static void softmax_lanes256(float *t, long l) {
         s = _mm256_add_ps(s, e);
     }
     __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), s);
-    __m256 fmin = _mm256_set1_ps(STM_FLT_MIN);
-    for (long k = 0; k < l; k++) {  // weight_s, as above
-        __m256 w = _mm256_mul_ps(_mm256_loadu_ps(t + k * 8), inv);
-        _mm256_storeu_ps(t + k * 8, _mm256_and_ps(w, _mm256_cmp_ps(w, fmin, _CMP_NLT_UQ)));
-    }
+    for (long k = 0; k < l; k++) _mm256_storeu_ps(t + k * 8, weight_v8(_mm256_mul_ps(_mm256_loadu_ps(t + k * 8), inv)));
 }
 
-/// o[j] = weight_s(o[j] * inv) for j < n, 16 or 8 lanes at a time: the same product, and a lane kept
-/// unless it is below FLT_MIN (NLT_UQ keeps a NaN, as weight_s does).
+/// o[j] = weight_s(o[j] * inv) for j < n, 16 or 8 lanes at a time: the same product, then weight_v.
 ATTR512 static void scale_weights512(float *o, long n, float inv) {
-    __m512 v = _mm512_set1_ps(inv), fmin = _mm512_set1_ps(STM_FLT_MIN);
+    __m512 v = _mm512_set1_ps(inv);
     long j = 0;
-    for (; j + 16 <= n; j += 16) {
-        __m512 w = _mm512_mul_ps(_mm512_loadu_ps(o + j), v);
-        _mm512_storeu_ps(o + j, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, fmin, _CMP_NLT_UQ), w));
-    }
+    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(o + j, weight_v16(_mm512_mul_ps(_mm512_loadu_ps(o + j), v)));
     for (; j < n; j++) o[j] = weight_s(o[j] * inv);
 }
 ATTR256 static void scale_weights256(float *o, long n, float inv) {
-    __m256 v = _mm256_set1_ps(inv), fmin = _mm256_set1_ps(STM_FLT_MIN);
+    __m256 v = _mm256_set1_ps(inv);
     long j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 w = _mm256_mul_ps(_mm256_loadu_ps(o + j), v);
-        _mm256_storeu_ps(o + j, _mm256_and_ps(w, _mm256_cmp_ps(w, fmin, _CMP_NLT_UQ)));
-    }
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(o + j, weight_v8(_mm256_mul_ps(_mm256_loadu_ps(o + j), v)));
     for (; j < n; j++) o[j] = weight_s(o[j] * inv);
 }
 
-/// The reciprocals of W rows' sums at once, a row per lane: acc [W][16] holds each row's sixteen lane
-/// sums, t [n][W] its tail's exponentials; lane r adds, from -0, acc[r][0..15] in order and then its
-/// tail in order (lanes_total, then the tail, as stm_softmax_row), and divides 1 by the sum. Before,
-/// each row's chain of adds, its division and its scaling ran one after the other, row by row.
-ATTR512 static void rows_inverse512(const float *acc, const float *t, long n, float inv[16]) {
+/// Sixteen (eight) rows' lane sums at once, a row per lane: acc [W][16] holds each row's sixteen lane
+/// sums, and lane r adds acc[r][0..15] in order from -0, as lanes_total does for one row. Row by row,
+/// each row's chain of adds (and the division after it) held up the next row's work.
+ATTR512 static __m512 row_totals512(const float *acc) {
     const __m512i rows = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
     __m512 s = _mm512_set1_ps(-0.0f);
     for (int u = 0; u < 16; u++) s = _mm512_add_ps(s, _mm512_i32gather_ps(rows, acc + u, 4));
+    return s;
+}
+ATTR256 static __m256 row_totals256(const float *acc) {
+    const __m256i rows = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    __m256 s = _mm256_set1_ps(-0.0f);
+    for (int u = 0; u < 16; u++) s = _mm256_add_ps(s, _mm256_i32gather_ps(acc + u, rows, 4));
+    return s;
+}
+
+/// The reciprocals of W rows' sums at once, a row per lane: the rows' lane totals (row_totals), then
+/// each row's tail in order (t [n][W] holds the tails' exponentials column by column), as
+/// stm_softmax_row adds them, and 1 divided by the sum.
+ATTR512 static void rows_inverse512(const float *acc, const float *t, long n, float inv[16]) {
+    __m512 s = row_totals512(acc);
     for (long k = 0; k < n; k++) s = _mm512_add_ps(s, _mm512_loadu_ps(t + k * 16));
     _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.0f), s));
 }
 ATTR256 static void rows_inverse256(const float *acc, const float *t, long n, float inv[8]) {
-    const __m256i rows = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
-    __m256 s = _mm256_set1_ps(-0.0f);
-    for (int u = 0; u < 16; u++) s = _mm256_add_ps(s, _mm256_i32gather_ps(acc + u, rows, 4));
+    __m256 s = row_totals256(acc);
     for (long k = 0; k < n; k++) s = _mm256_add_ps(s, _mm256_loadu_ps(t + k * 8));
     _mm256_storeu_ps(inv, _mm256_div_ps(_mm256_set1_ps(1.0f), s));
 }
@@ -705,21 +709,6 @@ ATTR256 static long ln_dx256(const float *d, const float *w, const float *h, lon
 }
 
 #if STM_X86
-/// Sixteen (eight) rows' lane sums at once, a row per lane: acc [W][16] holds each row's sixteen lane
-/// sums, and lane r adds acc[r][0..15] in order from -0, as lanes_total does for one row.
-ATTR512 static __m512 row_totals512(const float *acc) {
-    const __m512i rows = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
-    __m512 s = _mm512_set1_ps(-0.0f);
-    for (int u = 0; u < 16; u++) s = _mm512_add_ps(s, _mm512_i32gather_ps(rows, acc + u, 4));
-    return s;
-}
-ATTR256 static __m256 row_totals256(const float *acc) {
-    const __m256i rows = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
-    __m256 s = _mm256_set1_ps(-0.0f);
-    for (int u = 0; u < 16; u++) s = _mm256_add_ps(s, _mm256_i32gather_ps(acc + u, rows, 4));
-    return s;
-}
-
 /// The two means of W rows (c a multiple of 16, so no tail): each row's dots as one row alone makes
 /// them, then all W rows' lane totals and divisions across the lanes (mean1[r] = s1 / c, mean2[r] =
 /// s2 / c, the scalar path's operations). Row by row, each row's chain of adds and its divisions

@@ -19,7 +19,7 @@ final class Col2imTests: XCTestCase {
             (9, 11, 2, 3, 3, 1, 1), (12, 10, 3, 5, 3, 2, 0), (7, 8, 6, 3, 2, 3, 2), (1, 1, 3, 3, 3, 2, 1),
             // Channels in sixteens and a remainder: the stem's second convolution (C = 48), 16 + 5, 32.
             (14, 12, 48, 3, 3, 2, 1), (9, 7, 21, 2, 2, 2, 0), (8, 8, 32, 4, 4, 4, 0),
-            // Patches that tile the input (the copy path): the stem's 4x4 on C = 3, and 2x2 on C = 40.
+            // Patches that tile the input: a 4x4 patch stem on C = 3, and 2x2 on C = 40.
             (16, 12, 3, 4, 4, 4, 0), (6, 10, 40, 2, 2, 2, 0),
         ]
         let before = Threads.count

@@ -87,30 +87,6 @@ func im2col(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, 
 func col2im(_ dcol: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kh: Int, kw: Int,
             stride: Int, pad: Int, ho: Int, wo: Int, dx: UnsafeMutablePointer<Float>) {
     let kdim = kh * kw * c
-    if stride == kh && stride == kw && pad == 0 && h == ho * kh && w == wo * kw {
-        // Patches that tile the input (PVT's spatial reduction, k = s; the presets' stem and
-        // downsampling layers are 3x3 with stride 2 and take the tap lists): each input element has
-        // exactly one tap, so its sum from +0 is +0 + that value, and an input row is, output column
-        // by output column, KW*C contiguous values of one col row.
-        let span = kw * c
-        parallelFor(n * h, grain: grainFor(n * h, cost: w * c)) { r in
-            for row in r {
-                let b = row / h, iy = row % h, oy = iy / kh, ky = iy % kh
-                for ox in 0..<wo {
-                    let src = dcol + ((b * ho + oy) * wo + ox) * kdim + ky * span
-                    let dst = dx + ((b * h + iy) * w + ox * kw) * c
-                    var j = 0
-                    while j + 16 <= span {
-                        let v = UnsafeRawPointer(src + j).loadUnaligned(as: Float16x.self)
-                        UnsafeMutableRawPointer(dst + j).storeBytes(of: Float16x() + v, as: Float16x.self)
-                        j += 16
-                    }
-                    while j < span { dst[j] = 0 + src[j]; j += 1 }
-                }
-            }
-        }
-        return
-    }
     // Made once per call: the stem's input has C = 3, where the per-pixel work is a few adds and any
     // bookkeeping per pixel or row dominated.
     let columns = foldTaps(size: w, kernel: kw, stride: stride, pad: pad, outSize: wo, outStep: kdim, tapStep: c)
