@@ -331,19 +331,27 @@ void stm_sample_pixel(float *dst, const float *image, long c, long d, long p, lo
     for (long g = 0; g < groups; g++) sample_scalar(&S, g, 0, dst + g * d);
 }
 
-void stm_sample_scatter(float *dst, const float *go, long c, long d, long p,
+void stm_sample_scatter(float *dst, const float *go, long c, long d, long p, long groups,
                         const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
                         const float *a00, const float *a01, const float *a10, const float *a11) {
-    const pixel_samples S = {NULL, c, d, p, {i00, i01, i10, i11}, valid, {a00, a01, a10, a11}};
-#if STM_X86
     int kern = stm_gemm_kernel();
-    if (kern == STM_GEMM_AVX512) { scatter512(&S, go, dst); return; }
-    if (kern == STM_GEMM_AVX2) { scatter256(&S, go, dst); return; }
+    // Group by group (a group's scatter meets no other group's channels), its points in order.
+    for (long k = 0; k < groups; k++) {
+        long l = k * p;
+        const pixel_samples S = {NULL, c, d, p, {i00 + l, i01 + l, i10 + l, i11 + l}, valid + l,
+                                 {a00 + l, a01 + l, a10 + l, a11 + l}};
+        float *dk = dst + k * d;
+        const float *gk = go + k * d;
+#if STM_X86
+        if (kern == STM_GEMM_AVX512) { scatter512(&S, gk, dk); continue; }
+        if (kern == STM_GEMM_AVX2) { scatter256(&S, gk, dk); continue; }
 #endif
-    for (long l = 0; l < p; l++) {
-        if (valid[l] == 0) continue;
-        float *dv[4];
-        for (int t = 0; t < 4; t++) dv[t] = dst + (long)S.idx[t][l] * c;
-        scatter_scalar(&S, l, go, dv, 0);
+        (void)kern;
+        for (long q = 0; q < p; q++) {
+            if (S.valid[q] == 0) continue;
+            float *dv[4];
+            for (int t = 0; t < 4; t++) dv[t] = dk + (long)S.idx[t][q] * c;
+            scatter_scalar(&S, q, gk, dv, 0);
+        }
     }
 }

@@ -72,10 +72,11 @@ void stm_point_dots(const float *go, const float *image, long c, long d, long p,
 void stm_sample_pixel(float *dst, const float *image, long c, long d, long p, long groups,
                       const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
                       const float *a00, const float *a01, const float *a10, const float *a11);
-/// Deformable sampling's value gradient for one output pixel's p points of one group: for each valid
-/// point l in order and tap t = 00, 01, 10, 11 in order, dst[i_t[l]*c + j] += a_t[l] * go[j] for
-/// j < d (dst: the group's channel slice of one image's gradient).
-void stm_sample_scatter(float *dst, const float *go, long c, long d, long p,
+/// Deformable sampling's value gradient for one output pixel's points, `groups` groups of p: group
+/// by group, for each of its valid points l in order and tap t = 00, 01, 10, 11 in order,
+/// dst[g*d + i_t[l]*c + j] += a_t[l] * go[g*d + j] for j < d (dst: the first group's channel slice of
+/// one image's gradient; the point arrays hold the groups' points one group after the other).
+void stm_sample_scatter(float *dst, const float *go, long c, long d, long p, long groups,
                         const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
                         const float *a00, const float *a01, const float *a10, const float *a11);
 

@@ -331,13 +331,10 @@ func deformableSamplingGradients(_ value: Tensor, offsets: Tensor, weights: Tens
                         pointGradients(batch, e00p, e01p, e10p, e11p, count: count, dWeights: dwtp + q0, dOffsets: doffp + 2 * q0)
                     }
                     if let dst {
-                        // Group by group, its points in order. Taps outside the map have weight 0 and
-                        // point at pixel 0, where they add nothing.
-                        for k in 0..<(g1 - g0) {
-                            let l = k * p
-                            stm_sample_scatter(dst + k * d, go + k * d, c, d, p, batch.i00 + l, batch.i01 + l, batch.i10 + l,
-                                               batch.i11 + l, batch.valid + l, batch.a00 + l, batch.a01 + l, batch.a10 + l, batch.a11 + l)
-                        }
+                        // Group by group, its points in order, in one call. Taps outside the map have
+                        // weight 0 and point at pixel 0, where they add nothing.
+                        stm_sample_scatter(dst, go, c, d, p, g1 - g0, batch.i00, batch.i01, batch.i10, batch.i11,
+                                           batch.valid, batch.a00, batch.a01, batch.a10, batch.a11)
                     }
                 }
             }
