@@ -2,7 +2,8 @@
 // softmax the backward remakes the weights instead of keeping them (compared with a run that keeps
 // them because a recorder is on); HaloNet's relative logits as a factored term (`HaloRelativeTerm`)
 // against the stored [B, Hd, L, K] logits of `haloRelativeLogits`, with and without the key mask, for
-// softmax and for an activation that keeps its weights. Forward and every input gradient, bit for bit.
+// softmax and for an activation that keeps its weights; keys and values read through a gather plan
+// against gathered ones. Forward and every input gradient, bit for bit.
 // Shapes: q [B, L, Hd*Dk], kv [B, K, Hd*(Dk+Dv)], tables [R, Dk], mask [G, K].
 
 import XCTest
@@ -144,6 +145,50 @@ final class AttentionRecomputeTests: XCTestCase {
                              heads: heads, keyWidth: dk, valueWidth: dk, scale: 0.4, term: term, activation: act)
         }
         XCTAssertEqual(factored, stored, "scale-relu, block \(s), window \(wn)")
+    }
+
+    /// Keys and values read through a gather plan (HaloNet's overlapping windows, never written
+    /// whole) give the bits of gathering them first: output and both gradients (the plan-read
+    /// tensor's by gatherRows' rule), for softmax (weights remade) and an activation that keeps its
+    /// weights, with rows the plan leaves out (zeros), rows read by several windows, a key mask and
+    /// Halo's term, on 1 and 3 threads and every kernel.
+    func testKeysAndValuesReadThroughAPlanGiveTheBitsOfGatheredOnes() {
+        let before = Threads.count
+        defer { Threads.set(before) }
+        let (s, wn, heads, dk, dv) = (3, 7, 2, 6, 5)  // blocks of 9 queries, windows of 49 keys
+        let (nb, l, k, sources) = (4, s * s, wn * wn, 50)
+        let width = heads * (dk + dv) + 3  // spare columns past the values
+        var index = [Int32](repeating: -1, count: nb * k)
+        for b in 0..<nb { for j in 0..<k where (j * 7 + b) % 5 != 0 { index[b * k + j] = Int32((b * 11 + j * 3) % sources) } }
+        let plan = GatherPlan(index: index, sourceRows: sources)
+        let q = rng.tensor([nb, l, heads * dk]), src = rng.tensor([5, 10, width]), seed = rng.tensor([nb, l, heads * dv])
+        let ht = rng.tensor([2 * wn - 1, dk]), wt = rng.tensor([2 * wn - 1, dk])
+        var maskValues = [Float](repeating: 0, count: 2 * k)
+        for j in 0..<k where j % 6 == 2 { maskValues[j] = -Float.greatestFiniteMagnitude }
+        let mask = Tensor(shape: [2, k], values: maskValues)
+        for kernel in GemmKernel.runnable {
+            XCTAssertTrue(GemmKernel.use(kernel))
+            for threads in [1, 3] {
+                Threads.set(threads)
+                for act in [AttentionActivation.softmax, .scale(by: Float(k), relu: true)] {
+                    let softmax = act.kind == .softmax
+                    func mixed(_ q: Tensor, _ k: AttentionOperand, _ v: AttentionOperand) -> Tensor {
+                        let term = HaloRelativeTerm(coefficients: haloRelativeCoefficients(q, heightTable: ht, widthTable: wt, heads: heads),
+                                                    heads: heads, block: s, window: wn, keyBias: softmax ? mask : nil)
+                        return attention(q: AttentionOperand(q), k: k, v: v, heads: heads, keyWidth: dk, valueWidth: dv, scale: 0.4,
+                                         term: term, activation: act)
+                    }
+                    let gathered = run(q, src, seed, recording: false) { q, src in
+                        let kv = gatherRows(src, plan: plan, outShape: [nb, k, width])
+                        return mixed(q, AttentionOperand(kv, offset: 0), AttentionOperand(kv, offset: heads * dk))
+                    }
+                    let read = run(q, src, seed, recording: false) { q, src in
+                        mixed(q, AttentionOperand(src, offset: 0, rows: plan), AttentionOperand(src, offset: heads * dk, rows: plan))
+                    }
+                    XCTAssertEqual(read, gathered, "\(kernel), \(threads) threads, \(act.kind)")
+                }
+            }
+        }
     }
 
     func testHaloCoefficientGradientMeetsFiniteDifferences() {

@@ -232,16 +232,18 @@ public final class UnifiedHaloBlock: TwoStepBlock {
         let s = blockSize, wn = s + 2 * halo
         let (heads, dk, dv) = (attn.heads, attn.headWidthQK, attn.headWidthV)
         let xn = norm1(x)
-        // Queries in block order [N*Nb, L, Hd*Dk]; keys and values in window order [N*Nb, K, Hd*(Dk+Dv)].
+        // Queries in block order [N*Nb, L, Hd*Dk]; keys and values [N, H, W, Hd*(Dk+Dv)], which the
+        // attention reads in window order through the plan, a (window, head) at a time: the windows
+        // overlap, and written whole they were 3.4x the map (and cold by the time each was read).
         let q = gatherRows(attn.q(xn), plan: g.blocks, outShape: [n * g.count, s * s, heads * dk])
-        let kv = gatherRows(linear(xn, weight: attn.kvMatrix), plan: g.windows, outShape: [n * g.count, wn * wn, heads * (dk + dv)])
+        let kv = linear(xn, weight: attn.kvMatrix)
         // Softmax takes the outside-the-map mask in its logits; the other activations as a presence mask.
         let softmax = attn.variant.activation == .softmax
         // The relative logits enter as a factored term: [B, Hd, L, K] of them is never stored.
         let rel = HaloRelativeTerm(coefficients: haloRelativeCoefficients(q, heightTable: attn.heightTable, widthTable: attn.widthTable, heads: heads),
                                    heads: heads, block: s, window: wn, keyBias: softmax ? g.mask : nil)
-        let mixed = attention(q: AttentionOperand(q), k: AttentionOperand(kv, offset: 0),
-                              v: AttentionOperand(kv, offset: heads * dk), heads: heads, keyWidth: dk, valueWidth: dv,
+        let mixed = attention(q: AttentionOperand(q), k: AttentionOperand(kv, offset: 0, rows: g.windows),
+                              v: AttentionOperand(kv, offset: heads * dk, rows: g.windows), heads: heads, keyWidth: dk, valueWidth: dv,
                               scale: 1 / Float(dk).squareRoot(),
                               bias: AttentionBias(perGroup: softmax ? nil : presence(g, queries: s * s)), term: rel,
                               activation: attn.variant.rowActivation(keys: wn * wn, headDim: dk, norm: attn.logit_norm))

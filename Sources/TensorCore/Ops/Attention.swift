@@ -8,7 +8,10 @@
 // default, on its own inlined path; the others read the per-group mask as a presence mask (see
 // there). With softmax the backward remakes each block's weights (the forward's operations, so the
 // same bits); other activations keep theirs, and what they save, for the backward. Dropout and causal
-// masks are not provided.
+// masks are not provided. Keys and values may be read through a gather plan instead of in place
+// (HaloNet's overlapping windows): each (sequence, head)'s are copied into a block of their own just
+// before its products, in the forward and again in the backward, and their gradient is summed back
+// through the plan as `gatherRows`' backward does, so the bits are those of gathering first.
 //
 // Shape key: B sequences (images x windows), Lq queries, Lk keys, Hd heads, Dk query/key width
 // per head, Dv value width per head.
@@ -16,13 +19,20 @@
 import Foundation
 
 /// One of q, k, v: a tensor [B, L, width] and the column where this role's heads start
-/// (so q, k and v may all live in one fused projection output).
+/// (so q, k and v may all live in one fused projection output). Keys and values may instead be read
+/// through a gather plan (`rows`): the tensor is then [R, width], and row j of sequence b is its row
+/// `rows.index[b * L + j]` (-1: zeros), which `attention` copies, a (sequence, head) at a time, into
+/// a block of its own just before the products read it (HaloNet's overlapping windows are never
+/// written whole: see `attention`).
 public struct AttentionOperand {
     public var tensor: Tensor
     public var offset: Int
-    public init(_ tensor: Tensor, offset: Int = 0) {
+    /// The plan the rows are read through (keys and values only), or nil.
+    public var rows: GatherPlan?
+    public init(_ tensor: Tensor, offset: Int = 0, rows: GatherPlan? = nil) {
         self.tensor = tensor
         self.offset = offset
+        self.rows = rows
     }
 }
 
@@ -72,10 +82,24 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                       bias: AttentionBias = AttentionBias(), logits: Tensor? = nil, term: AttentionLogitTerm? = nil,
                       activation: AttentionActivation = .softmax) -> Tensor {
     let qt = q.tensor, kt = k.tensor, vt = v.tensor
-    precondition(qt.rank == 3 && kt.rank == 3 && vt.rank == 3, "attention: q, k, v must be [B, L, width]")
-    let b = qt.shape[0], lq = qt.shape[1], lk = kt.shape[1]
-    precondition(kt.shape[0] == b && vt.shape[0] == b && vt.shape[1] == lk, "attention: batch or key counts differ")
-    let ldq = qt.shape[2], ldk = kt.shape[2], ldv = vt.shape[2]
+    precondition(q.rows == nil, "attention: queries are read in place")
+    let b = qt.shape[0], lq = qt.shape[1]
+    // Keys and values read through a plan: both through the same one, from the same tensor.
+    let plan = k.rows
+    precondition((plan == nil) == (v.rows == nil) && (plan == nil || (kt.storage === vt.storage && v.rows === plan)),
+                 "attention: keys and values must be read through the same plan from one tensor")
+    let lk: Int
+    if let plan {
+        precondition(qt.storage !== kt.storage, "attention: queries cannot share the tensor keys are gathered from")
+        precondition(qt.rank == 3 && plan.rows % max(b, 1) == 0 && kt.count == plan.sourceRows * kt.lastDim,
+                     "attention: the plan's \(plan.rows) rows do not fit \(b) sequences of \(kt.shape)")
+        lk = plan.rows / max(b, 1)
+    } else {
+        precondition(qt.rank == 3 && kt.rank == 3 && vt.rank == 3, "attention: q, k, v must be [B, L, width]")
+        lk = kt.shape[1]
+        precondition(kt.shape[0] == b && vt.shape[0] == b && vt.shape[1] == lk, "attention: batch or key counts differ")
+    }
+    let ldq = qt.shape[2], ldk = kt.lastDim, ldv = vt.lastDim
     precondition(q.offset + heads * dk <= ldq && k.offset + heads * dk <= ldk && v.offset + heads * dv <= ldv,
                  "attention: heads do not fit the operand widths")
     if let p = bias.perHead { precondition(p.count == heads * lq * lk, "attention: perHead bias must be [\(heads),\(lq),\(lk)]") }
@@ -102,23 +126,28 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     let pp: UnsafeMutablePointer<Float>? = probs?.data
     let op = out.data
     let block = lq * lk
-    let fill = LogitFill(q: q, k: k, heads: heads, dk: dk, scale: scale, bias: bias, groups: groups,
+    let fill = LogitFill(q: q, heads: heads, dk: dk, scale: scale, bias: bias, groups: groups,
                          logits: logits, term: term, softmax: isSoftmax)
+    let rows = plan.map { RowBlocks(plan: $0, tensor: kt, keys: lk, kOffset: k.offset, vOffset: v.offset, dk: dk, dv: dv) }
     // Runs that keep no weights take the queries in chunks whose logits fit a bounded scratch block:
     // a row's result never depends on the other rows (one FMA chain per element of a product, a
     // softmax per row), so the bits are those of one chunk, and PVT's spatial-reduction attention on
     // a 4000 x 2400 input no longer needs Lq x Lk floats (22 GB) per head.
     let rowsPerChunk = pp == nil ? max(1, min(lq, AttentionLimits.scratchFloats / max(lk, 1))) : lq
-    let vp = vt.data + v.offset
+    let kp0 = kt.data + k.offset, vp0 = vt.data + v.offset
     parallelFor(b * heads, grain: grainFor(b * heads, cost: block * (dk + dv) * 2)) { r in
         let scratch: UnsafeMutablePointer<Float>? = pp == nil ? .allocate(capacity: rowsPerChunk * lk) : nil
-        defer { scratch?.deallocate() }
+        let kv = rows?.allocate()  // this pair's keys [Lk, Dk] and values [Lk, Dv], when read through the plan
+        defer { scratch?.deallocate(); kv?.deallocate() }
         for bh in r {
             let s = bh / heads, h = bh % heads
+            // This pair's keys and values: in place ([.., ld] rows), or copied through the plan.
+            var (kp, kld, vp, vld) = (UnsafePointer(kp0 + s * lk * ldk + h * dk), ldk, UnsafePointer(vp0 + s * lk * ldv + h * dv), ldv)
+            if let rows, let kv { rows.copy(sequence: s, head: h, into: kv); (kp, kld, vp, vld) = (UnsafePointer(kv), dk, UnsafePointer(kv + lk * dk), dv) }
             for i0 in stride(from: 0, to: lq, by: rowsPerChunk) {
                 let qc = min(rowsPerChunk, lq - i0), at = i0 * lk
                 let sp = pp.map { $0 + bh * block + at } ?? scratch!
-                fill.logits(bh: bh, i0: i0, rows: qc, into: sp)
+                fill.logits(bh: bh, i0: i0, rows: qc, keys: kp, ldk: kld, lk: lk, into: sp)
                 if isSoftmax {
                     softmaxRows(sp, sp, rows: qc, lk)
                 } else {
@@ -128,7 +157,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                                               saved: svp.map { $0 + (bh * lq + i0 + i) * savedWidth })
                     }
                 }
-                gemm(m: qc, n: dv, k: lk, a: sp, lda: lk, b: vp + s * lk * ldv + h * dv, ldb: ldv,
+                gemm(m: qc, n: dv, k: lk, a: sp, lda: lk, b: vp, ldb: vld,
                      c: op + s * lq * ldo + i0 * ldo + h * dv, ldc: ldo)
             }
         }
@@ -145,7 +174,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     // never reads them, and capturing them would keep a [B, Hd, Lq, Lk] tensor alive until then.
     let hasLogits = logits != nil
     let groupMask = bias.perGroup
-    let remake: LogitFill? = recompute ? fill : nil  // holds q, k, the biases and the term until the backward
+    let remake: LogitFill? = recompute ? fill : nil  // holds q, the biases and the term until the backward (k and v: below)
     return Tape.record(out, inputs: inputs) { dOut in
         // Gradient buffers, one per distinct operand tensor (q, k, v may share one).
         let same = { (a: Tensor, c: Tensor) in a.storage === c.storage }
@@ -156,16 +185,19 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
             for s in slices { for j in s.offset..<(s.offset + s.width) { covered[j] = true } }
             return covered.allSatisfy { $0 } ? Tensor(uninitializedShape: t.shape) : Tensor(shape: t.shape, repeating: 0)
         }
+        // Keys and values read through a plan get their gradient as if gathered ([B, Lk, width], the
+        // plan's rows), then summed into the tensor's rows by the plan's inverse (gatherRows' rule).
+        let gathered = rows.map { _ in Tensor(uninitializedShape: [b, lk, kt.lastDim]) }
         let dq = buffer(qt, [(qOff, heads * dk)] + (same(kt, qt) ? [(kOff, heads * dk)] : [])
                             + (same(vt, qt) ? [(vOff, heads * dv)] : []))
-        let dk_ = same(kt, qt) ? dq : buffer(kt, [(kOff, heads * dk)] + (same(vt, kt) ? [(vOff, heads * dv)] : []))
+        let dk_ = same(kt, qt) ? dq : buffer(gathered ?? kt, [(kOff, heads * dk)] + (same(vt, kt) ? [(vOff, heads * dv)] : []))
         let dv_ = same(vt, qt) ? dq : (same(vt, kt) ? dk_ : buffer(vt, [(vOff, heads * dv)]))
         let dLogits = hasLogits ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil
         let dTerm = termInputs.map { Tensor(uninitializedShape: $0.shape) }
         let dTermPointers = dTerm.map(\.data)
         let dqp = dq.data + qOff, dkp = dk_.data + kOff, dvp = dv_.data + vOff
         // Read the kept tensors through the closure's own references so they stay alive until now.
-        let qp = qt.data + qOff, kp = kt.data + kOff, vp = vt.data + vOff
+        let qp = qt.data + qOff, kp0 = kt.data + kOff, vp0 = vt.data + vOff
         let pp: UnsafeMutablePointer<Float>? = probs?.data
         let svp: UnsafeMutablePointer<Float>? = saved?.data
         let presence: UnsafeMutablePointer<Float>? = isSoftmax ? nil : groupMask?.data
@@ -177,13 +209,16 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
             // weights go to another block of scratch per task.
             let scratch: UnsafeMutablePointer<Float>? = dlp == nil ? .allocate(capacity: block) : nil
             let remade: UnsafeMutablePointer<Float>? = remake != nil ? .allocate(capacity: block) : nil
-            defer { scratch?.deallocate(); remade?.deallocate() }
+            let kv = rows?.allocate()
+            defer { scratch?.deallocate(); remade?.deallocate(); kv?.deallocate() }
             for bh in r {
                 let s = bh / heads, h = bh % heads
+                var (kp, kld, vp, vld) = (UnsafePointer(kp0 + s * lk * ldk + h * dk), ldk, UnsafePointer(vp0 + s * lk * ldv + h * dv), ldv)
+                if let rows, let kv { rows.copy(sequence: s, head: h, into: kv); (kp, kld, vp, vld) = (UnsafePointer(kv), dk, UnsafePointer(kv + lk * dk), dv) }
                 let p: UnsafeMutablePointer<Float>
                 if let remake, let remade {
                     // The forward's operations on this block, in its order: the same weights, bit for bit.
-                    remake.logits(bh: bh, i0: 0, rows: lq, into: remade)
+                    remake.logits(bh: bh, i0: 0, rows: lq, keys: kp, ldk: kld, lk: lk, into: remade)
                     softmaxRows(remade, remade, rows: lq, lk)
                     p = remade
                 } else {
@@ -192,7 +227,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                 let ds = dlp.map { $0 + bh * block } ?? scratch!
                 let dO = dop + s * lq * ldo + h * dv
                 // dP = dO · vᵀ
-                gemm(transB: true, m: lq, n: lk, k: dv, a: dO, lda: ldo, b: vp + s * lk * ldv + h * dv, ldb: ldv, c: ds, ldc: lk)
+                gemm(transB: true, m: lq, n: lk, k: dv, a: dO, lda: ldo, b: vp, ldb: vld, c: ds, ldc: lk)
                 // dS = P * (dP - rowsum(dP * P)) for softmax; the activation's own row rule otherwise.
                 if isSoftmax {
                     softmaxBackwardRows(p, ds, ds, rows: lq, lk)
@@ -205,7 +240,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                 }
                 if let term, !dTermPointers.isEmpty { term.accumulate(bh: bh, dS: ds, into: dTermPointers) }
                 // dq = scale * dS · k ; dk = scale * dSᵀ · q ; dv = Pᵀ · dO
-                gemm(m: lq, n: dk, k: lk, alpha: scale, a: ds, lda: lk, b: kp + s * lk * ldk + h * dk, ldb: ldk,
+                gemm(m: lq, n: dk, k: lk, alpha: scale, a: ds, lda: lk, b: kp, ldb: kld,
                      c: dqp + s * lq * ldq + h * dk, ldc: ldq)
                 gemm(transA: true, m: lk, n: dk, k: lq, alpha: scale, a: ds, lda: lk, b: qp + s * lq * ldq + h * dk, ldb: ldq,
                      c: dkp + s * lk * ldk + h * dk, ldc: ldk)
@@ -214,6 +249,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
             }
         }
         var grads: [Tensor?] = [dq, same(kt, qt) ? nil : dk_, (same(vt, qt) || same(vt, kt)) ? nil : dv_]
+        if let plan, gathered != nil { grads[1] = gatherRowsGradient(dk_.data, plan: plan, channels: kt.lastDim, shape: kt.shape) }
         if hasLogits { grads.append(dLogits) }
         grads += dTerm.map { Optional($0) }
         return grads
@@ -225,7 +261,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
 /// logits and the factored term, in that order. One definition for the forward and for the backward
 /// that remakes the weights, so both give the same bits. Holds the tensors it reads.
 private struct LogitFill {
-    let q: AttentionOperand, k: AttentionOperand
+    let q: AttentionOperand
     let heads: Int, dk: Int, scale: Float
     let bias: AttentionBias
     let groups: Int
@@ -235,18 +271,52 @@ private struct LogitFill {
 
     var groupBias: UnsafeMutablePointer<Float>? { bias.perGroup?.data }
 
-    /// Rows [i0, i0 + rows) of pair bh into sp [rows, Lk].
-    func logits(bh: Int, i0: Int, rows qc: Int, into sp: UnsafeMutablePointer<Float>) {
-        let qt = q.tensor, kt = k.tensor
-        let lq = qt.shape[1], lk = kt.shape[1], ldq = qt.shape[2], ldk = kt.shape[2]
+    /// Rows [i0, i0 + rows) of pair bh into sp [rows, Lk], from the pair's keys kp [Lk, ≥ Dk] (rows ldk apart).
+    func logits(bh: Int, i0: Int, rows qc: Int, keys kp: UnsafePointer<Float>, ldk: Int, lk: Int,
+                into sp: UnsafeMutablePointer<Float>) {
+        let qt = q.tensor
+        let lq = qt.shape[1], ldq = qt.shape[2]
         let s = bh / heads, h = bh % heads
         let block = lq * lk, count = qc * lk, at = i0 * lk
         gemm(transB: true, m: qc, n: lk, k: dk, alpha: scale, a: qt.data + q.offset + s * lq * ldq + i0 * ldq + h * dk, lda: ldq,
-             b: kt.data + k.offset + s * lk * ldk + h * dk, ldb: ldk, c: sp, ldc: lk)
+             b: kp, ldb: ldk, c: sp, ldc: lk)
         if let headBias = bias.perHead?.data { let src = headBias + h * block + at; for i in 0..<count { sp[i] += src[i] } }
         if softmax, let groupBias { let src = groupBias + (s % groups) * block + at; for i in 0..<count { sp[i] += src[i] } }
         if let extra = logits?.data { let src = extra + bh * block + at; for i in 0..<count { sp[i] += src[i] } }
         term?.add(bh: bh, i0: i0, rows: qc, into: sp)
+    }
+}
+
+/// Keys and values read through a plan (`AttentionOperand.rows`): one (sequence, head)'s keys
+/// [Lk, Dk] and values [Lk, Dv] copied from the tensor's rows [R, width] into a block of their own,
+/// zeros for rows the plan leaves out: the values a gather would have written, so the same bits.
+private struct RowBlocks {
+    let plan: GatherPlan
+    let tensor: Tensor  // [R, width]
+    let keys: Int, kOffset: Int, vOffset: Int, dk: Int, dv: Int
+
+    init(plan: GatherPlan, tensor: Tensor, keys: Int, kOffset: Int, vOffset: Int, dk: Int, dv: Int) {
+        (self.plan, self.tensor, self.keys, self.kOffset, self.vOffset, self.dk, self.dv) = (plan, tensor, keys, kOffset, vOffset, dk, dv)
+    }
+
+    /// A block for one pair: keys [Lk, Dk], then values [Lk, Dv].
+    func allocate() -> UnsafeMutablePointer<Float> { .allocate(capacity: keys * (dk + dv)) }
+
+    func copy(sequence s: Int, head h: Int, into kv: UnsafeMutablePointer<Float>) {
+        let c = tensor.lastDim, src = UnsafePointer(tensor.data)
+        let vb = kv + keys * dk
+        plan.index.withUnsafeBufferPointer { idx in
+            for j in 0..<keys {
+                let r = Int(idx[s * keys + j])
+                if r >= 0 {
+                    (kv + j * dk).update(from: src + r * c + kOffset + h * dk, count: dk)
+                    (vb + j * dv).update(from: src + r * c + vOffset + h * dv, count: dv)
+                } else {
+                    (kv + j * dk).update(repeating: 0, count: dk)
+                    (vb + j * dv).update(repeating: 0, count: dv)
+                }
+            }
+        }
     }
 }
 

@@ -60,26 +60,29 @@ public func gatherRows(_ x: Tensor, plan: GatherPlan, outShape: [Int]) -> Tensor
         }
     }
     let inShape = x.shape
-    return Tape.record(out, inputs: [x]) { dOut in
-        // dx[r] = sum of dOut[q] over the q that read r, in increasing q (deterministic).
-        let dx = Tensor(uninitializedShape: inShape)
-        let dp = dOut.data, dxp = dx.data
-        plan.inverseStart.withUnsafeBufferPointer { start in
-            plan.inverseRows.withUnsafeBufferPointer { rows in
-                parallelFor(plan.sourceRows, grain: grainFor(plan.sourceRows, cost: c)) { r in
-                    for s in r {
-                        let dst = dxp + s * c
-                        let lo = Int(start[s]), hi = Int(start[s + 1])
-                        if lo == hi { dst.update(repeating: 0, count: c); continue }
-                        dst.update(from: dp + Int(rows[lo]) * c, count: c)
-                        var k = lo + 1
-                        while k < hi { let src = dp + Int(rows[k]) * c; for j in 0..<c { dst[j] += src[j] }; k += 1 }
-                    }
+    return Tape.record(out, inputs: [x]) { dOut in [gatherRowsGradient(dOut.data, plan: plan, channels: c, shape: inShape)] }
+}
+
+/// gatherRows' rule: dx [R, C] (shaped `shape`), dx[r] = the sum of dOut [Q, C]'s rows q that read r,
+/// in increasing q from the first (deterministic); zeros for rows no q read.
+func gatherRowsGradient(_ dp: UnsafePointer<Float>, plan: GatherPlan, channels c: Int, shape: [Int]) -> Tensor {
+    let dx = Tensor(uninitializedShape: shape)
+    let dxp = dx.data
+    plan.inverseStart.withUnsafeBufferPointer { start in
+        plan.inverseRows.withUnsafeBufferPointer { rows in
+            parallelFor(plan.sourceRows, grain: grainFor(plan.sourceRows, cost: c)) { r in
+                for s in r {
+                    let dst = dxp + s * c
+                    let lo = Int(start[s]), hi = Int(start[s + 1])
+                    if lo == hi { dst.update(repeating: 0, count: c); continue }
+                    dst.update(from: dp + Int(rows[lo]) * c, count: c)
+                    var k = lo + 1
+                    while k < hi { let src = dp + Int(rows[k]) * c; for j in 0..<c { dst[j] += src[j] }; k += 1 }
                 }
             }
         }
-        return [dx]
     }
+    return dx
 }
 
 /// The centre row (H/2, W/2) of each image: x [N,H,W,C] -> [N,1,1,C]. A gather, so its backward
