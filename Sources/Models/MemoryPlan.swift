@@ -63,8 +63,8 @@ public struct MemoryPlan: Sendable, Equatable {
             var perToken = (r + 8) * c + 3 * h * keys
             // Forward alone: a block's MLP hidden layer (once: GELU runs in place in the product), its in-
             // and output, and one head's scores at a time.
-            // (HaloNet's windows overlap, but its keys and values are read through their plan, a window
-            // and head at a time, so they count as any window's.)
+            // (HaloNet's keys and values are read through its windows' plan a window and head at a
+            // time, not copied whole, so its overlapping windows count 2 per key and head.)
             var working = (r + 8) * c + (number("block_size") != nil ? 2 : 3) * h * keys
             // Deformable sampling: offsets and weights (4 G P), and its query's intermediates; forward
             // alone keeps no sampled values.

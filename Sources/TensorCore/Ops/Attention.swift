@@ -180,17 +180,18 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         let same = { (a: Tensor, c: Tensor) in a.storage === c.storage }
         // The products below write every row of each head's columns (beta 0), so a buffer whose width
         // the heads' slices of the operands sharing it cover needs no zeros first; others start at zero.
-        func buffer(_ t: Tensor, _ slices: [(offset: Int, width: Int)]) -> Tensor {
-            var covered = [Bool](repeating: false, count: t.shape[2])
+        func buffer(_ shape: [Int], _ slices: [(offset: Int, width: Int)]) -> Tensor {
+            var covered = [Bool](repeating: false, count: shape[shape.count - 1])
             for s in slices { for j in s.offset..<(s.offset + s.width) { covered[j] = true } }
-            return covered.allSatisfy { $0 } ? Tensor(uninitializedShape: t.shape) : Tensor(shape: t.shape, repeating: 0)
+            return covered.allSatisfy { $0 } ? Tensor(uninitializedShape: shape) : Tensor(shape: shape, repeating: 0)
         }
+        func buffer(_ t: Tensor, _ slices: [(offset: Int, width: Int)]) -> Tensor { buffer(t.shape, slices) }
         // Keys and values read through a plan get their gradient as if gathered ([B, Lk, width], the
         // plan's rows), then summed into the tensor's rows by the plan's inverse (gatherRows' rule).
-        let gathered = rows.map { _ in Tensor(uninitializedShape: [b, lk, kt.lastDim]) }
+        let kShape = plan == nil ? kt.shape : [b, lk, kt.lastDim]
         let dq = buffer(qt, [(qOff, heads * dk)] + (same(kt, qt) ? [(kOff, heads * dk)] : [])
                             + (same(vt, qt) ? [(vOff, heads * dv)] : []))
-        let dk_ = same(kt, qt) ? dq : buffer(gathered ?? kt, [(kOff, heads * dk)] + (same(vt, kt) ? [(vOff, heads * dv)] : []))
+        let dk_ = same(kt, qt) ? dq : buffer(kShape, [(kOff, heads * dk)] + (same(vt, kt) ? [(vOff, heads * dv)] : []))
         let dv_ = same(vt, qt) ? dq : (same(vt, kt) ? dk_ : buffer(vt, [(vOff, heads * dv)]))
         let dLogits = hasLogits ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil
         let dTerm = termInputs.map { Tensor(uninitializedShape: $0.shape) }
@@ -249,7 +250,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
             }
         }
         var grads: [Tensor?] = [dq, same(kt, qt) ? nil : dk_, (same(vt, qt) || same(vt, kt)) ? nil : dv_]
-        if let plan, gathered != nil { grads[1] = gatherRowsGradient(dk_.data, plan: plan, channels: kt.lastDim, shape: kt.shape) }
+        if let plan { grads[1] = gatherRowsGradient(dk_.data, plan: plan, channels: kt.lastDim, shape: kt.shape) }
         if hasLogits { grads.append(dLogits) }
         grads += dTerm.map { Optional($0) }
         return grads
