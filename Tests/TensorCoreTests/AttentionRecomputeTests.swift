@@ -151,7 +151,8 @@ final class AttentionRecomputeTests: XCTestCase {
     /// whole) give the bits of gathering them first: output and both gradients (the plan-read
     /// tensor's by gatherRows' rule), for softmax (weights remade) and an activation that keeps its
     /// weights, with rows the plan leaves out (zeros), rows read by several windows, a key mask and
-    /// Halo's term, on 1 and 3 threads and every kernel.
+    /// Halo's term, on 1 and 3 threads and every kernel; and with softmax weights kept instead of
+    /// remade (`remakeWeights: false`, as Halo runs it).
     func testKeysAndValuesReadThroughAPlanGiveTheBitsOfGatheredOnes() {
         let before = Threads.count
         defer { Threads.set(before) }
@@ -172,11 +173,11 @@ final class AttentionRecomputeTests: XCTestCase {
                 Threads.set(threads)
                 for act in [AttentionActivation.softmax, .scale(by: Float(k), relu: true)] {
                     let softmax = act.kind == .softmax
-                    func mixed(_ q: Tensor, _ k: AttentionOperand, _ v: AttentionOperand) -> Tensor {
+                    func mixed(_ q: Tensor, _ k: AttentionOperand, _ v: AttentionOperand, remake: Bool = true) -> Tensor {
                         let term = HaloRelativeTerm(coefficients: haloRelativeCoefficients(q, heightTable: ht, widthTable: wt, heads: heads),
                                                     heads: heads, block: s, window: wn, keyBias: softmax ? mask : nil)
                         return attention(q: AttentionOperand(q), k: k, v: v, heads: heads, keyWidth: dk, valueWidth: dv, scale: 0.4,
-                                         term: term, activation: act)
+                                         term: term, activation: act, remakeWeights: remake)
                     }
                     let gathered = run(q, src, seed, recording: false) { q, src in
                         let kv = gatherRows(src, plan: plan, outShape: [nb, k, width])
@@ -186,6 +187,11 @@ final class AttentionRecomputeTests: XCTestCase {
                         mixed(q, AttentionOperand(src, offset: 0, rows: plan), AttentionOperand(src, offset: heads * dk, rows: plan))
                     }
                     XCTAssertEqual(read, gathered, "\(kernel), \(threads) threads, \(act.kind)")
+                    // Halo's way: through the plan, its softmax weights kept for the backward, not remade.
+                    let kept = run(q, src, seed, recording: false) { q, src in
+                        mixed(q, AttentionOperand(src, offset: 0, rows: plan), AttentionOperand(src, offset: heads * dk, rows: plan), remake: false)
+                    }
+                    XCTAssertEqual(kept, gathered, "weights kept, \(kernel), \(threads) threads, \(act.kind)")
                 }
             }
         }

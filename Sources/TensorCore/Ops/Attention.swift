@@ -7,7 +7,8 @@
 // of logits into weights is a strategy (`AttentionActivation`, AttentionActivation.swift): softmax by
 // default, on its own inlined path; the others read the per-group mask as a presence mask (see
 // there). With softmax the backward remakes each block's weights (the forward's operations, so the
-// same bits); other activations keep theirs, and what they save, for the backward. Dropout and causal
+// same bits) unless the caller has them kept (`remakeWeights: false`); other activations keep theirs,
+// and what they save, for the backward. Dropout and causal
 // masks are not provided. Keys and values may be read through a gather plan instead of in place
 // (HaloNet's overlapping windows): each (sequence, head)'s are copied into a block of their own just
 // before its products, in the forward and again in the backward, and their gradient is summed back
@@ -76,11 +77,13 @@ public protocol AttentionLogitTerm {
 /// With softmax and no stored `logits`, the backward recomputes each block's weights from q and k
 /// (the same operations, so the same bits) instead of keeping [B, Hd, Lq, Lk] of them from the
 /// forward: that is the largest tensor of HaloNet's and Swin's blocks, and the product that remakes
-/// it is a small share of the block's. Other activations keep their weights.
+/// it is a small share of the block's. `remakeWeights: false` keeps them instead, where the memory is
+/// worth the time (HaloNet: its remade logits are 169 keys with the relative term and a mask). Other
+/// activations keep their weights.
 public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
                       heads: Int, keyWidth dk: Int, valueWidth dv: Int, scale: Float,
                       bias: AttentionBias = AttentionBias(), logits: Tensor? = nil, term: AttentionLogitTerm? = nil,
-                      activation: AttentionActivation = .softmax) -> Tensor {
+                      activation: AttentionActivation = .softmax, remakeWeights: Bool = true) -> Tensor {
     let qt = q.tensor, kt = k.tensor, vt = v.tensor
     precondition(q.rows == nil, "attention: queries are read in place")
     let b = qt.shape[0], lq = qt.shape[1]
@@ -115,9 +118,10 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     let recorder = AttentionRecorder.current
     let termGrad = term?.inputs.contains(where: \.requiresGrad) ?? false
     let grad = qt.requiresGrad || kt.requiresGrad || vt.requiresGrad || (logits?.requiresGrad ?? false) || termGrad
-    // The weights are kept for a backward that cannot remake them, and for a recorder; otherwise each
+    // The weights are kept for a backward that cannot (or is asked not to) remake them, and for a
+    // recorder; otherwise each
     // chunk works in a scratch block of its own (forward-only runs of large batches stay in cache).
-    let recompute = grad && isSoftmax && logits == nil && recorder == nil
+    let recompute = grad && isSoftmax && logits == nil && recorder == nil && remakeWeights
     let keep = (grad && !recompute) || recorder != nil
     let probs: Tensor? = keep ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil  // [B, Hd, Lq, Lk]
     // What a non-softmax activation keeps per row besides its output. [B*Hd*Lq, savedWidth]
