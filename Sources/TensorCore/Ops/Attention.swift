@@ -8,11 +8,11 @@
 // default, on its own inlined path; the others read the per-group mask as a presence mask (see
 // there). With softmax the backward remakes each block's weights (the forward's operations, so the
 // same bits) unless the caller has them kept (`remakeWeights: false`); other activations keep theirs,
-// and what they save, for the backward. Dropout and causal
-// masks are not provided. Keys and values may be read through a gather plan instead of in place
-// (HaloNet's overlapping windows): each (sequence, head)'s are copied into a block of their own just
-// before its products, in the forward and again in the backward, and their gradient is summed back
-// through the plan as `gatherRows`' backward does, so the bits are those of gathering first.
+// and what they save, for the backward. Dropout and causal masks are not provided. Keys and values
+// may be read through a gather plan instead of in place (HaloNet's overlapping windows): each
+// (sequence, head)'s are copied into a block of their own just before its products, in the forward
+// and again in the backward, and their gradient is summed back through the plan as `gatherRows`'
+// backward does, so the bits are those of gathering first.
 //
 // Shape key: B sequences (images x windows), Lq queries, Lk keys, Hd heads, Dk query/key width
 // per head, Dv value width per head.
@@ -119,8 +119,8 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     let termGrad = term?.inputs.contains(where: \.requiresGrad) ?? false
     let grad = qt.requiresGrad || kt.requiresGrad || vt.requiresGrad || (logits?.requiresGrad ?? false) || termGrad
     // The weights are kept for a backward that cannot (or is asked not to) remake them, and for a
-    // recorder; otherwise each
-    // chunk works in a scratch block of its own (forward-only runs of large batches stay in cache).
+    // recorder; otherwise each chunk works in a scratch block of its own (forward-only runs of large
+    // batches stay in cache).
     let recompute = grad && isSoftmax && logits == nil && recorder == nil && remakeWeights
     let keep = (grad && !recompute) || recorder != nil
     let probs: Tensor? = keep ? Tensor(uninitializedShape: [b, heads, lq, lk]) : nil  // [B, Hd, Lq, Lk]
@@ -139,15 +139,23 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     // a 4000 x 2400 input no longer needs Lq x Lk floats (22 GB) per head.
     let rowsPerChunk = pp == nil ? max(1, min(lq, AttentionLimits.scratchFloats / max(lk, 1))) : lq
     let kp0 = kt.data + k.offset, vp0 = vt.data + v.offset
+    // Pair (s, h)'s keys and values with their row strides: in place, or copied into kv through the plan.
+    func keysValues(_ s: Int, _ h: Int, _ kv: UnsafeMutablePointer<Float>?)
+        -> (k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int) {
+        guard let rows, let kv else {
+            let k = UnsafePointer(kp0 + s * lk * ldk + h * dk), v = UnsafePointer(vp0 + s * lk * ldv + h * dv)
+            return (k, ldk, v, ldv)
+        }
+        rows.copy(sequence: s, head: h, into: kv)
+        return (UnsafePointer(kv), dk, UnsafePointer(kv + lk * dk), dv)
+    }
     parallelFor(b * heads, grain: grainFor(b * heads, cost: block * (dk + dv) * 2)) { r in
         let scratch: UnsafeMutablePointer<Float>? = pp == nil ? .allocate(capacity: rowsPerChunk * lk) : nil
         let kv = rows?.allocate()  // this pair's keys [Lk, Dk] and values [Lk, Dv], when read through the plan
         defer { scratch?.deallocate(); kv?.deallocate() }
         for bh in r {
             let s = bh / heads, h = bh % heads
-            // This pair's keys and values: in place ([.., ld] rows), or copied through the plan.
-            var (kp, kld, vp, vld) = (UnsafePointer(kp0 + s * lk * ldk + h * dk), ldk, UnsafePointer(vp0 + s * lk * ldv + h * dv), ldv)
-            if let rows, let kv { rows.copy(sequence: s, head: h, into: kv); (kp, kld, vp, vld) = (UnsafePointer(kv), dk, UnsafePointer(kv + lk * dk), dv) }
+            let (kp, kld, vp, vld) = keysValues(s, h, kv)
             for i0 in stride(from: 0, to: lq, by: rowsPerChunk) {
                 let qc = min(rowsPerChunk, lq - i0), at = i0 * lk
                 let sp = pp.map { $0 + bh * block + at } ?? scratch!
@@ -202,7 +210,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
         let dTermPointers = dTerm.map(\.data)
         let dqp = dq.data + qOff, dkp = dk_.data + kOff, dvp = dv_.data + vOff
         // Read the kept tensors through the closure's own references so they stay alive until now.
-        let qp = qt.data + qOff, kp0 = kt.data + kOff, vp0 = vt.data + vOff
+        let qp = qt.data + qOff
         let pp: UnsafeMutablePointer<Float>? = probs?.data
         let svp: UnsafeMutablePointer<Float>? = saved?.data
         let presence: UnsafeMutablePointer<Float>? = isSoftmax ? nil : groupMask?.data
@@ -218,8 +226,7 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
             defer { scratch?.deallocate(); remade?.deallocate(); kv?.deallocate() }
             for bh in r {
                 let s = bh / heads, h = bh % heads
-                var (kp, kld, vp, vld) = (UnsafePointer(kp0 + s * lk * ldk + h * dk), ldk, UnsafePointer(vp0 + s * lk * ldv + h * dv), ldv)
-                if let rows, let kv { rows.copy(sequence: s, head: h, into: kv); (kp, kld, vp, vld) = (UnsafePointer(kv), dk, UnsafePointer(kv + lk * dk), dv) }
+                let (kp, kld, vp, vld) = keysValues(s, h, kv)
                 let p: UnsafeMutablePointer<Float>
                 if let remake, let remade {
                     // The forward's operations on this block, in its order: the same weights, bit for bit.
@@ -253,8 +260,9 @@ public func attention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
                      c: dvp + s * lk * ldv + h * dv, ldc: ldv)
             }
         }
-        var grads: [Tensor?] = [dq, same(kt, qt) ? nil : dk_, (same(vt, qt) || same(vt, kt)) ? nil : dv_]
-        if let plan { grads[1] = gatherRowsGradient(dk_.data, plan: plan, channels: kt.lastDim, shape: kt.shape) }
+        // Through a plan, k's gradient is dk_ summed into the tensor's rows (q never shares that tensor).
+        let dkt = plan.map { gatherRowsGradient(dk_.data, plan: $0, channels: kt.lastDim, shape: kt.shape) }
+        var grads: [Tensor?] = [dq, same(kt, qt) ? nil : (dkt ?? dk_), (same(vt, qt) || same(vt, kt)) ? nil : dv_]
         if hasLogits { grads.append(dLogits) }
         grads += dTerm.map { Optional($0) }
         return grads
@@ -299,10 +307,6 @@ private struct RowBlocks {
     let plan: GatherPlan
     let tensor: Tensor  // [R, width]
     let keys: Int, kOffset: Int, vOffset: Int, dk: Int, dv: Int
-
-    init(plan: GatherPlan, tensor: Tensor, keys: Int, kOffset: Int, vOffset: Int, dk: Int, dv: Int) {
-        (self.plan, self.tensor, self.keys, self.kOffset, self.vOffset, self.dk, self.dv) = (plan, tensor, keys, kOffset, vOffset, dk, dv)
-    }
 
     /// A block for one pair: keys [Lk, Dk], then values [Lk, Dv].
     func allocate() -> UnsafeMutablePointer<Float> { .allocate(capacity: keys * (dk + dv)) }
