@@ -1,6 +1,10 @@
 // CThreadPool: see include/stm_pool.h for the contract. Workers are created on first use (as many
-// as the largest `threads - 1` asked for), claim chunks with an atomic counter, spin for a short
-// while after each run so that the next run starts without a wake-up, then block.
+// as the largest `threads - 1` asked for), spin for a short while after each run so that the next
+// run starts without a wake-up, then block. A run's chunks are cut into one contiguous share per
+// thread (the caller first); each thread claims its own share's chunks from the front, then helps
+// with the others'. Ops over the same rows thus tend to give a row to the same core each time (the
+// rows a product wrote are still in that core's cache when the next op reads them), and a thread
+// that is late or slow still has its work taken by the others.
 #include "stm_pool.h"
 
 #include <pthread.h>
@@ -26,27 +30,38 @@ static int worker_count = 0;                  /* guarded by run_lock */
 static atomic_long generation = 0;            /* bumped once per run */
 static atomic_int sleepers = 0;
 
+/* One thread's share of a run: chunks [next, end), claimed from the front by its owner and, once
+   their own shares are done, by the others. A cache line of its own. */
+typedef struct {
+    atomic_long next;
+    long end;
+} __attribute__((aligned(64))) share_t;
+
 /* One run, on its caller's stack. Workers reach it through `current` only while they hold
    `busy` up, and the caller clears `current` and waits for `busy` to drop before returning, so no
    worker touches a run after its caller has returned. */
 typedef struct {
     stm_pool_fn fn;
     void *ctx;
-    long chunks;
     int active;            /* workers with index < active take part */
-    atomic_long next;      /* next unclaimed chunk */
+    int parts;             /* active + 1 (the caller is part 0, worker i part i + 1) */
+    share_t *shares;       /* [parts] */
     atomic_long done;      /* chunks finished */
 } job_t;
 
 static _Atomic(job_t *) current = NULL;
 static atomic_int busy = 0;
 
-static void run_chunks(job_t *job) {
-    for (;;) {
-        long c = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-        if (c >= job->chunks) break;
-        job->fn(job->ctx, c);
-        atomic_fetch_add_explicit(&job->done, 1, memory_order_release);
+/* Part `self` runs its own share first, then helps the others, from the front of each. */
+static void run_chunks(job_t *job, int self) {
+    for (int i = 0; i < job->parts; i++) {
+        share_t *s = &job->shares[(self + i) % job->parts];
+        for (;;) {
+            long c = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
+            if (c >= s->end) break;
+            job->fn(job->ctx, c);
+            atomic_fetch_add_explicit(&job->done, 1, memory_order_release);
+        }
     }
 }
 
@@ -69,7 +84,7 @@ static void *worker_main(void *arg) {
         seen = g;
         atomic_fetch_add(&busy, 1);
         job_t *job = atomic_load(&current);
-        if (job && index < job->active) run_chunks(job);
+        if (job && index < job->active) run_chunks(job, index + 1);
         atomic_fetch_sub(&busy, 1);
     }
     return NULL;
@@ -96,8 +111,13 @@ void stm_pool_run(long chunks, int threads, stm_pool_fn fn, void *ctx) {
         return;
     }
     ensure_workers(threads - 1);
-    job_t job = {.fn = fn, .ctx = ctx, .chunks = chunks, .active = threads - 1};
-    atomic_init(&job.next, 0);
+    int parts = threads < worker_count + 1 ? threads : worker_count + 1;
+    share_t shares[parts];
+    for (int i = 0; i < parts; i++) {
+        atomic_init(&shares[i].next, chunks * i / parts);
+        shares[i].end = chunks * (i + 1) / parts;
+    }
+    job_t job = {.fn = fn, .ctx = ctx, .active = parts - 1, .parts = parts, .shares = shares};
     atomic_init(&job.done, 0);
     atomic_store(&current, &job);
     atomic_fetch_add(&generation, 1);
@@ -106,7 +126,7 @@ void stm_pool_run(long chunks, int threads, stm_pool_fn fn, void *ctx) {
         pthread_cond_broadcast(&wake);
         pthread_mutex_unlock(&sleep_lock);
     }
-    run_chunks(&job);
+    run_chunks(&job, 0);
     while (atomic_load_explicit(&job.done, memory_order_acquire) < chunks) CPU_RELAX();
     atomic_store(&current, NULL);
     while (atomic_load(&busy) > 0) CPU_RELAX();
