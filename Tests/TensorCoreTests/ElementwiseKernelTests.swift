@@ -157,29 +157,34 @@ final class ElementwiseKernelTests: XCTestCase {
     }
 
     func testSoftmaxBackwardOfManyRowsIsEachRowAlone() {
-        // Four rows' sums run side by side and the products sixteen at a time; each row must keep the
-        // bits of the scalar definition, for whole groups of four and remainders, in place (as the
-        // attention runs it) too.
-        for l in [1, 9, 13, 49, 169] { for m in [0, 1, 7, 8, 9, 16, 17, 37] {
-            var p = values(m * l, scale: 1).map { abs($0) }, d = values(m * l, scale: 30)
-            if m * l > 5 { d[3] = -0.0; p[5] = 0 }
-            // Tiny weights: p * (d - dot) falls below the smallest normal float, and is stored as +0.
-            for i in stride(from: 2, to: m * l, by: 7) { p[i] = 1e-37 * p[i] }
-            var ours = [Float](repeating: 0, count: m * l), want = ours
-            softmaxBackwardRows(p, d, &ours, rows: m, l)
-            for r in 0..<m {  // the definition: the row's sum in order, then each element
-                var dot: Float = 0
-                for j in 0..<l { dot += d[r * l + j] * p[r * l + j] }
-                for j in 0..<l {
-                    let g = p[r * l + j] * (d[r * l + j] - dot)
-                    want[r * l + j] = abs(g) < .leastNormalMagnitude ? 0 : g
+        // The kernel's sums take whole groups of 16 (AVX-512) or 8 (AVX2) rows, a row per lane, in
+        // blocks of 64 rows (m = 49: three groups of 16, or six of 8, and a row; m = 80: a second
+        // block); four scalar chains and single rows take the rest, and the products run sixteen at a
+        // time. Each row must keep the bits of the scalar definition, on every kernel, for every
+        // column tail (l = 169: ten blocks of 16 and 9), in place (as the attention runs it) too.
+        for kernel in GemmKernel.runnable {
+            GemmKernel.use(kernel)
+            for l in [1, 9, 13, 16, 49, 169] { for m in [0, 1, 7, 8, 9, 16, 17, 37, 49, 80] {
+                var p = values(m * l, scale: 1).map { abs($0) }, d = values(m * l, scale: 30)
+                if m * l > 5 { d[3] = -0.0; p[5] = 0 }
+                // Tiny weights: p * (d - dot) falls below the smallest normal float, and is stored as +0.
+                for i in stride(from: 2, to: m * l, by: 7) { p[i] = 1e-37 * p[i] }
+                var ours = [Float](repeating: 0, count: m * l), want = ours
+                softmaxBackwardRows(p, d, &ours, rows: m, l)
+                for r in 0..<m {  // the definition: the row's sum in order, then each element
+                    var dot: Float = 0
+                    for j in 0..<l { dot += d[r * l + j] * p[r * l + j] }
+                    for j in 0..<l {
+                        let g = p[r * l + j] * (d[r * l + j] - dot)
+                        want[r * l + j] = abs(g) < .leastNormalMagnitude ? 0 : g
+                    }
                 }
-            }
-            XCTAssertFalse(ours.contains { $0.isSubnormal }, "no denormal gradient, l=\(l) m=\(m)")
-            XCTAssertEqual(ours.map(\.bitPattern), want.map(\.bitPattern), "l=\(l) m=\(m)")
-            d.withUnsafeMutableBufferPointer { softmaxBackwardRows(p, $0.baseAddress!, $0.baseAddress!, rows: m, l) }
-            XCTAssertEqual(d.map(\.bitPattern), want.map(\.bitPattern), "in place, l=\(l) m=\(m)")
-        } }
+                XCTAssertFalse(ours.contains { $0.isSubnormal }, "no denormal gradient, \(kernel) l=\(l) m=\(m)")
+                XCTAssertEqual(ours.map(\.bitPattern), want.map(\.bitPattern), "\(kernel) l=\(l) m=\(m)")
+                d.withUnsafeMutableBufferPointer { softmaxBackwardRows(p, $0.baseAddress!, $0.baseAddress!, rows: m, l) }
+                XCTAssertEqual(d.map(\.bitPattern), want.map(\.bitPattern), "in place, \(kernel) l=\(l) m=\(m)")
+            } }
+        }
     }
 
     func testLayerNormMatchesItsDefinitionOnEveryPath() {

@@ -37,6 +37,11 @@ void stm_softmax_row(const float *x, float *o, long l);
 /// compiler gives its operands). Rows shorter than 16 run several at a time across the vector lanes
 /// (one row per lane), and so do the tails (the last L % 16 logits) of longer rows. o may equal x.
 void stm_softmax_rows(const float *x, float *o, long m, long l);
+/// The softmax backward's row sums dots[r] = sum over j < l of d[r, j] * p[r, j], each row's
+/// products (rounded) added in order from +0, for the first rows of p, d [M, L] that the kernel in
+/// use takes 16 (AVX-512) or 8 (AVX2) at a time, one row per lane; returns how many (0 on the
+/// portable kernel). The caller sums the rest itself, in the same order.
+long stm_softmax_backward_dots(const float *p, const float *d, long m, long l, float *dots);
 
 /// LayerNorm of rows [0, m) of x [M, C]: xhat = (x - mean) * rstd, out = xhat * w + b, rstd per row.
 /// xhat may equal out (then out holds the affine result only).
