@@ -280,41 +280,51 @@ ATTR256 static void sample256(const pixel_samples *S, long groups, float *dst) {
     }
 }
 
-ATTR512 static void scatter512(const pixel_samples *S, const float *g, float *dst) {
+/// Point l's four taps dv[t] += a_t[l] * g over the d channels: 16 at a time, then one by one.
+ATTR512 static inline void scatter_point512(const pixel_samples *S, long l, const float *g, float *const dv[4]) {
     long d16 = S->d / 16 * 16;
+    __m512 a0 = _mm512_set1_ps(S->a[0][l]), a1 = _mm512_set1_ps(S->a[1][l]);
+    __m512 a2 = _mm512_set1_ps(S->a[2][l]), a3 = _mm512_set1_ps(S->a[3][l]);
+    for (long j = 0; j < d16; j += 16) {
+        __m512 gj = _mm512_loadu_ps(g + j);
+        _mm512_storeu_ps(dv[0] + j, _mm512_add_ps(_mm512_loadu_ps(dv[0] + j), _mm512_mul_ps(a0, gj)));
+        _mm512_storeu_ps(dv[1] + j, _mm512_add_ps(_mm512_loadu_ps(dv[1] + j), _mm512_mul_ps(a1, gj)));
+        _mm512_storeu_ps(dv[2] + j, _mm512_add_ps(_mm512_loadu_ps(dv[2] + j), _mm512_mul_ps(a2, gj)));
+        _mm512_storeu_ps(dv[3] + j, _mm512_add_ps(_mm512_loadu_ps(dv[3] + j), _mm512_mul_ps(a3, gj)));
+    }
+    if (d16 < S->d) scatter_scalar(S, l, g, dv, d16);
+}
+
+ATTR512 static void scatter512(const pixel_samples *S, const float *g, float *dst) {
     for (long l = 0; l < S->p; l++) {
         if (S->valid[l] == 0) continue;
         float *dv[4];
         for (int t = 0; t < 4; t++) dv[t] = dst + (long)S->idx[t][l] * S->c;
-        __m512 a0 = _mm512_set1_ps(S->a[0][l]), a1 = _mm512_set1_ps(S->a[1][l]);
-        __m512 a2 = _mm512_set1_ps(S->a[2][l]), a3 = _mm512_set1_ps(S->a[3][l]);
-        for (long j = 0; j < d16; j += 16) {
-            __m512 gj = _mm512_loadu_ps(g + j);
-            _mm512_storeu_ps(dv[0] + j, _mm512_add_ps(_mm512_loadu_ps(dv[0] + j), _mm512_mul_ps(a0, gj)));
-            _mm512_storeu_ps(dv[1] + j, _mm512_add_ps(_mm512_loadu_ps(dv[1] + j), _mm512_mul_ps(a1, gj)));
-            _mm512_storeu_ps(dv[2] + j, _mm512_add_ps(_mm512_loadu_ps(dv[2] + j), _mm512_mul_ps(a2, gj)));
-            _mm512_storeu_ps(dv[3] + j, _mm512_add_ps(_mm512_loadu_ps(dv[3] + j), _mm512_mul_ps(a3, gj)));
-        }
-        if (d16 < S->d) scatter_scalar(S, l, g, dv, d16);
+        scatter_point512(S, l, g, dv);
     }
 }
 
-ATTR256 static void scatter256(const pixel_samples *S, const float *g, float *dst) {
+/// scatter_point512 eight channels at a time.
+ATTR256 static inline void scatter_point256(const pixel_samples *S, long l, const float *g, float *const dv[4]) {
     long d8 = S->d / 8 * 8;
+    __m256 a0 = _mm256_set1_ps(S->a[0][l]), a1 = _mm256_set1_ps(S->a[1][l]);
+    __m256 a2 = _mm256_set1_ps(S->a[2][l]), a3 = _mm256_set1_ps(S->a[3][l]);
+    for (long j = 0; j < d8; j += 8) {
+        __m256 gj = _mm256_loadu_ps(g + j);
+        _mm256_storeu_ps(dv[0] + j, _mm256_add_ps(_mm256_loadu_ps(dv[0] + j), _mm256_mul_ps(a0, gj)));
+        _mm256_storeu_ps(dv[1] + j, _mm256_add_ps(_mm256_loadu_ps(dv[1] + j), _mm256_mul_ps(a1, gj)));
+        _mm256_storeu_ps(dv[2] + j, _mm256_add_ps(_mm256_loadu_ps(dv[2] + j), _mm256_mul_ps(a2, gj)));
+        _mm256_storeu_ps(dv[3] + j, _mm256_add_ps(_mm256_loadu_ps(dv[3] + j), _mm256_mul_ps(a3, gj)));
+    }
+    if (d8 < S->d) scatter_scalar(S, l, g, dv, d8);
+}
+
+ATTR256 static void scatter256(const pixel_samples *S, const float *g, float *dst) {
     for (long l = 0; l < S->p; l++) {
         if (S->valid[l] == 0) continue;
         float *dv[4];
         for (int t = 0; t < 4; t++) dv[t] = dst + (long)S->idx[t][l] * S->c;
-        __m256 a0 = _mm256_set1_ps(S->a[0][l]), a1 = _mm256_set1_ps(S->a[1][l]);
-        __m256 a2 = _mm256_set1_ps(S->a[2][l]), a3 = _mm256_set1_ps(S->a[3][l]);
-        for (long j = 0; j < d8; j += 8) {
-            __m256 gj = _mm256_loadu_ps(g + j);
-            _mm256_storeu_ps(dv[0] + j, _mm256_add_ps(_mm256_loadu_ps(dv[0] + j), _mm256_mul_ps(a0, gj)));
-            _mm256_storeu_ps(dv[1] + j, _mm256_add_ps(_mm256_loadu_ps(dv[1] + j), _mm256_mul_ps(a1, gj)));
-            _mm256_storeu_ps(dv[2] + j, _mm256_add_ps(_mm256_loadu_ps(dv[2] + j), _mm256_mul_ps(a2, gj)));
-            _mm256_storeu_ps(dv[3] + j, _mm256_add_ps(_mm256_loadu_ps(dv[3] + j), _mm256_mul_ps(a3, gj)));
-        }
-        if (d8 < S->d) scatter_scalar(S, l, g, dv, d8);
+        scatter_point256(S, l, g, dv);
     }
 }
 #endif
@@ -354,4 +364,61 @@ void stm_sample_scatter(float *dst, const float *go, long c, long d, long p, lon
             scatter_scalar(&S, q, gk, dv, 0);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Both kinds of the backward at one output pixel, point by point: each valid point's four dots
+// (stm_point_dots), then its scatter (stm_sample_scatter), while its taps' lines are in cache and its
+// indices in registers. The scatter still runs group by group, points and taps in order, and no
+// point's dots read what a scatter writes (the value gradient is another tensor): the bits of the
+// two calls.
+
+/// One pixel's points, n = groups * p of them, for both kinds at once.
+typedef struct {
+    pixel_points P;    // dots: go, image, e
+    pixel_samples S;   // scatter: idx, valid, a (image unused)
+    float *dst;
+} pixel_both;
+
+#define BOTH_LOOP(POINT, SCATTER)                                                           \
+    for (long l = 0; l < B->P.n; l++) {                                                    \
+        float e[4] = {0, 0, 0, 0};                                                          \
+        if (B->P.valid[l] != 0) {                                                           \
+            const float *v[4];                                                              \
+            const float *g = point_taps(&B->P, l, v);                                       \
+            POINT(g, v, B->P.d, e);                                                         \
+            long gd = (l / B->P.p) * B->P.d;                                                \
+            float *dv[4];                                                                   \
+            for (int t = 0; t < 4; t++) dv[t] = B->dst + gd + (long)B->S.idx[t][l] * B->P.c; \
+            SCATTER(&B->S, l, g, dv);                                                       \
+        }                                                                                   \
+        point_store(&B->P, l, e);                                                           \
+    }
+
+#if STM_X86
+ATTR512 static void both512(const pixel_both *B) { BOTH_LOOP(point512, scatter_point512) }
+ATTR256 static void both256(const pixel_both *B) { BOTH_LOOP(point256, scatter_point256) }
+#endif
+
+static inline void point_portable(const float *g, const float *const v[4], long d, float e[4]) {
+    float cs[16] = {0};
+    dots_finish(g, v, d, 0, cs, e);
+}
+static inline void scatter_point_portable(const pixel_samples *S, long l, const float *g, float *const dv[4]) {
+    scatter_scalar(S, l, g, dv, 0);
+}
+static void both_portable(const pixel_both *B) { BOTH_LOOP(point_portable, scatter_point_portable) }
+
+void stm_point_dots_scatter(const float *go, const float *image, float *dst, long c, long d, long p, long n,
+                            const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
+                            const float *a00, const float *a01, const float *a10, const float *a11,
+                            float *e00, float *e01, float *e10, float *e11) {
+    const pixel_both B = {{go, image, c, d, p, n, {i00, i01, i10, i11}, valid, {e00, e01, e10, e11}},
+                          {NULL, c, d, p, {i00, i01, i10, i11}, valid, {a00, a01, a10, a11}}, dst};
+#if STM_X86
+    int kern = stm_gemm_kernel();
+    if (kern == STM_GEMM_AVX512) { both512(&B); return; }
+    if (kern == STM_GEMM_AVX2) { both256(&B); return; }
+#endif
+    both_portable(&B);
 }

@@ -84,6 +84,12 @@ void stm_sample_pixel(float *dst, const float *image, long c, long d, long p, lo
 void stm_sample_scatter(float *dst, const float *go, long c, long d, long p, long groups,
                         const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
                         const float *a00, const float *a01, const float *a10, const float *a11);
+/// Both: stm_point_dots and stm_sample_scatter for one output pixel's n = groups * p points (dst,
+/// go and image at the first group's channel slice), point by point. The bits of the two calls.
+void stm_point_dots_scatter(const float *go, const float *image, float *dst, long c, long d, long p, long n,
+                            const int *i00, const int *i01, const int *i10, const int *i11, const float *valid,
+                            const float *a00, const float *a01, const float *a10, const float *a11,
+                            float *e00, float *e01, float *e10, float *e11);
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,8 @@
 // time at D = 16.
 //
 // The backward is one pass (`deformableSamplingGradients`): each point's taps, made once, serve the
-// offset and weight gradients and the value gradient's scatter.
+// offset and weight gradients and the value gradient's scatter, both made point by point in one
+// call per pixel (`stm_point_dots_scatter`) when both are wanted.
 //
 // Determinism: the forward and the offset/weight gradients are independent per output pixel; the
 // value gradient is a scatter, done per (image, run of groups), each task owning a disjoint channel
@@ -325,6 +326,13 @@ func deformableSamplingGradients(_ value: Tensor, offsets: Tensor, weights: Tens
                     let go = gradp + pixel * c + g0 * d
                     let q0 = pixel * gp + g0 * p
                     batch.fill(x: x, y: y, w: w, h: h, offsets: offp + 2 * q0, weights: wtp + q0, count: count)
+                    if let doffp, let dwtp, let dst {
+                        // Both kinds point by point, while each point's taps are in cache.
+                        stm_point_dots_scatter(go, image, dst, c, d, p, count, batch.i00, batch.i01, batch.i10, batch.i11,
+                                               batch.valid, batch.a00, batch.a01, batch.a10, batch.a11, e00p, e01p, e10p, e11p)
+                        pointGradients(batch, e00p, e01p, e10p, e11p, count: count, dWeights: dwtp + q0, dOffsets: doffp + 2 * q0)
+                        continue
+                    }
                     if let doffp, let dwtp {
                         stm_point_dots(go, image, c, d, p, count, batch.i00, batch.i01, batch.i10, batch.i11, batch.valid,
                                        e00p, e01p, e10p, e11p)
