@@ -12,6 +12,7 @@ import CBLAS
 import CGemm
 import Dispatch
 import Foundation
+import Synchronization
 
 /// `C[M,N] = alpha * op(A) * op(B) + beta * C (+ bias[N])`, row-major, with leading dimensions.
 /// `op(A)` is `[M,K]` (A stored `[K,M]` when `transA`), `op(B)` is `[K,N]` (B stored `[N,K]` when
@@ -444,11 +445,13 @@ extension BLASInfo {
 /// achieved-rate figures). Off by default; calls made inside parallel regions add flops
 /// but no time (their time is the region's, not a product's).
 public enum FlopCounter {
-    nonisolated(unsafe) private static var on = false
-    /// Whether products are counted (process-wide, behind the counter's lock).
+    private static let on = Atomic<Bool>(false)
+    /// Whether products are counted (process-wide). An atomic flag, not the counter's lock: every
+    /// product reads it, and two threads taking one lock per product (Halo's attention makes six
+    /// products per window and head) passed its cache line back and forth.
     public static var enabled: Bool {
-        get { lock.lock(); defer { lock.unlock() }; return on }
-        set { lock.lock(); on = newValue; lock.unlock() }
+        get { on.load(ordering: .acquiring) }
+        set { on.store(newValue, ordering: .releasing) }
     }
     nonisolated(unsafe) private static var total = 0.0
     nonisolated(unsafe) private static var time = 0.0

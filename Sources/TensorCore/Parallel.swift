@@ -4,30 +4,29 @@
 // count, and no kernel reduces across chunks, so results are identical for any thread count.
 // A `parallelFor` inside another runs serially (no oversubscription). Matrix products run on CGemm,
 // which splits them over the same pool; OpenBLAS (the tests' oracle and bench's yardstick) is kept
-// single-threaded. The thread count is process-wide state behind a lock, so two models may run on
+// single-threaded. The thread count is process-wide atomic state, so two models may run on
 // two threads of one process; the pool runs a second caller's chunks serially on that caller.
 
 import CBLAS
 import CThreadPool
 import Dispatch
 import Foundation
+import Synchronization
 
 /// How many threads the kernels and matrix products use.
 public enum Threads {
-    nonisolated(unsafe) private static var current: Int = {
+    private static let current = Atomic<Int>({
         if let s = ProcessInfo.processInfo.environment["STM_THREADS"], let n = Int(s), n > 0, n <= 1024 { return n }
         return ProcessInfo.processInfo.activeProcessorCount
-    }()
-    private static let lock = NSLock()
+    }())
 
-    /// Threads in use (defaults to `STM_THREADS` or the number of active cores).
-    public static var count: Int { lock.lock(); defer { lock.unlock() }; return current }
+    /// Threads in use (defaults to `STM_THREADS` or the number of active cores). An atomic read: every
+    /// product and every `parallelFor` asks.
+    public static var count: Int { current.load(ordering: .acquiring) }
 
     /// Sets the number of threads for our kernels (and GEMM splitting).
     public static func set(_ n: Int) {
-        lock.lock()
-        current = max(1, n)
-        lock.unlock()
+        current.store(max(1, n), ordering: .releasing)
         configure()
     }
 
