@@ -10,6 +10,9 @@
 // chunks of a point's four taps are regrouped so that one vector holds all four taps' partial sums
 // (lanes 4t + r), and a chunk costs a block transpose and four adds.
 //
+// Below them: the forward at one pixel, the value gradient's scatter, and the dots and the scatter
+// together point by point (the backward's usual call), each with its own order written beside it.
+//
 // Shape key: C channels per pixel, D channels per group, P points per group, N = G * P points.
 // Leaves out: NaN payloads (a NaN product gives a NaN sum, not necessarily the same NaN).
 #include "stm_elementwise.h"

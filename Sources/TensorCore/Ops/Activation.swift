@@ -178,7 +178,7 @@ func softmaxBackwardRows(_ p: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _
                          rows: Int, _ l: Int) {
     var i = 0
     // Blocks of up to 64 rows: the kernel's sums, 16 (AVX-512) or 8 (AVX2) rows at a time across the
-    // lanes (Halo's 169 keys: four times as fast as four scalar chains), then each row's scaling.
+    // lanes, then each row's scaling (halo_tiny: the sums 2.9 -> 1.6 % of the pass's samples).
     withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { dots in
         while i < rows {
             let n = min(64, rows - i)

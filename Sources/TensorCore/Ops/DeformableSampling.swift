@@ -326,21 +326,18 @@ func deformableSamplingGradients(_ value: Tensor, offsets: Tensor, weights: Tens
                     let go = gradp + pixel * c + g0 * d
                     let q0 = pixel * gp + g0 * p
                     batch.fill(x: x, y: y, w: w, h: h, offsets: offp + 2 * q0, weights: wtp + q0, count: count)
+                    // The scatter runs group by group, its points in order. Taps outside the map have
+                    // weight 0 and point at pixel 0, where they add nothing.
                     if let doffp, let dwtp, let dst {
                         // Both kinds point by point, while each point's taps are in cache.
                         stm_point_dots_scatter(go, image, dst, c, d, p, count, batch.i00, batch.i01, batch.i10, batch.i11,
                                                batch.valid, batch.a00, batch.a01, batch.a10, batch.a11, e00p, e01p, e10p, e11p)
                         pointGradients(batch, e00p, e01p, e10p, e11p, count: count, dWeights: dwtp + q0, dOffsets: doffp + 2 * q0)
-                        continue
-                    }
-                    if let doffp, let dwtp {
+                    } else if let doffp, let dwtp {
                         stm_point_dots(go, image, c, d, p, count, batch.i00, batch.i01, batch.i10, batch.i11, batch.valid,
                                        e00p, e01p, e10p, e11p)
                         pointGradients(batch, e00p, e01p, e10p, e11p, count: count, dWeights: dwtp + q0, dOffsets: doffp + 2 * q0)
-                    }
-                    if let dst {
-                        // Group by group, its points in order, in one call. Taps outside the map have
-                        // weight 0 and point at pixel 0, where they add nothing.
+                    } else if let dst {
                         stm_sample_scatter(dst, go, c, d, p, g1 - g0, batch.i00, batch.i01, batch.i10, batch.i11,
                                            batch.valid, batch.a00, batch.a01, batch.a10, batch.a11)
                     }
