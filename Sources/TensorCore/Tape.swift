@@ -208,18 +208,26 @@ public enum Tape {
 
     private static func accumulate(into node: Node, _ g: Tensor) {
         let g = g.detached()
-        if let existing = node.grad {
-            // The first gradient may be shared with another tensor (e.g. passed through an add):
-            // write the sum to a fresh buffer rather than into it.
+        guard node.grad != nil else { node.grad = g; return }
+        var held = node.grad!.storage
+        node.grad = nil
+        // The first gradient may be shared with another tensor (e.g. passed through an add): then the
+        // sum goes to a fresh buffer. When nothing else holds it, the sum is written into it (the
+        // same additions, existing + new).
+        let n = held.count, b = UnsafePointer(g.data)
+        if isKnownUniquelyReferenced(&held) {
+            let a = held.pointer  // one pointer read and written, so the loop is vectorised
+            parallelFor(n, grain: grainFor(n, minimum: 16384)) { r in
+                for i in r { a[i] = a[i] + b[i] }
+            }
+            node.grad = Tensor(shape: node.shape, storage: held)
+        } else {
             let sum = Tensor(uninitializedShape: node.shape)
-            let a = existing.data, b = g.data, o = sum.data
-            let n = sum.count
+            let a = UnsafePointer(held.pointer), o = sum.data
             parallelFor(n, grain: grainFor(n, minimum: 16384)) { r in
                 for i in r { o[i] = a[i] + b[i] }
             }
             node.grad = sum
-        } else {
-            node.grad = g
         }
     }
 

@@ -211,6 +211,22 @@ final class OpGradientTests: XCTestCase {
         XCTAssertEqual(Tape.gradient(of: x2).values, g2.values)
     }
 
+    /// Gradients meeting at a node are summed into the first one's buffer only when nothing else holds
+    /// it. Here `add` hands one gradient to both its inputs, and a's node receives three: if a sum
+    /// were written into a shared buffer, b's (or the seed's) values would change and x would get
+    /// more than 4. The seed must come back unchanged.
+    func testSharedGradientsAreNeverSummedInPlace() {
+        let x = Tensor(shape: [3, 50_000], repeating: 0.5).requiringGrad()  // large enough for several chunks
+        let a = relu(x), b = relu(x)
+        let out = add(add(a, b), add(a, a))
+        let seed = Tensor(shape: out.shape, repeating: 1)
+        Tape.backward(out, seed: seed)
+        let g = Tape.gradient(of: x).values
+        XCTAssertEqual(g.count, 150_000)
+        XCTAssertTrue(g.allSatisfy { $0 == 4 }, "x's gradient: \(Set(g))")
+        XCTAssertTrue(seed.values.allSatisfy { $0 == 1 }, "the seed was written")
+    }
+
     func testResultsDoNotDependOnThreadCount() {
         let x = rng.tensor([2, 16, 16, 8])
         let wt = rng.tensor([7, 7, 8])
