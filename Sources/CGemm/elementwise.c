@@ -1,6 +1,7 @@
 // CGemm, element-wise part: GELU and LayerNorm kernels with the exact operation sequence of the
 // Swift references in TensorCore (see include/stm_elementwise.h), at 16, 8 or 1 lanes.
 #include "stm_elementwise.h"
+#include "transpose_regs.h"
 #include "stm_gemm.h"
 
 #include <math.h>
@@ -494,38 +495,13 @@ void stm_softmax_rows(const float *x, float *o, long m, long l) {
 // products and the same additions as the row alone, so the same bits, on either width.
 
 #if STM_X86
-/// x[c], lane r <- x[r], lane c, for 16 vectors (transpose16_avx512's network, in registers).
-ATTR512 static inline void transpose16_regs(__m512 x[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(x[i], x[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(x[i], x[i + 1]);
-    }
-    for (int g = 0; g < 16; g += 4) {
-        u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-        u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
-        u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-        u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-    }
-    for (int e = 0; e < 4; e++) {
-        __m512 w0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x44);
-        __m512 w1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xEE);
-        __m512 w2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x44);
-        __m512 w3 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xEE);
-        x[0 + e] = _mm512_shuffle_f32x4(w0, w2, 0x88);
-        x[4 + e] = _mm512_shuffle_f32x4(w0, w2, 0xDD);
-        x[8 + e] = _mm512_shuffle_f32x4(w1, w3, 0x88);
-        x[12 + e] = _mm512_shuffle_f32x4(w1, w3, 0xDD);
-    }
-}
-
 /// The sums of 16 rows of p and d [16, l] (rows l apart) into dots[16].
 ATTR512 static void backward_dots512(const float *p, const float *d, long l, float *dots) {
     __m512 s = _mm512_setzero_ps(), x[16];
     long j = 0;
     for (; j + 16 <= l; j += 16) {
         for (int r = 0; r < 16; r++) x[r] = _mm512_mul_ps(_mm512_loadu_ps(d + r * l + j), _mm512_loadu_ps(p + r * l + j));
-        transpose16_regs(x);
+        stm_transpose16_regs(x);
         for (int c = 0; c < 16; c++) s = _mm512_add_ps(s, x[c]);
     }
     if (j < l) {
@@ -533,29 +509,10 @@ ATTR512 static void backward_dots512(const float *p, const float *d, long l, flo
         __mmask16 m = (__mmask16)((1u << rest) - 1);
         for (int r = 0; r < 16; r++)
             x[r] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, d + r * l + j), _mm512_maskz_loadu_ps(m, p + r * l + j));
-        transpose16_regs(x);
+        stm_transpose16_regs(x);
         for (long c = 0; c < rest; c++) s = _mm512_add_ps(s, x[c]);
     }
     _mm512_storeu_ps(dots, s);
-}
-
-/// x[c], lane r <- x[r], lane c, for 8 vectors (transpose8_avx2's network, in registers).
-ATTR256 static inline void transpose8_regs(__m256 x[8]) {
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        x[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-        x[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-    }
 }
 
 /// The sums of 8 rows of p and d [8, l] (rows l apart) into dots[8].
@@ -564,7 +521,7 @@ ATTR256 static void backward_dots256(const float *p, const float *d, long l, flo
     long j = 0;
     for (; j + 8 <= l; j += 8) {
         for (int r = 0; r < 8; r++) x[r] = _mm256_mul_ps(_mm256_loadu_ps(d + r * l + j), _mm256_loadu_ps(p + r * l + j));
-        transpose8_regs(x);
+        stm_transpose8_regs(x);
         for (int c = 0; c < 8; c++) s = _mm256_add_ps(s, x[c]);
     }
     if (j < l) {
@@ -572,7 +529,7 @@ ATTR256 static void backward_dots256(const float *p, const float *d, long l, flo
         __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         for (int r = 0; r < 8; r++)
             x[r] = _mm256_mul_ps(_mm256_maskload_ps(d + r * l + j, m), _mm256_maskload_ps(p + r * l + j, m));
-        transpose8_regs(x);
+        stm_transpose8_regs(x);
         for (long c = 0; c < rest; c++) s = _mm256_add_ps(s, x[c]);
     }
     _mm256_storeu_ps(dots, s);

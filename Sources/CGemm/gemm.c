@@ -16,6 +16,7 @@
 // chunk. Leaves out: weight gradients' special forms (callers transpose), complex and double types.
 #include "stm_gemm.h"
 #include "stm_pool.h"
+#include "transpose_regs.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -457,61 +458,23 @@ int stm_gemm_nr(int kernel) { return kernels[kernel < 0 || kernel > 2 ? 0 : kern
 // ---------------------------------------------------------------------------------------------
 // Packing.
 
-/// dst[c * ds + r] = src[r * ss + c] for r, c < 8: one 8 x 8 block transposed in AVX registers
-/// (unpack, shuffle, lane permute). Data movement only, so packings that use it keep their bits.
+/// dst[c * ds + r] = src[r * ss + c] for r, c < 8 and for r, c < 16: one block through the register
+/// networks of transpose_regs.h. Data movement only, so packings that use them keep their bits.
 #if STM_X86
 __attribute__((target("avx2")))
 static void transpose8_avx2(const float *src, long ss, float *dst, long ds) {
-    __m256 r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-    }
+    __m256 x[8];
+    for (int i = 0; i < 8; i++) x[i] = _mm256_loadu_ps(src + i * ss);
+    stm_transpose8_regs(x);
+    for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + i * ds, x[i]);
 }
-#endif
 
-/// dst[c * ds + r] = src[r * ss + c] for r, c < 16: one 16 x 16 block in AVX-512 registers. Pairs of
-/// rows interleaved, then 4 x 4 blocks completed within each 128-bit lane, then the lanes gathered
-/// across four vectors in two rounds of 128-bit shuffles (64 shuffles for 256 values, where four
-/// 8 x 8 blocks take 96). Data movement only.
-#if STM_X86
 __attribute__((target("avx512f")))
 static void transpose16_avx512(const float *src, long ss, float *dst, long ds) {
-    __m512 r[16], t[16], u[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ss);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    // u[4g + e], lane L: column 4L + e of rows 4g ..< 4g + 4.
-    for (int g = 0; g < 16; g += 4) {
-        u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-        u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
-        u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-        u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-    }
-    // Row 4L + e of dst: lane L of u[e], u[4 + e], u[8 + e], u[12 + e].
-    for (int e = 0; e < 4; e++) {
-        __m512 w0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x44);   // u[e].L0 L1, u[4+e].L0 L1
-        __m512 w1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xEE);   // u[e].L2 L3, u[4+e].L2 L3
-        __m512 w2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x44);
-        __m512 w3 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xEE);
-        _mm512_storeu_ps(dst + (0 + e) * ds, _mm512_shuffle_f32x4(w0, w2, 0x88));
-        _mm512_storeu_ps(dst + (4 + e) * ds, _mm512_shuffle_f32x4(w0, w2, 0xDD));
-        _mm512_storeu_ps(dst + (8 + e) * ds, _mm512_shuffle_f32x4(w1, w3, 0x88));
-        _mm512_storeu_ps(dst + (12 + e) * ds, _mm512_shuffle_f32x4(w1, w3, 0xDD));
-    }
+    __m512 x[16];
+    for (int i = 0; i < 16; i++) x[i] = _mm512_loadu_ps(src + i * ss);
+    stm_transpose16_regs(x);
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ds, x[i]);
 }
 #endif
 
