@@ -12,6 +12,8 @@
 //
 // Below them: the forward at one pixel, the value gradient's scatter, and the dots and the scatter
 // together point by point (the backward's usual call), each with its own order written beside it.
+// The last has a version for the study's D = 16 (every preset): a group's dOut is one vector (two
+// at 8 lanes) loaded once for its points, and four points' dots are reduced together.
 //
 // Shape key: C channels per pixel, D channels per group, P points per group, N = G * P points.
 // Leaves out: NaN payloads (a NaN product gives a NaN sum, not necessarily the same NaN).
@@ -399,7 +401,157 @@ typedef struct {
     }
 
 #if STM_X86
+/// Four points' partial sums acc[k] (lanes 4t + r) to their dots: a 4x4 transpose in each 128-bit
+/// block puts lane r of every point in vector r (block t, lane k = point k's tap t), then
+/// ((r0 + r1) + r2) + r3, the lane order of point512's sums; block t holds e_t of the four points.
+ATTR512 static inline void dots4_store512(const __m512 acc[4], float *const e[4], long l, int m) {
+    __m512 t0 = _mm512_unpacklo_ps(acc[0], acc[1]), t1 = _mm512_unpackhi_ps(acc[0], acc[1]);
+    __m512 t2 = _mm512_unpacklo_ps(acc[2], acc[3]), t3 = _mm512_unpackhi_ps(acc[2], acc[3]);
+    __m512 r0 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+    __m512 r1 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+    __m512 r2 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+    __m512 r3 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r0, r1), r2), r3);
+    if (m == 4) {
+        _mm_storeu_ps(e[0] + l, _mm512_extractf32x4_ps(s, 0));
+        _mm_storeu_ps(e[1] + l, _mm512_extractf32x4_ps(s, 1));
+        _mm_storeu_ps(e[2] + l, _mm512_extractf32x4_ps(s, 2));
+        _mm_storeu_ps(e[3] + l, _mm512_extractf32x4_ps(s, 3));
+        return;
+    }
+    float f[16];
+    _mm512_storeu_ps(f, s);
+    for (int t = 0; t < 4; t++)
+        for (int k = 0; k < m; k++) e[t][l + k] = f[4 * t + k];
+}
+
+/// both512 for groups of D = 16 channels (every preset's DCNv3): a group's dOut is one vector, loaded
+/// once for its points; four points' dots reduced together. Same products, sums and scatter order.
+ATTR512 static void both512_d16(const pixel_both *B) {
+    const long n = B->P.n, p = B->P.p, c = B->P.c;
+    const float *go = B->P.go, *image = B->P.image, *valid = B->P.valid;
+    float *dst = B->dst;
+    const int *const *idx = B->S.idx;
+    const float *const *a = B->S.a;
+    float *const *e = B->P.e;
+    long g = 0, q = 0;  // point l's group and its place in it
+    __m512 gj = _mm512_loadu_ps(go);
+    for (long l0 = 0; l0 < n; l0 += 4) {
+        int m = n - l0 < 4 ? (int)(n - l0) : 4;
+        __m512 acc[4];
+        for (int k = 0; k < 4; k++) {
+            long l = l0 + k;
+            acc[k] = _mm512_setzero_ps();
+            if (k >= m) continue;
+            if (valid[l] != 0) {
+                const float *vg = image + g * 16;
+                float *dg = dst + g * 16;
+                long o0 = (long)idx[0][l] * c, o1 = (long)idx[1][l] * c, o2 = (long)idx[2][l] * c, o3 = (long)idx[3][l] * c;
+                __m512 p0 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o0));
+                __m512 p1 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o1));
+                __m512 p2 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o2));
+                __m512 p3 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o3));
+                __m512 lo01 = _mm512_shuffle_f32x4(p0, p1, 0x44), hi01 = _mm512_shuffle_f32x4(p0, p1, 0xEE);
+                __m512 lo23 = _mm512_shuffle_f32x4(p2, p3, 0x44), hi23 = _mm512_shuffle_f32x4(p2, p3, 0xEE);
+                __m512 s = _mm512_add_ps(acc[k], _mm512_shuffle_f32x4(lo01, lo23, 0x88));
+                s = _mm512_add_ps(s, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
+                s = _mm512_add_ps(s, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
+                acc[k] = _mm512_add_ps(s, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
+                // The scatter, taps in order (two taps may be one pixel: each add sees the last).
+                float *d0 = dg + o0, *d1 = dg + o1, *d2 = dg + o2, *d3 = dg + o3;
+                _mm512_storeu_ps(d0, _mm512_add_ps(_mm512_loadu_ps(d0), _mm512_mul_ps(_mm512_set1_ps(a[0][l]), gj)));
+                _mm512_storeu_ps(d1, _mm512_add_ps(_mm512_loadu_ps(d1), _mm512_mul_ps(_mm512_set1_ps(a[1][l]), gj)));
+                _mm512_storeu_ps(d2, _mm512_add_ps(_mm512_loadu_ps(d2), _mm512_mul_ps(_mm512_set1_ps(a[2][l]), gj)));
+                _mm512_storeu_ps(d3, _mm512_add_ps(_mm512_loadu_ps(d3), _mm512_mul_ps(_mm512_set1_ps(a[3][l]), gj)));
+            }
+            if (++q == p) {
+                q = 0;
+                g++;
+                if (l + 1 < n) gj = _mm512_loadu_ps(go + g * 16);
+            }
+        }
+        dots4_store512(acc, e, l0, m);
+    }
+}
+
 ATTR512 static void both512(const pixel_both *B) { BOTH_LOOP(point512, scatter_point512) }
+
+/// dots4_store512 at 8 lanes: a01[k] holds point k's taps 0 and 1 (lanes 4t + r), a23[k] taps 2 and 3.
+ATTR256 static inline void dots4_store256(const __m256 a01[4], const __m256 a23[4], float *const e[4], long l, int m) {
+    __m256 s[2];
+    for (int h = 0; h < 2; h++) {
+        const __m256 *acc = h ? a23 : a01;
+        __m256 t0 = _mm256_unpacklo_ps(acc[0], acc[1]), t1 = _mm256_unpackhi_ps(acc[0], acc[1]);
+        __m256 t2 = _mm256_unpacklo_ps(acc[2], acc[3]), t3 = _mm256_unpackhi_ps(acc[2], acc[3]);
+        __m256 r0 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+        __m256 r1 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+        __m256 r2 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+        __m256 r3 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+        s[h] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r0, r1), r2), r3);
+    }
+    if (m == 4) {
+        _mm_storeu_ps(e[0] + l, _mm256_castps256_ps128(s[0]));
+        _mm_storeu_ps(e[1] + l, _mm256_extractf128_ps(s[0], 1));
+        _mm_storeu_ps(e[2] + l, _mm256_castps256_ps128(s[1]));
+        _mm_storeu_ps(e[3] + l, _mm256_extractf128_ps(s[1], 1));
+        return;
+    }
+    float f[16];
+    _mm256_storeu_ps(f, s[0]);
+    _mm256_storeu_ps(f + 8, s[1]);
+    for (int t = 0; t < 4; t++)
+        for (int k = 0; k < m; k++) e[t][l + k] = f[4 * t + k];
+}
+
+/// both512_d16 with two 8-channel halves (point256's sums and scatter_point256's adds).
+ATTR256 static void both256_d16(const pixel_both *B) {
+    const long n = B->P.n, p = B->P.p, c = B->P.c;
+    const float *go = B->P.go, *image = B->P.image, *valid = B->P.valid;
+    float *dst = B->dst;
+    const int *const *idx = B->S.idx;
+    const float *const *a = B->S.a;
+    float *const *e = B->P.e;
+    long g = 0, q = 0;  // point l's group and its place in it
+    __m256 gl = _mm256_loadu_ps(go), gh = _mm256_loadu_ps(go + 8);
+    for (long l0 = 0; l0 < n; l0 += 4) {
+        int m = n - l0 < 4 ? (int)(n - l0) : 4;
+        __m256 a01[4], a23[4];
+        for (int k = 0; k < 4; k++) {
+            long l = l0 + k;
+            a01[k] = a23[k] = _mm256_setzero_ps();
+            if (k >= m) continue;
+            if (valid[l] != 0) {
+                const float *vg = image + g * 16;
+                float *dg = dst + g * 16;
+                long o0 = (long)idx[0][l] * c, o1 = (long)idx[1][l] * c, o2 = (long)idx[2][l] * c, o3 = (long)idx[3][l] * c;
+                __m256 p0a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o0)), p0b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o0 + 8));
+                __m256 p1a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o1)), p1b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o1 + 8));
+                __m256 p2a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o2)), p2b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o2 + 8));
+                __m256 p3a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o3)), p3b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o3 + 8));
+                __m256 s01 = _mm256_add_ps(a01[k], _mm256_permute2f128_ps(p0a, p1a, 0x20));
+                __m256 s23 = _mm256_add_ps(a23[k], _mm256_permute2f128_ps(p2a, p3a, 0x20));
+                s01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0a, p1a, 0x31));
+                s23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2a, p3a, 0x31));
+                s01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0b, p1b, 0x20));
+                s23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2b, p3b, 0x20));
+                a01[k] = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0b, p1b, 0x31));
+                a23[k] = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2b, p3b, 0x31));
+                float *const dv[4] = {dg + o0, dg + o1, dg + o2, dg + o3};
+                for (int t = 0; t < 4; t++) {
+                    __m256 at = _mm256_set1_ps(a[t][l]);
+                    _mm256_storeu_ps(dv[t], _mm256_add_ps(_mm256_loadu_ps(dv[t]), _mm256_mul_ps(at, gl)));
+                    _mm256_storeu_ps(dv[t] + 8, _mm256_add_ps(_mm256_loadu_ps(dv[t] + 8), _mm256_mul_ps(at, gh)));
+                }
+            }
+            if (++q == p) {
+                q = 0;
+                g++;
+                if (l + 1 < n) { gl = _mm256_loadu_ps(go + g * 16); gh = _mm256_loadu_ps(go + g * 16 + 8); }
+            }
+        }
+        dots4_store256(a01, a23, e, l0, m);
+    }
+}
 ATTR256 static void both256(const pixel_both *B) { BOTH_LOOP(point256, scatter_point256) }
 #endif
 
@@ -420,8 +572,14 @@ void stm_point_dots_scatter(const float *go, const float *image, float *dst, lon
                           {NULL, c, d, p, {i00, i01, i10, i11}, valid, {a00, a01, a10, a11}}, dst};
 #if STM_X86
     int kern = stm_gemm_kernel();
-    if (kern == STM_GEMM_AVX512) { both512(&B); return; }
-    if (kern == STM_GEMM_AVX2) { both256(&B); return; }
+    if (kern == STM_GEMM_AVX512) {
+        if (d == 16) both512_d16(&B); else both512(&B);
+        return;
+    }
+    if (kern == STM_GEMM_AVX2) {
+        if (d == 16) both256_d16(&B); else both256(&B);
+        return;
+    }
 #endif
     both_portable(&B);
 }
