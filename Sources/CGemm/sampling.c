@@ -425,53 +425,63 @@ ATTR512 static inline void dots4_store512(const __m512 acc[4], float *const e[4]
         for (int k = 0; k < m; k++) e[t][l + k] = f[4 * t + k];
 }
 
-/// both512 for groups of D = 16 channels (every preset's DCNv3): a group's dOut is one vector, loaded
-/// once for its points; four points' dots reduced together. Same products, sums and scatter order.
+/// One point of both512_d16: its dots' partial sums (lanes 4t + r) into *acc, its scatter into dg.
+ATTR512 static inline void point_d16_512(const float *vg, float *dg, __m512 gj, long c, const int *const idx[4],
+                                         const float *const a[4], long l, __m512 *acc) {
+    long o0 = (long)idx[0][l] * c, o1 = (long)idx[1][l] * c, o2 = (long)idx[2][l] * c, o3 = (long)idx[3][l] * c;
+    __m512 p0 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o0));
+    __m512 p1 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o1));
+    __m512 p2 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o2));
+    __m512 p3 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o3));
+    __m512 lo01 = _mm512_shuffle_f32x4(p0, p1, 0x44), hi01 = _mm512_shuffle_f32x4(p0, p1, 0xEE);
+    __m512 lo23 = _mm512_shuffle_f32x4(p2, p3, 0x44), hi23 = _mm512_shuffle_f32x4(p2, p3, 0xEE);
+    __m512 s = _mm512_add_ps(_mm512_setzero_ps(), _mm512_shuffle_f32x4(lo01, lo23, 0x88));
+    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
+    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
+    *acc = _mm512_add_ps(s, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
+    float *d0 = dg + o0, *d1 = dg + o1, *d2 = dg + o2, *d3 = dg + o3;
+    _mm512_storeu_ps(d0, _mm512_add_ps(_mm512_loadu_ps(d0), _mm512_mul_ps(_mm512_set1_ps(a[0][l]), gj)));
+    _mm512_storeu_ps(d1, _mm512_add_ps(_mm512_loadu_ps(d1), _mm512_mul_ps(_mm512_set1_ps(a[1][l]), gj)));
+    _mm512_storeu_ps(d2, _mm512_add_ps(_mm512_loadu_ps(d2), _mm512_mul_ps(_mm512_set1_ps(a[2][l]), gj)));
+    _mm512_storeu_ps(d3, _mm512_add_ps(_mm512_loadu_ps(d3), _mm512_mul_ps(_mm512_set1_ps(a[3][l]), gj)));
+}
+
+/// both512 for groups of D = 16 channels (every preset's DCNv3). A group's dOut is one vector,
+/// loaded once for its points. Four groups' points are interleaved (point q of groups g0..g0+3, then
+/// q + 1): a group's scatter is a chain (a point's taps are mostly the last point's, so each add waits
+/// for the last store), and four independent chains side by side hide each other's latency. Each
+/// element still gets its adds in the same order (one group per element; its points in order). The
+/// points' partial sums wait in accs, and four points' dots are then reduced together.
 ATTR512 static void both512_d16(const pixel_both *B) {
-    const long n = B->P.n, p = B->P.p, c = B->P.c;
+    const long n = B->P.n, p = B->P.p, c = B->P.c, groups = n / p;
     const float *go = B->P.go, *image = B->P.image, *valid = B->P.valid;
     float *dst = B->dst;
     const int *const *idx = B->S.idx;
     const float *const *a = B->S.a;
     float *const *e = B->P.e;
-    long g = 0, q = 0;  // point l's group and its place in it
-    __m512 gj = _mm512_loadu_ps(go);
-    for (long l0 = 0; l0 < n; l0 += 4) {
-        int m = n - l0 < 4 ? (int)(n - l0) : 4;
-        __m512 acc[4];
-        for (int k = 0; k < 4; k++) {
-            long l = l0 + k;
-            acc[k] = _mm512_setzero_ps();
-            if (k >= m) continue;
-            if (valid[l] != 0) {
-                const float *vg = image + g * 16;
-                float *dg = dst + g * 16;
-                long o0 = (long)idx[0][l] * c, o1 = (long)idx[1][l] * c, o2 = (long)idx[2][l] * c, o3 = (long)idx[3][l] * c;
-                __m512 p0 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o0));
-                __m512 p1 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o1));
-                __m512 p2 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o2));
-                __m512 p3 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o3));
-                __m512 lo01 = _mm512_shuffle_f32x4(p0, p1, 0x44), hi01 = _mm512_shuffle_f32x4(p0, p1, 0xEE);
-                __m512 lo23 = _mm512_shuffle_f32x4(p2, p3, 0x44), hi23 = _mm512_shuffle_f32x4(p2, p3, 0xEE);
-                __m512 s = _mm512_add_ps(acc[k], _mm512_shuffle_f32x4(lo01, lo23, 0x88));
-                s = _mm512_add_ps(s, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
-                s = _mm512_add_ps(s, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
-                acc[k] = _mm512_add_ps(s, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
-                // The scatter, taps in order (two taps may be one pixel: each add sees the last).
-                float *d0 = dg + o0, *d1 = dg + o1, *d2 = dg + o2, *d3 = dg + o3;
-                _mm512_storeu_ps(d0, _mm512_add_ps(_mm512_loadu_ps(d0), _mm512_mul_ps(_mm512_set1_ps(a[0][l]), gj)));
-                _mm512_storeu_ps(d1, _mm512_add_ps(_mm512_loadu_ps(d1), _mm512_mul_ps(_mm512_set1_ps(a[1][l]), gj)));
-                _mm512_storeu_ps(d2, _mm512_add_ps(_mm512_loadu_ps(d2), _mm512_mul_ps(_mm512_set1_ps(a[2][l]), gj)));
-                _mm512_storeu_ps(d3, _mm512_add_ps(_mm512_loadu_ps(d3), _mm512_mul_ps(_mm512_set1_ps(a[3][l]), gj)));
-            }
-            if (++q == p) {
-                q = 0;
-                g++;
-                if (l + 1 < n) gj = _mm512_loadu_ps(go + g * 16);
+    __m512 accs[n + 3];
+    for (long g0 = 0; g0 < groups; g0 += 4) {
+        const long gs = groups - g0 < 4 ? groups - g0 : 4;
+        __m512 gj[4];
+        for (long k = 0; k < gs; k++) gj[k] = _mm512_loadu_ps(go + (g0 + k) * 16);
+        for (long q = 0; q < p; q++) {
+            if (gs == 4) {
+                for (long k = 0; k < 4; k++) {
+                    long l = (g0 + k) * p + q;
+                    accs[l] = _mm512_setzero_ps();
+                    if (valid[l] != 0) point_d16_512(image + (g0 + k) * 16, dst + (g0 + k) * 16, gj[k], c, idx, a, l, &accs[l]);
+                }
+            } else {
+                for (long k = 0; k < gs; k++) {
+                    long l = (g0 + k) * p + q;
+                    accs[l] = _mm512_setzero_ps();
+                    if (valid[l] != 0) point_d16_512(image + (g0 + k) * 16, dst + (g0 + k) * 16, gj[k], c, idx, a, l, &accs[l]);
+                }
             }
         }
-        dots4_store512(acc, e, l0, m);
     }
+    for (long l = n; l < n + 3; l++) accs[l] = _mm512_setzero_ps();
+    for (long l0 = 0; l0 < n; l0 += 4) dots4_store512(accs + l0, e, l0, n - l0 < 4 ? (int)(n - l0) : 4);
 }
 
 ATTR512 static void both512(const pixel_both *B) { BOTH_LOOP(point512, scatter_point512) }
@@ -503,55 +513,64 @@ ATTR256 static inline void dots4_store256(const __m256 a01[4], const __m256 a23[
         for (int k = 0; k < m; k++) e[t][l + k] = f[4 * t + k];
 }
 
-/// both512_d16 with two 8-channel halves (point256's sums and scatter_point256's adds).
+/// point_d16_512 with two 8-channel halves (point256's sums and scatter_point256's adds): taps 0
+/// and 1's partial sums into *a01, taps 2 and 3's into *a23.
+ATTR256 static inline void point_d16_256(const float *vg, float *dg, __m256 gl, __m256 gh, long c, const int *const idx[4],
+                                         const float *const a[4], long l, __m256 *a01, __m256 *a23) {
+    long o0 = (long)idx[0][l] * c, o1 = (long)idx[1][l] * c, o2 = (long)idx[2][l] * c, o3 = (long)idx[3][l] * c;
+    __m256 p0a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o0)), p0b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o0 + 8));
+    __m256 p1a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o1)), p1b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o1 + 8));
+    __m256 p2a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o2)), p2b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o2 + 8));
+    __m256 p3a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o3)), p3b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o3 + 8));
+    __m256 s01 = _mm256_add_ps(_mm256_setzero_ps(), _mm256_permute2f128_ps(p0a, p1a, 0x20));
+    __m256 s23 = _mm256_add_ps(_mm256_setzero_ps(), _mm256_permute2f128_ps(p2a, p3a, 0x20));
+    s01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0a, p1a, 0x31));
+    s23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2a, p3a, 0x31));
+    s01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0b, p1b, 0x20));
+    s23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2b, p3b, 0x20));
+    *a01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0b, p1b, 0x31));
+    *a23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2b, p3b, 0x31));
+    float *const dv[4] = {dg + o0, dg + o1, dg + o2, dg + o3};
+    for (int t = 0; t < 4; t++) {
+        __m256 at = _mm256_set1_ps(a[t][l]);
+        _mm256_storeu_ps(dv[t], _mm256_add_ps(_mm256_loadu_ps(dv[t]), _mm256_mul_ps(at, gl)));
+        _mm256_storeu_ps(dv[t] + 8, _mm256_add_ps(_mm256_loadu_ps(dv[t] + 8), _mm256_mul_ps(at, gh)));
+    }
+}
+
+/// both512_d16 at 8 lanes: the same interleaving of four groups, the same order of every sum.
 ATTR256 static void both256_d16(const pixel_both *B) {
-    const long n = B->P.n, p = B->P.p, c = B->P.c;
+    const long n = B->P.n, p = B->P.p, c = B->P.c, groups = n / p;
     const float *go = B->P.go, *image = B->P.image, *valid = B->P.valid;
     float *dst = B->dst;
     const int *const *idx = B->S.idx;
     const float *const *a = B->S.a;
     float *const *e = B->P.e;
-    long g = 0, q = 0;  // point l's group and its place in it
-    __m256 gl = _mm256_loadu_ps(go), gh = _mm256_loadu_ps(go + 8);
-    for (long l0 = 0; l0 < n; l0 += 4) {
-        int m = n - l0 < 4 ? (int)(n - l0) : 4;
-        __m256 a01[4], a23[4];
-        for (int k = 0; k < 4; k++) {
-            long l = l0 + k;
-            a01[k] = a23[k] = _mm256_setzero_ps();
-            if (k >= m) continue;
-            if (valid[l] != 0) {
-                const float *vg = image + g * 16;
-                float *dg = dst + g * 16;
-                long o0 = (long)idx[0][l] * c, o1 = (long)idx[1][l] * c, o2 = (long)idx[2][l] * c, o3 = (long)idx[3][l] * c;
-                __m256 p0a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o0)), p0b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o0 + 8));
-                __m256 p1a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o1)), p1b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o1 + 8));
-                __m256 p2a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o2)), p2b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o2 + 8));
-                __m256 p3a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o3)), p3b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o3 + 8));
-                __m256 s01 = _mm256_add_ps(a01[k], _mm256_permute2f128_ps(p0a, p1a, 0x20));
-                __m256 s23 = _mm256_add_ps(a23[k], _mm256_permute2f128_ps(p2a, p3a, 0x20));
-                s01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0a, p1a, 0x31));
-                s23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2a, p3a, 0x31));
-                s01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0b, p1b, 0x20));
-                s23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2b, p3b, 0x20));
-                a01[k] = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0b, p1b, 0x31));
-                a23[k] = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2b, p3b, 0x31));
-                float *const dv[4] = {dg + o0, dg + o1, dg + o2, dg + o3};
-                for (int t = 0; t < 4; t++) {
-                    __m256 at = _mm256_set1_ps(a[t][l]);
-                    _mm256_storeu_ps(dv[t], _mm256_add_ps(_mm256_loadu_ps(dv[t]), _mm256_mul_ps(at, gl)));
-                    _mm256_storeu_ps(dv[t] + 8, _mm256_add_ps(_mm256_loadu_ps(dv[t] + 8), _mm256_mul_ps(at, gh)));
+    __m256 a01[n + 3], a23[n + 3];
+    for (long g0 = 0; g0 < groups; g0 += 4) {
+        const long gs = groups - g0 < 4 ? groups - g0 : 4;
+        __m256 gl[4], gh[4];
+        for (long k = 0; k < gs; k++) { gl[k] = _mm256_loadu_ps(go + (g0 + k) * 16); gh[k] = _mm256_loadu_ps(go + (g0 + k) * 16 + 8); }
+        for (long q = 0; q < p; q++) {
+            if (gs == 4) {
+                for (long k = 0; k < 4; k++) {
+                    long l = (g0 + k) * p + q;
+                    a01[l] = a23[l] = _mm256_setzero_ps();
+                    if (valid[l] != 0) point_d16_256(image + (g0 + k) * 16, dst + (g0 + k) * 16, gl[k], gh[k], c, idx, a, l, &a01[l], &a23[l]);
+                }
+            } else {
+                for (long k = 0; k < gs; k++) {
+                    long l = (g0 + k) * p + q;
+                    a01[l] = a23[l] = _mm256_setzero_ps();
+                    if (valid[l] != 0) point_d16_256(image + (g0 + k) * 16, dst + (g0 + k) * 16, gl[k], gh[k], c, idx, a, l, &a01[l], &a23[l]);
                 }
             }
-            if (++q == p) {
-                q = 0;
-                g++;
-                if (l + 1 < n) { gl = _mm256_loadu_ps(go + g * 16); gh = _mm256_loadu_ps(go + g * 16 + 8); }
-            }
         }
-        dots4_store256(a01, a23, e, l0, m);
     }
+    for (long l = n; l < n + 3; l++) a01[l] = a23[l] = _mm256_setzero_ps();
+    for (long l0 = 0; l0 < n; l0 += 4) dots4_store256(a01 + l0, a23 + l0, e, l0, n - l0 < 4 ? (int)(n - l0) : 4);
 }
+
 ATTR256 static void both256(const pixel_both *B) { BOTH_LOOP(point256, scatter_point256) }
 #endif
 
