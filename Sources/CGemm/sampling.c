@@ -13,7 +13,8 @@
 // Below them: the forward at one pixel, the value gradient's scatter, and the dots and the scatter
 // together point by point (the backward's usual call), each with its own order written beside it.
 // The last has a version for the study's D = 16 (every preset): a group's dOut is one vector (two
-// at 8 lanes) loaded once for its points, and four points' dots are reduced together.
+// at 8 lanes) loaded once for its points, four groups' points are interleaved (their scatters are
+// independent chains), and four points' dots are reduced together.
 //
 // Shape key: C channels per pixel, D channels per group, P points per group, N = G * P points.
 // Leaves out: NaN payloads (a NaN product gives a NaN sum, not necessarily the same NaN).
@@ -425,6 +426,10 @@ ATTR512 static inline void dots4_store512(const __m512 acc[4], float *const e[4]
         for (int k = 0; k < m; k++) e[t][l + k] = f[4 * t + k];
 }
 
+/// The most points per pixel the D = 16 kernels take: their partial sums wait on the stack (64 bytes
+/// a point; the presets have at most 56 groups x 9 points).
+#define D16_MAX_POINTS 1024
+
 /// One point of both512_d16: its dots' partial sums (lanes 4t + r) into *acc, its scatter into dg.
 ATTR512 static inline void point_d16_512(const float *vg, float *dg, __m512 gj, long c, const int *const idx[4],
                                          const float *const a[4], long l, __m512 *acc) {
@@ -465,18 +470,10 @@ ATTR512 static void both512_d16(const pixel_both *B) {
         __m512 gj[4];
         for (long k = 0; k < gs; k++) gj[k] = _mm512_loadu_ps(go + (g0 + k) * 16);
         for (long q = 0; q < p; q++) {
-            if (gs == 4) {
-                for (long k = 0; k < 4; k++) {
-                    long l = (g0 + k) * p + q;
-                    accs[l] = _mm512_setzero_ps();
-                    if (valid[l] != 0) point_d16_512(image + (g0 + k) * 16, dst + (g0 + k) * 16, gj[k], c, idx, a, l, &accs[l]);
-                }
-            } else {
-                for (long k = 0; k < gs; k++) {
-                    long l = (g0 + k) * p + q;
-                    accs[l] = _mm512_setzero_ps();
-                    if (valid[l] != 0) point_d16_512(image + (g0 + k) * 16, dst + (g0 + k) * 16, gj[k], c, idx, a, l, &accs[l]);
-                }
+            for (long k = 0; k < gs; k++) {
+                long l = (g0 + k) * p + q;
+                accs[l] = _mm512_setzero_ps();
+                if (valid[l] != 0) point_d16_512(image + (g0 + k) * 16, dst + (g0 + k) * 16, gj[k], c, idx, a, l, &accs[l]);
             }
         }
     }
@@ -552,18 +549,10 @@ ATTR256 static void both256_d16(const pixel_both *B) {
         __m256 gl[4], gh[4];
         for (long k = 0; k < gs; k++) { gl[k] = _mm256_loadu_ps(go + (g0 + k) * 16); gh[k] = _mm256_loadu_ps(go + (g0 + k) * 16 + 8); }
         for (long q = 0; q < p; q++) {
-            if (gs == 4) {
-                for (long k = 0; k < 4; k++) {
-                    long l = (g0 + k) * p + q;
-                    a01[l] = a23[l] = _mm256_setzero_ps();
-                    if (valid[l] != 0) point_d16_256(image + (g0 + k) * 16, dst + (g0 + k) * 16, gl[k], gh[k], c, idx, a, l, &a01[l], &a23[l]);
-                }
-            } else {
-                for (long k = 0; k < gs; k++) {
-                    long l = (g0 + k) * p + q;
-                    a01[l] = a23[l] = _mm256_setzero_ps();
-                    if (valid[l] != 0) point_d16_256(image + (g0 + k) * 16, dst + (g0 + k) * 16, gl[k], gh[k], c, idx, a, l, &a01[l], &a23[l]);
-                }
+            for (long k = 0; k < gs; k++) {
+                long l = (g0 + k) * p + q;
+                a01[l] = a23[l] = _mm256_setzero_ps();
+                if (valid[l] != 0) point_d16_256(image + (g0 + k) * 16, dst + (g0 + k) * 16, gl[k], gh[k], c, idx, a, l, &a01[l], &a23[l]);
             }
         }
     }
@@ -592,11 +581,11 @@ void stm_point_dots_scatter(const float *go, const float *image, float *dst, lon
 #if STM_X86
     int kern = stm_gemm_kernel();
     if (kern == STM_GEMM_AVX512) {
-        if (d == 16) both512_d16(&B); else both512(&B);
+        if (d == 16 && n <= D16_MAX_POINTS) both512_d16(&B); else both512(&B);
         return;
     }
     if (kern == STM_GEMM_AVX2) {
-        if (d == 16) both256_d16(&B); else both256(&B);
+        if (d == 16 && n <= D16_MAX_POINTS) both256_d16(&B); else both256(&B);
         return;
     }
 #endif

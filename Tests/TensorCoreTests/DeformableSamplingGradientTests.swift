@@ -216,6 +216,8 @@ final class DeformableSamplingGradientTests: XCTestCase {
         // D = 16 with 3 x 7 = 21 points: groups that start inside a block of four points, and a last
         // block of one (the D = 16 kernels reduce four points' dots together).
         checkPointGradientsAndForward(groups: 3, channels: 16, points: 7)
+        // D = 16 with 120 x 9 = 1080 points per pixel: past the D = 16 kernels' 1024, the general ones.
+        checkPointGradientsAndForward(groups: 120, channels: 16, points: 9)
         // D < 16: four-channel steps and a tail only.
         checkPointGradientsAndForward(groups: 2, channels: 6, points: 3)
     }
