@@ -453,10 +453,11 @@ ATTR512 static inline void point_d16_512(const float *vg, float *dg, __m512 gj, 
 
 /// both512 for groups of D = 16 channels (every preset's DCNv3). A group's dOut is one vector,
 /// loaded once for its points. Four groups' points are interleaved (point q of groups g0..g0+3, then
-/// q + 1): a group's scatter is a chain (a point's taps are mostly the last point's, so each add waits
-/// for the last store), and four independent chains side by side hide each other's latency. Each
-/// element still gets its adds in the same order (one group per element; its points in order). The
-/// points' partial sums wait in accs, and four points' dots are then reduced together.
+/// q + 1), four independent scatters side by side instead of one chain after another (a point's taps
+/// are mostly the last point's): 8-13 % less time per point in a harness, for reasons not pinned down
+/// (see the README, session 25). Each element still gets its adds in the same order (one group per
+/// element; its points in order). The points' partial sums wait in accs, and four points' dots are
+/// then reduced together.
 ATTR512 static void both512_d16(const pixel_both *B) {
     const long n = B->P.n, p = B->P.p, c = B->P.c, groups = n / p;
     const float *go = B->P.go, *image = B->P.image, *valid = B->P.valid;
