@@ -427,7 +427,8 @@ ATTR512 static inline void dots4_store512(const __m512 acc[4], float *const e[4]
 }
 
 /// The most points per pixel the D = 16 kernels take: their partial sums wait on the stack (64 bytes
-/// a point; the presets have at most 56 groups x 9 points).
+/// a point; the presets have at most 56 groups x 9 points). They also need whole groups (n = G * p,
+/// p > 0); anything else takes the general kernels.
 #define D16_MAX_POINTS 1024
 
 /// One point of both512_d16: its dots' partial sums (lanes 4t + r) into *acc, its scatter into dg.
@@ -582,11 +583,11 @@ void stm_point_dots_scatter(const float *go, const float *image, float *dst, lon
 #if STM_X86
     int kern = stm_gemm_kernel();
     if (kern == STM_GEMM_AVX512) {
-        if (d == 16 && n <= D16_MAX_POINTS) both512_d16(&B); else both512(&B);
+        if (d == 16 && p > 0 && n % p == 0 && n <= D16_MAX_POINTS) both512_d16(&B); else both512(&B);
         return;
     }
     if (kern == STM_GEMM_AVX2) {
-        if (d == 16 && n <= D16_MAX_POINTS) both256_d16(&B); else both256(&B);
+        if (d == 16 && p > 0 && n % p == 0 && n <= D16_MAX_POINTS) both256_d16(&B); else both256(&B);
         return;
     }
 #endif
