@@ -13,13 +13,14 @@
 // Below them: the forward at one pixel, the value gradient's scatter, and the dots and the scatter
 // together point by point (the backward's usual call), each with its own order written beside it.
 // The last has a version for the study's D = 16 (every preset): a group's dOut is one vector (two
-// at 8 lanes) loaded once for its points, four groups' points are interleaved (their scatters are
+// at 8 lanes) loaded once for its points' dots, four groups' points are interleaved (their scatters are
 // independent chains), and four points' dots are reduced together.
 //
 // Shape key: C channels per pixel, D channels per group, P points per group, N = G * P points.
 // Leaves out: NaN payloads (a NaN product gives a NaN sum, not necessarily the same NaN).
 #include "stm_elementwise.h"
 #include "stm_gemm.h"
+#include "transpose_regs.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -48,24 +49,27 @@ static void dots_finish(const float *g, const float *const v[4], long d, long j,
 /// One point's four dots. Each 16-channel chunk's products p_t = [q0 q1 q2 q3] (four-channel
 /// quarters) are regrouped into z_q = [p_0.q, p_1.q, p_2.q, p_3.q] and added q by q: lane 4t + r
 /// takes the same values in the same order as tap t's lane r of four-channel steps.
+/// acc plus channels [j, j + 16) of one point's four dots, dOut's chunk being gj: the products
+/// p_t = gj * v[t] regrouped into z_q and added q by q (lanes 4t + r).
+ATTR512 static inline __m512 chunk512(__m512 acc, __m512 gj, const float *const v[4], long j) {
+    __m512 p0 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[0] + j));
+    __m512 p1 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[1] + j));
+    __m512 p2 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[2] + j));
+    __m512 p3 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[3] + j));
+    __m512 lo01 = _mm512_shuffle_f32x4(p0, p1, 0x44);  // p0.q0 p0.q1 p1.q0 p1.q1
+    __m512 hi01 = _mm512_shuffle_f32x4(p0, p1, 0xEE);  // p0.q2 p0.q3 p1.q2 p1.q3
+    __m512 lo23 = _mm512_shuffle_f32x4(p2, p3, 0x44);
+    __m512 hi23 = _mm512_shuffle_f32x4(p2, p3, 0xEE);
+    acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(lo01, lo23, 0x88));  // q0 of taps 0..3
+    acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));  // q1
+    acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(hi01, hi23, 0x88));  // q2
+    return _mm512_add_ps(acc, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));  // q3
+}
+
 ATTR512 static inline void point512(const float *g, const float *const v[4], long d, float e[4]) {
     __m512 acc = _mm512_setzero_ps();
     long j = 0;
-    for (; j + 16 <= d; j += 16) {
-        __m512 gj = _mm512_loadu_ps(g + j);
-        __m512 p0 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[0] + j));
-        __m512 p1 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[1] + j));
-        __m512 p2 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[2] + j));
-        __m512 p3 = _mm512_mul_ps(gj, _mm512_loadu_ps(v[3] + j));
-        __m512 lo01 = _mm512_shuffle_f32x4(p0, p1, 0x44);  // p0.q0 p0.q1 p1.q0 p1.q1
-        __m512 hi01 = _mm512_shuffle_f32x4(p0, p1, 0xEE);  // p0.q2 p0.q3 p1.q2 p1.q3
-        __m512 lo23 = _mm512_shuffle_f32x4(p2, p3, 0x44);
-        __m512 hi23 = _mm512_shuffle_f32x4(p2, p3, 0xEE);
-        acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(lo01, lo23, 0x88));  // q0 of taps 0..3
-        acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));  // q1
-        acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(hi01, hi23, 0x88));  // q2
-        acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));  // q3
-    }
+    for (; j + 16 <= d; j += 16) acc = chunk512(acc, _mm512_loadu_ps(g + j), v, j);
     if (j == d) {
         // Lane sums in order, ((c0 + c1) + c2) + c3, in every 128-bit block at once.
         __m512 s = _mm512_add_ps(acc, _mm512_permute_ps(acc, 0x01));
@@ -81,24 +85,27 @@ ATTR512 static inline void point512(const float *g, const float *const v[4], lon
 }
 
 /// The same with two 8-lane halves: acc01 holds taps 0 and 1 (lanes 4t + r), acc23 taps 2 and 3.
+/// chunk512 with two 8-lane halves of dOut's chunk (ga, gb): taps 0 and 1 into *acc01, 2 and 3 into *acc23.
+ATTR256 static inline void chunk256(__m256 *acc01, __m256 *acc23, __m256 ga, __m256 gb, const float *const v[4], long j) {
+    __m256 p0a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[0] + j)), p0b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[0] + j + 8));
+    __m256 p1a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[1] + j)), p1b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[1] + j + 8));
+    __m256 p2a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[2] + j)), p2b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[2] + j + 8));
+    __m256 p3a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[3] + j)), p3b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[3] + j + 8));
+    __m256 a01 = *acc01, a23 = *acc23;
+    a01 = _mm256_add_ps(a01, _mm256_permute2f128_ps(p0a, p1a, 0x20));  // q0 of taps 0, 1
+    a23 = _mm256_add_ps(a23, _mm256_permute2f128_ps(p2a, p3a, 0x20));
+    a01 = _mm256_add_ps(a01, _mm256_permute2f128_ps(p0a, p1a, 0x31));  // q1
+    a23 = _mm256_add_ps(a23, _mm256_permute2f128_ps(p2a, p3a, 0x31));
+    a01 = _mm256_add_ps(a01, _mm256_permute2f128_ps(p0b, p1b, 0x20));  // q2
+    a23 = _mm256_add_ps(a23, _mm256_permute2f128_ps(p2b, p3b, 0x20));
+    *acc01 = _mm256_add_ps(a01, _mm256_permute2f128_ps(p0b, p1b, 0x31));  // q3
+    *acc23 = _mm256_add_ps(a23, _mm256_permute2f128_ps(p2b, p3b, 0x31));
+}
+
 ATTR256 static inline void point256(const float *g, const float *const v[4], long d, float e[4]) {
     __m256 acc01 = _mm256_setzero_ps(), acc23 = _mm256_setzero_ps();
     long j = 0;
-    for (; j + 16 <= d; j += 16) {
-        __m256 ga = _mm256_loadu_ps(g + j), gb = _mm256_loadu_ps(g + j + 8);
-        __m256 p0a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[0] + j)), p0b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[0] + j + 8));
-        __m256 p1a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[1] + j)), p1b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[1] + j + 8));
-        __m256 p2a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[2] + j)), p2b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[2] + j + 8));
-        __m256 p3a = _mm256_mul_ps(ga, _mm256_loadu_ps(v[3] + j)), p3b = _mm256_mul_ps(gb, _mm256_loadu_ps(v[3] + j + 8));
-        acc01 = _mm256_add_ps(acc01, _mm256_permute2f128_ps(p0a, p1a, 0x20));  // q0 of taps 0, 1
-        acc23 = _mm256_add_ps(acc23, _mm256_permute2f128_ps(p2a, p3a, 0x20));
-        acc01 = _mm256_add_ps(acc01, _mm256_permute2f128_ps(p0a, p1a, 0x31));  // q1
-        acc23 = _mm256_add_ps(acc23, _mm256_permute2f128_ps(p2a, p3a, 0x31));
-        acc01 = _mm256_add_ps(acc01, _mm256_permute2f128_ps(p0b, p1b, 0x20));  // q2
-        acc23 = _mm256_add_ps(acc23, _mm256_permute2f128_ps(p2b, p3b, 0x20));
-        acc01 = _mm256_add_ps(acc01, _mm256_permute2f128_ps(p0b, p1b, 0x31));  // q3
-        acc23 = _mm256_add_ps(acc23, _mm256_permute2f128_ps(p2b, p3b, 0x31));
-    }
+    for (; j + 16 <= d; j += 16) chunk256(&acc01, &acc23, _mm256_loadu_ps(g + j), _mm256_loadu_ps(g + j + 8), v, j);
     float c[16];
     _mm256_storeu_ps(c, acc01);
     _mm256_storeu_ps(c + 8, acc23);
@@ -286,18 +293,18 @@ ATTR256 static void sample256(const pixel_samples *S, long groups, float *dst) {
     }
 }
 
+/// Point l's four taps dv[t][j, j + 16) += a_t[l] * gj, taps in order.
+ATTR512 static inline void scatter_chunk512(const pixel_samples *S, long l, __m512 gj, float *const dv[4], long j) {
+    // The four weights first: a vector store may alias anything, so a load after one is not hoisted.
+    __m512 at[4];
+    for (int t = 0; t < 4; t++) at[t] = _mm512_set1_ps(S->a[t][l]);
+    for (int t = 0; t < 4; t++) _mm512_storeu_ps(dv[t] + j, _mm512_add_ps(_mm512_loadu_ps(dv[t] + j), _mm512_mul_ps(at[t], gj)));
+}
+
 /// Point l's four taps dv[t] += a_t[l] * g over the d channels: 16 at a time, then one by one.
 ATTR512 static inline void scatter_point512(const pixel_samples *S, long l, const float *g, float *const dv[4]) {
     long d16 = S->d / 16 * 16;
-    __m512 a0 = _mm512_set1_ps(S->a[0][l]), a1 = _mm512_set1_ps(S->a[1][l]);
-    __m512 a2 = _mm512_set1_ps(S->a[2][l]), a3 = _mm512_set1_ps(S->a[3][l]);
-    for (long j = 0; j < d16; j += 16) {
-        __m512 gj = _mm512_loadu_ps(g + j);
-        _mm512_storeu_ps(dv[0] + j, _mm512_add_ps(_mm512_loadu_ps(dv[0] + j), _mm512_mul_ps(a0, gj)));
-        _mm512_storeu_ps(dv[1] + j, _mm512_add_ps(_mm512_loadu_ps(dv[1] + j), _mm512_mul_ps(a1, gj)));
-        _mm512_storeu_ps(dv[2] + j, _mm512_add_ps(_mm512_loadu_ps(dv[2] + j), _mm512_mul_ps(a2, gj)));
-        _mm512_storeu_ps(dv[3] + j, _mm512_add_ps(_mm512_loadu_ps(dv[3] + j), _mm512_mul_ps(a3, gj)));
-    }
+    for (long j = 0; j < d16; j += 16) scatter_chunk512(S, l, _mm512_loadu_ps(g + j), dv, j);
     if (d16 < S->d) scatter_scalar(S, l, g, dv, d16);
 }
 
@@ -310,18 +317,17 @@ ATTR512 static void scatter512(const pixel_samples *S, const float *g, float *ds
     }
 }
 
+/// scatter_chunk512 for eight channels.
+ATTR256 static inline void scatter_chunk256(const pixel_samples *S, long l, __m256 gj, float *const dv[4], long j) {
+    __m256 at[4];
+    for (int t = 0; t < 4; t++) at[t] = _mm256_set1_ps(S->a[t][l]);
+    for (int t = 0; t < 4; t++) _mm256_storeu_ps(dv[t] + j, _mm256_add_ps(_mm256_loadu_ps(dv[t] + j), _mm256_mul_ps(at[t], gj)));
+}
+
 /// scatter_point512 eight channels at a time.
 ATTR256 static inline void scatter_point256(const pixel_samples *S, long l, const float *g, float *const dv[4]) {
     long d8 = S->d / 8 * 8;
-    __m256 a0 = _mm256_set1_ps(S->a[0][l]), a1 = _mm256_set1_ps(S->a[1][l]);
-    __m256 a2 = _mm256_set1_ps(S->a[2][l]), a3 = _mm256_set1_ps(S->a[3][l]);
-    for (long j = 0; j < d8; j += 8) {
-        __m256 gj = _mm256_loadu_ps(g + j);
-        _mm256_storeu_ps(dv[0] + j, _mm256_add_ps(_mm256_loadu_ps(dv[0] + j), _mm256_mul_ps(a0, gj)));
-        _mm256_storeu_ps(dv[1] + j, _mm256_add_ps(_mm256_loadu_ps(dv[1] + j), _mm256_mul_ps(a1, gj)));
-        _mm256_storeu_ps(dv[2] + j, _mm256_add_ps(_mm256_loadu_ps(dv[2] + j), _mm256_mul_ps(a2, gj)));
-        _mm256_storeu_ps(dv[3] + j, _mm256_add_ps(_mm256_loadu_ps(dv[3] + j), _mm256_mul_ps(a3, gj)));
-    }
+    for (long j = 0; j < d8; j += 8) scatter_chunk256(S, l, _mm256_loadu_ps(g + j), dv, j);
     if (d8 < S->d) scatter_scalar(S, l, g, dv, d8);
 }
 
@@ -402,17 +408,13 @@ typedef struct {
     }
 
 #if STM_X86
-/// Four points' partial sums acc[k] (lanes 4t + r) to their dots: a 4x4 transpose in each 128-bit
-/// block puts lane r of every point in vector r (block t, lane k = point k's tap t), then
+/// Four points' partial sums acc[k] (lanes 4t + r) to their dots: the 4 x 4 transpose in each
+/// 128-bit block puts lane r of every point in vector r (block t, lane k = point k's tap t), then
 /// ((r0 + r1) + r2) + r3, the lane order of point512's sums; block t holds e_t of the four points.
 ATTR512 static inline void dots4_store512(const __m512 acc[4], float *const e[4], long l, int m) {
-    __m512 t0 = _mm512_unpacklo_ps(acc[0], acc[1]), t1 = _mm512_unpackhi_ps(acc[0], acc[1]);
-    __m512 t2 = _mm512_unpacklo_ps(acc[2], acc[3]), t3 = _mm512_unpackhi_ps(acc[2], acc[3]);
-    __m512 r0 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
-    __m512 r1 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
-    __m512 r2 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
-    __m512 r3 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r0, r1), r2), r3);
+    __m512 r[4] = {acc[0], acc[1], acc[2], acc[3]};
+    stm_transpose4_lanes512(r);
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[0], r[1]), r[2]), r[3]);
     if (m == 4) {
         _mm_storeu_ps(e[0] + l, _mm512_extractf32x4_ps(s, 0));
         _mm_storeu_ps(e[1] + l, _mm512_extractf32x4_ps(s, 1));
@@ -431,56 +433,44 @@ ATTR512 static inline void dots4_store512(const __m512 acc[4], float *const e[4]
 /// p > 0); anything else takes the general kernels.
 #define D16_MAX_POINTS 1024
 
-/// One point of both512_d16: its dots' partial sums (lanes 4t + r) into *acc, its scatter into dg.
-ATTR512 static inline void point_d16_512(const float *vg, float *dg, __m512 gj, long c, const int *const idx[4],
-                                         const float *const a[4], long l, __m512 *acc) {
-    long o0 = (long)idx[0][l] * c, o1 = (long)idx[1][l] * c, o2 = (long)idx[2][l] * c, o3 = (long)idx[3][l] * c;
-    __m512 p0 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o0));
-    __m512 p1 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o1));
-    __m512 p2 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o2));
-    __m512 p3 = _mm512_mul_ps(gj, _mm512_loadu_ps(vg + o3));
-    __m512 lo01 = _mm512_shuffle_f32x4(p0, p1, 0x44), hi01 = _mm512_shuffle_f32x4(p0, p1, 0xEE);
-    __m512 lo23 = _mm512_shuffle_f32x4(p2, p3, 0x44), hi23 = _mm512_shuffle_f32x4(p2, p3, 0xEE);
-    __m512 s = _mm512_add_ps(_mm512_setzero_ps(), _mm512_shuffle_f32x4(lo01, lo23, 0x88));
-    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
-    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
-    *acc = _mm512_add_ps(s, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
-    float *d0 = dg + o0, *d1 = dg + o1, *d2 = dg + o2, *d3 = dg + o3;
-    _mm512_storeu_ps(d0, _mm512_add_ps(_mm512_loadu_ps(d0), _mm512_mul_ps(_mm512_set1_ps(a[0][l]), gj)));
-    _mm512_storeu_ps(d1, _mm512_add_ps(_mm512_loadu_ps(d1), _mm512_mul_ps(_mm512_set1_ps(a[1][l]), gj)));
-    _mm512_storeu_ps(d2, _mm512_add_ps(_mm512_loadu_ps(d2), _mm512_mul_ps(_mm512_set1_ps(a[2][l]), gj)));
-    _mm512_storeu_ps(d3, _mm512_add_ps(_mm512_loadu_ps(d3), _mm512_mul_ps(_mm512_set1_ps(a[3][l]), gj)));
+/// Tap pointers of point l in group slices vg (values) and dg (their gradient).
+static inline void taps_d16(const pixel_samples *S, long l, const float *vg, float *dg, const float *v[4], float *dv[4]) {
+    for (int t = 0; t < 4; t++) {
+        long o = (long)S->idx[t][l] * S->c;
+        v[t] = vg + o;
+        dv[t] = dg + o;
+    }
 }
 
 /// both512 for groups of D = 16 channels (every preset's DCNv3). A group's dOut is one vector,
-/// loaded once for its points. Four groups' points are interleaved (point q of groups g0..g0+3, then
+/// loaded once for its points' dots. Four groups' points are interleaved (point q of groups g0..g0+3, then
 /// q + 1), four independent scatters side by side instead of one chain after another (a point's taps
 /// are mostly the last point's): 8-13 % less time per point in a harness, for reasons not pinned down
 /// (see the README, session 25). Each element still gets its adds in the same order (one group per
 /// element; its points in order). The points' partial sums wait in accs, and four points' dots are
 /// then reduced together.
 ATTR512 static void both512_d16(const pixel_both *B) {
-    const long n = B->P.n, p = B->P.p, c = B->P.c, groups = n / p;
-    const float *go = B->P.go, *image = B->P.image, *valid = B->P.valid;
-    float *dst = B->dst;
-    const int *const *idx = B->S.idx;
-    const float *const *a = B->S.a;
-    float *const *e = B->P.e;
+    const long n = B->P.n, p = B->P.p, groups = n / p;
     __m512 accs[n + 3];
     for (long g0 = 0; g0 < groups; g0 += 4) {
         const long gs = groups - g0 < 4 ? groups - g0 : 4;
         __m512 gj[4];
-        for (long k = 0; k < gs; k++) gj[k] = _mm512_loadu_ps(go + (g0 + k) * 16);
+        for (long k = 0; k < gs; k++) gj[k] = _mm512_loadu_ps(B->P.go + (g0 + k) * 16);
         for (long q = 0; q < p; q++) {
             for (long k = 0; k < gs; k++) {
                 long l = (g0 + k) * p + q;
                 accs[l] = _mm512_setzero_ps();
-                if (valid[l] != 0) point_d16_512(image + (g0 + k) * 16, dst + (g0 + k) * 16, gj[k], c, idx, a, l, &accs[l]);
+                if (B->P.valid[l] == 0) continue;
+                const float *v[4];
+                float *dv[4];
+                taps_d16(&B->S, l, B->P.image + (g0 + k) * 16, B->dst + (g0 + k) * 16, v, dv);
+                accs[l] = chunk512(accs[l], gj[k], v, 0);
+                scatter_chunk512(&B->S, l, gj[k], dv, 0);
             }
         }
     }
     for (long l = n; l < n + 3; l++) accs[l] = _mm512_setzero_ps();
-    for (long l0 = 0; l0 < n; l0 += 4) dots4_store512(accs + l0, e, l0, n - l0 < 4 ? (int)(n - l0) : 4);
+    for (long l0 = 0; l0 < n; l0 += 4) dots4_store512(accs + l0, B->P.e, l0, n - l0 < 4 ? (int)(n - l0) : 4);
 }
 
 ATTR512 static void both512(const pixel_both *B) { BOTH_LOOP(point512, scatter_point512) }
@@ -490,13 +480,9 @@ ATTR256 static inline void dots4_store256(const __m256 a01[4], const __m256 a23[
     __m256 s[2];
     for (int h = 0; h < 2; h++) {
         const __m256 *acc = h ? a23 : a01;
-        __m256 t0 = _mm256_unpacklo_ps(acc[0], acc[1]), t1 = _mm256_unpackhi_ps(acc[0], acc[1]);
-        __m256 t2 = _mm256_unpacklo_ps(acc[2], acc[3]), t3 = _mm256_unpackhi_ps(acc[2], acc[3]);
-        __m256 r0 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
-        __m256 r1 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
-        __m256 r2 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
-        __m256 r3 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
-        s[h] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r0, r1), r2), r3);
+        __m256 r[4] = {acc[0], acc[1], acc[2], acc[3]};
+        stm_transpose4_lanes256(r);
+        s[h] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2]), r[3]);
     }
     if (m == 4) {
         _mm_storeu_ps(e[0] + l, _mm256_castps256_ps128(s[0]));
@@ -512,54 +498,38 @@ ATTR256 static inline void dots4_store256(const __m256 a01[4], const __m256 a23[
         for (int k = 0; k < m; k++) e[t][l + k] = f[4 * t + k];
 }
 
-/// point_d16_512 with two 8-channel halves (point256's sums and scatter_point256's adds): taps 0
-/// and 1's partial sums into *a01, taps 2 and 3's into *a23.
-ATTR256 static inline void point_d16_256(const float *vg, float *dg, __m256 gl, __m256 gh, long c, const int *const idx[4],
-                                         const float *const a[4], long l, __m256 *a01, __m256 *a23) {
-    long o0 = (long)idx[0][l] * c, o1 = (long)idx[1][l] * c, o2 = (long)idx[2][l] * c, o3 = (long)idx[3][l] * c;
-    __m256 p0a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o0)), p0b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o0 + 8));
-    __m256 p1a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o1)), p1b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o1 + 8));
-    __m256 p2a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o2)), p2b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o2 + 8));
-    __m256 p3a = _mm256_mul_ps(gl, _mm256_loadu_ps(vg + o3)), p3b = _mm256_mul_ps(gh, _mm256_loadu_ps(vg + o3 + 8));
-    __m256 s01 = _mm256_add_ps(_mm256_setzero_ps(), _mm256_permute2f128_ps(p0a, p1a, 0x20));
-    __m256 s23 = _mm256_add_ps(_mm256_setzero_ps(), _mm256_permute2f128_ps(p2a, p3a, 0x20));
-    s01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0a, p1a, 0x31));
-    s23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2a, p3a, 0x31));
-    s01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0b, p1b, 0x20));
-    s23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2b, p3b, 0x20));
-    *a01 = _mm256_add_ps(s01, _mm256_permute2f128_ps(p0b, p1b, 0x31));
-    *a23 = _mm256_add_ps(s23, _mm256_permute2f128_ps(p2b, p3b, 0x31));
-    float *const dv[4] = {dg + o0, dg + o1, dg + o2, dg + o3};
-    for (int t = 0; t < 4; t++) {
-        __m256 at = _mm256_set1_ps(a[t][l]);
-        _mm256_storeu_ps(dv[t], _mm256_add_ps(_mm256_loadu_ps(dv[t]), _mm256_mul_ps(at, gl)));
-        _mm256_storeu_ps(dv[t] + 8, _mm256_add_ps(_mm256_loadu_ps(dv[t] + 8), _mm256_mul_ps(at, gh)));
-    }
-}
-
 /// both512_d16 at 8 lanes: the same interleaving of four groups, the same order of every sum.
 ATTR256 static void both256_d16(const pixel_both *B) {
-    const long n = B->P.n, p = B->P.p, c = B->P.c, groups = n / p;
-    const float *go = B->P.go, *image = B->P.image, *valid = B->P.valid;
-    float *dst = B->dst;
-    const int *const *idx = B->S.idx;
-    const float *const *a = B->S.a;
-    float *const *e = B->P.e;
+    const long n = B->P.n, p = B->P.p, groups = n / p;
     __m256 a01[n + 3], a23[n + 3];
     for (long g0 = 0; g0 < groups; g0 += 4) {
         const long gs = groups - g0 < 4 ? groups - g0 : 4;
         __m256 gl[4], gh[4];
-        for (long k = 0; k < gs; k++) { gl[k] = _mm256_loadu_ps(go + (g0 + k) * 16); gh[k] = _mm256_loadu_ps(go + (g0 + k) * 16 + 8); }
+        for (long k = 0; k < gs; k++) {
+            gl[k] = _mm256_loadu_ps(B->P.go + (g0 + k) * 16);
+            gh[k] = _mm256_loadu_ps(B->P.go + (g0 + k) * 16 + 8);
+        }
         for (long q = 0; q < p; q++) {
             for (long k = 0; k < gs; k++) {
                 long l = (g0 + k) * p + q;
                 a01[l] = a23[l] = _mm256_setzero_ps();
-                if (valid[l] != 0) point_d16_256(image + (g0 + k) * 16, dst + (g0 + k) * 16, gl[k], gh[k], c, idx, a, l, &a01[l], &a23[l]);
+                if (B->P.valid[l] == 0) continue;
+                const float *v[4];
+                float *dv[4];
+                taps_d16(&B->S, l, B->P.image + (g0 + k) * 16, B->dst + (g0 + k) * 16, v, dv);
+                chunk256(&a01[l], &a23[l], gl[k], gh[k], v, 0);
+                // scatter_chunk256's adds, but a tap's 16 channels before the next tap's (the
+                // chunk-major order of scatter_point256 was 12-14 % slower here; same bits).
+                for (int t = 0; t < 4; t++) {
+                    __m256 at = _mm256_set1_ps(B->S.a[t][l]);
+                    _mm256_storeu_ps(dv[t], _mm256_add_ps(_mm256_loadu_ps(dv[t]), _mm256_mul_ps(at, gl[k])));
+                    _mm256_storeu_ps(dv[t] + 8, _mm256_add_ps(_mm256_loadu_ps(dv[t] + 8), _mm256_mul_ps(at, gh[k])));
+                }
             }
         }
     }
     for (long l = n; l < n + 3; l++) a01[l] = a23[l] = _mm256_setzero_ps();
-    for (long l0 = 0; l0 < n; l0 += 4) dots4_store256(a01 + l0, a23 + l0, e, l0, n - l0 < 4 ? (int)(n - l0) : 4);
+    for (long l0 = 0; l0 < n; l0 += 4) dots4_store256(a01 + l0, a23 + l0, B->P.e, l0, n - l0 < 4 ? (int)(n - l0) : 4);
 }
 
 ATTR256 static void both256(const pixel_both *B) { BOTH_LOOP(point256, scatter_point256) }
